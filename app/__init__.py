@@ -1,0 +1,1 @@
+"""mupredict service shell: settings, database, job queue, worker, HTTP API, dashboard, client, CLI."""

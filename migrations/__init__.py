@@ -1,0 +1,1 @@
+"""Alembic schema history for SQLite and PostgreSQL (run through `mupredict migrate`)."""
