@@ -1,0 +1,318 @@
+"""The run queue: idempotent enqueue, atomic claims, leases kept by heartbeats, guarded result writes.
+
+Every state change is one conditional UPDATE, so the database — not the workers — decides who holds a
+run: a claim takes the oldest queued run (`FOR UPDATE SKIP LOCKED` on PostgreSQL, the single-writer
+lock on SQLite); progress and result writes match on the lease owner, so a worker that lost its lease
+(a zombie) has its late writes refused; the reaper requeues expired leases until `max_attempts`.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Sequence
+from dataclasses import dataclass
+from datetime import datetime, timedelta, timezone
+from typing import Any
+
+from sqlalchemy import and_, delete, insert, select, update
+from sqlalchemy.dialects import postgresql, sqlite
+from sqlalchemy.orm import Session
+
+from app.models import Architecture, Run, RunMetric, RunStatus, Sweep, SweepRun, utcnow
+
+log = logging.getLogger(__name__)
+
+
+@dataclass(frozen=True)
+class ClaimedRun:
+    id: int
+    architecture_id: int
+    spec: dict[str, Any]
+    width: int
+    seed: int
+    steps: int
+    attempts: int
+
+
+def insert_ignoring_duplicates(session: Session, table: Any, rows: list[dict[str, Any]]) -> int:
+    """INSERT … ON CONFLICT DO NOTHING: two concurrent identical requests still create each row once.
+
+    Returns the number of rows inserted.
+    """
+    if not rows:
+        return 0
+    dialect = session.get_bind().dialect.name
+    if dialect == "postgresql":
+        stmt: Any = postgresql.insert(table).values(rows).on_conflict_do_nothing()
+    elif dialect == "sqlite":
+        stmt = sqlite.insert(table).values(rows).on_conflict_do_nothing()
+    else:
+        stmt = insert(table).values(rows)
+    return int(session.execute(stmt).rowcount)
+
+
+def enqueue_sweep(
+    session: Session, architecture: Architecture, widths: list[int], seeds: list[int], steps: int
+) -> tuple[Sweep, bool]:
+    """One run per (width, seed) at `steps`; returns the sweep and whether anything new was created.
+
+    The same request twice creates nothing new: runs are unique per (architecture, width, seed, steps)
+    and an identical sweep is returned as it is.
+    """
+    widths, seeds = sorted(set(widths)), sorted(set(seeds))
+    existing = session.scalars(
+        select(Sweep).where(Sweep.architecture_id == architecture.id, Sweep.steps == steps)
+    ).all()
+    for sweep in existing:
+        if sweep.widths == widths and sweep.seeds == seeds:
+            return sweep, False
+    now = utcnow()
+    insert_ignoring_duplicates(
+        session,
+        Run.__table__,
+        [
+            {
+                "architecture_id": architecture.id,
+                "width": w,
+                "seed": s,
+                "steps": steps,
+                "status": RunStatus.queued.value,
+                "attempts": 0,
+                "progress_step": 0,
+                "progress_total": steps,
+                "created_at": now,
+                "updated_at": now,
+            }
+            for w in widths
+            for s in seeds
+        ],
+    )
+    run_ids = session.scalars(
+        select(Run.id).where(
+            Run.architecture_id == architecture.id,
+            Run.width.in_(widths),
+            Run.seed.in_(seeds),
+            Run.steps == steps,
+        )
+    ).all()
+    sweep = Sweep(architecture_id=architecture.id, widths=widths, seeds=seeds, steps=steps)
+    session.add(sweep)
+    session.flush()
+    session.execute(insert(SweepRun), [{"sweep_id": sweep.id, "run_id": rid} for rid in run_ids])
+    session.flush()
+    return sweep, True
+
+
+def claim(session: Session, worker_id: str, lease_seconds: float) -> ClaimedRun | None:
+    """Atomically take the oldest queued run and lease it to `worker_id`; commits."""
+    now = utcnow()
+    oldest_queued = (
+        select(Run.id)
+        .where(Run.status == RunStatus.queued)
+        .order_by(Run.created_at, Run.id)
+        .limit(1)
+        .with_for_update(skip_locked=True)  # PostgreSQL; SQLite serializes writers instead
+        .scalar_subquery()
+    )
+    run_id = session.execute(
+        update(Run)
+        .where(Run.id == oldest_queued, Run.status == RunStatus.queued)
+        .values(
+            status=RunStatus.running,
+            lease_owner=worker_id,
+            lease_expires_at=now + timedelta(seconds=lease_seconds),
+            heartbeat_at=now,
+            started_at=now,
+            attempts=Run.attempts + 1,
+            progress_step=0,
+            updated_at=now,
+        )
+        .returning(Run.id)
+    ).scalar_one_or_none()
+    if run_id is None:
+        session.commit()
+        return None
+    run = session.execute(
+        select(Run.id, Run.architecture_id, Architecture.spec, Run.width, Run.seed, Run.steps, Run.attempts)
+        .join(Architecture, Architecture.id == Run.architecture_id)
+        .where(Run.id == run_id)
+    ).one()
+    session.commit()
+    return ClaimedRun(*run)
+
+
+def _held_by(run_id: int, worker_id: str) -> Any:
+    return and_(Run.id == run_id, Run.lease_owner == worker_id, Run.status == RunStatus.running)
+
+
+def heartbeat(
+    session: Session,
+    run_id: int,
+    worker_id: str,
+    lease_seconds: float,
+    step: int,
+    total: int,
+    loss: float | None,
+    new_points: Sequence[tuple[int, float]] = (),
+) -> bool:
+    """Renew the lease and record progress; False means the lease is gone and the worker must stop."""
+    now = utcnow()
+    renewed = session.execute(
+        update(Run)
+        .where(_held_by(run_id, worker_id))
+        .values(
+            lease_expires_at=now + timedelta(seconds=lease_seconds),
+            heartbeat_at=now,
+            progress_step=step,
+            progress_total=total,
+            progress_loss=loss,
+            updated_at=now,
+        )
+    ).rowcount
+    if renewed and new_points:
+        insert_ignoring_duplicates(
+            session,
+            RunMetric.__table__,
+            [{"run_id": run_id, "step": s, "train_loss": v} for s, v in new_points],
+        )
+    session.commit()
+    if not renewed:
+        log.warning("run %s: heartbeat from %s refused, the lease is no longer theirs", run_id, worker_id)
+    return bool(renewed)
+
+
+RESULT_FIELDS = (
+    "final_train_loss",
+    "val_loss",
+    "n_params",
+    "n_params_non_embedding",
+    "tokens",
+    "flops",
+    "wall_seconds",
+    "tokens_per_second",
+    "mfu",
+    "device",
+    "corpus_fingerprint",
+    "code_version",
+)
+
+
+def complete(session: Session, run_id: int, worker_id: str, result: dict[str, Any]) -> bool:
+    """Store a finished run (succeeded or diverged) and its loss curve, if `worker_id` holds the lease.
+
+    Returns False for a refused write. A retry after a connection drop that hid an earlier successful
+    commit is recognised (the same result is already stored) and returns True.
+    """
+    status = RunStatus.diverged if result["status"] == "diverged" else RunStatus.succeeded
+    now = utcnow()
+    values = {k: result.get(k) for k in RESULT_FIELDS}
+    stored = session.execute(
+        update(Run)
+        .where(_held_by(run_id, worker_id))
+        .values(
+            status=status,
+            error=result.get("reason"),
+            lease_owner=None,
+            lease_expires_at=None,
+            finished_at=now,
+            updated_at=now,
+            progress_step=result.get("steps", 0),
+            progress_loss=result.get("final_train_loss"),
+            **values,
+        )
+    ).rowcount
+    if stored:
+        session.execute(delete(RunMetric).where(RunMetric.run_id == run_id))
+        curve = [{"run_id": run_id, "step": s, "train_loss": v} for s, v in result.get("loss_curve", [])]
+        if curve:
+            session.execute(insert(RunMetric), curve)
+        session.commit()
+        return True
+    session.rollback()
+    row = session.get(Run, run_id)
+    if (
+        row is not None
+        and row.status == status
+        and row.lease_owner is None
+        and row.final_train_loss == values["final_train_loss"]
+        and row.corpus_fingerprint == values["corpus_fingerprint"]
+    ):
+        return True  # our own earlier commit landed before the connection dropped
+    log.warning("run %s: result from %s refused, the lease is no longer theirs", run_id, worker_id)
+    return False
+
+
+def fail(session: Session, run_id: int, worker_id: str, error: str, max_attempts: int) -> RunStatus | None:
+    """Record a crash: requeue while attempts remain, else mark failed. None if the lease was lost."""
+    row = session.get(Run, run_id)
+    if row is None:
+        return None
+    status = RunStatus.failed if row.attempts >= max_attempts else RunStatus.queued
+    now = utcnow()
+    changed = session.execute(
+        update(Run)
+        .where(_held_by(run_id, worker_id))
+        .values(
+            status=status,
+            error=error[-10_000:],
+            lease_owner=None,
+            lease_expires_at=None,
+            finished_at=now if status == RunStatus.failed else None,
+            updated_at=now,
+        )
+    ).rowcount
+    session.commit()
+    return status if changed else None
+
+
+def release(session: Session, run_id: int, worker_id: str) -> bool:
+    """Hand a run back untouched (the worker was asked to stop): it does not count as an attempt."""
+    changed = session.execute(
+        update(Run)
+        .where(_held_by(run_id, worker_id))
+        .values(
+            status=RunStatus.queued,
+            lease_owner=None,
+            lease_expires_at=None,
+            attempts=Run.attempts - 1,
+            progress_step=0,
+            updated_at=utcnow(),
+        )
+    ).rowcount
+    session.commit()
+    return bool(changed)
+
+
+def reap_expired(session: Session, max_attempts: int, now: datetime | None = None) -> int:
+    """Requeue runs whose lease expired (their worker died); after `max_attempts` mark them failed."""
+    now = now or datetime.now(timezone.utc)
+    expired = and_(Run.status == RunStatus.running, Run.lease_expires_at < now)
+    requeued = session.execute(
+        update(Run)
+        .where(expired, Run.attempts < max_attempts)
+        .values(
+            status=RunStatus.queued,
+            lease_owner=None,
+            lease_expires_at=None,
+            error="lease expired: the worker stopped sending heartbeats",
+            updated_at=now,
+        )
+    ).rowcount
+    failed = session.execute(
+        update(Run)
+        .where(expired, Run.attempts >= max_attempts)
+        .values(
+            status=RunStatus.failed,
+            lease_owner=None,
+            lease_expires_at=None,
+            finished_at=now,
+            error=f"lease expired on attempt {max_attempts} of {max_attempts}: giving up",
+            updated_at=now,
+        )
+    ).rowcount
+    session.commit()
+    if requeued or failed:
+        log.info(
+            "reaper: %d expired run(s) requeued, %d failed after %d attempts", requeued, failed, max_attempts
+        )
+    return int(requeued + failed)
