@@ -1,0 +1,55 @@
+"""Parameter and FLOP counts, computed from the spec alone (the API converts width <-> N without torch).
+
+N, everywhere in mupredict, means NON-EMBEDDING parameters (Kaplan et al. 2020, §2.1): all parameters
+except the vocabulary-sized matrices (token embedding, untied readout) and learned position embeddings.
+Norm gains count as non-embedding. tests/trainer checks these counts against built models.
+"""
+
+from __future__ import annotations
+
+from trainer.spec import ArchitectureSpec
+
+# Dense bf16 peak FLOP/s by GPU name (NVIDIA datasheets, SXM parts), for MFU.
+PEAK_BF16_FLOPS = {"H100": 989e12, "H200": 989e12, "A100": 312e12}
+
+
+def block_params(spec: ArchitectureSpec, width: int) -> int:
+    """Parameters of one transformer block."""
+    hidden = spec.ffn_hidden(width)
+    attention = 3 * width * width + width * width  # fused QKV + output projection
+    ffn_matrices = 3 if spec.activation == "swiglu" else 2  # SwiGLU adds the gate
+    gains = 2 * width if spec.norm_gains else 0
+    return attention + ffn_matrices * width * hidden + gains
+
+
+def count_params(spec: ArchitectureSpec, width: int) -> tuple[int, int]:
+    """(total, non_embedding) parameters of build_model(spec, width), without building it."""
+    spec.validate_width(width)
+    non_embedding = spec.n_layers * block_params(spec, width) + (width if spec.norm_gains else 0)
+    embedding = spec.vocab_size * width
+    if spec.positions == "learned":
+        embedding += spec.context_length * width
+    if not spec.tie_embeddings:
+        embedding += spec.vocab_size * width
+    return embedding + non_embedding, non_embedding
+
+
+def flops_per_token(spec: ArchitectureSpec, width: int) -> int:
+    """Training FLOPs per token: 6 per matmul weight, plus attention scores and values.
+
+    The readout matmul counts (it costs compute although it is not in N); embedding lookups do not.
+    Attention: 2 matmuls of T × width per token per layer, ×3 for forward and backward, without
+    halving for the causal mask (PaLM, Chowdhery et al. 2022, App. B).
+    """
+    _, non_embedding = count_params(spec, width)
+    readout = spec.vocab_size * width
+    attention = 6 * 2 * spec.n_layers * spec.context_length * width
+    return 6 * (non_embedding + readout) + attention
+
+
+def peak_flops(device_name: str) -> float | None:
+    """Dense bf16 peak of a known GPU from its name (torch.cuda.get_device_name), else None."""
+    for key, peak in PEAK_BF16_FLOPS.items():
+        if key in device_name:
+            return peak
+    return None

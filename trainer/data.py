@@ -1,0 +1,228 @@
+"""Corpora: the built-in default, local text, pre-tokenized .bin; tokenizers; deterministic batches.
+
+Nothing is downloaded. The built-in corpus is real text present wherever Python is: the standard
+library's own `.py` sources, files in sorted path order, whole files up to BUILTIN_MAX_BYTES. Its
+content (and so its fingerprint) follows the Python version, which the fingerprint records.
+
+Split: documents (files) are ordered by the hash of their content, concatenated, and the last
+`val_fraction` of the tokens is held out. Hash order makes the held-out part a deterministic random
+sample of files instead of the alphabetically last package; a single text file is split at its tail.
+A .bin file is split at its tail, as views of one memmap.
+
+The fingerprint is sha256 over a format version, the tokenizer id, the split and every byte used, so
+it names exactly the train and validation tokens. Tokenized arrays (and a trained BPE) are cached under
+$MUPREDICT_CACHE_DIR (default ~/.cache/mupredict) by fingerprint; repeated runs skip tokenization.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import os
+import sysconfig
+import tempfile
+from collections.abc import Iterable
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+import tokenizers
+from tokenizers import Tokenizer, decoders, models, pre_tokenizers, trainers
+
+from trainer.spec import DatasetSpec
+
+BUILTIN_MAX_BYTES = 8 * 1024 * 1024  # ~8 MB of stdlib sources: 2M+ byte tokens, loads in well under 1 s
+FORMAT_VERSION = "mupredict-corpus-v1"  # bump when the split or tokenization changes
+_SKIP_DIRS = {"site-packages", "dist-packages", "__pycache__"}
+_BINARY_PROBE_BYTES = 8192
+
+
+class CorpusError(ValueError):
+    """A data source is missing, empty or unusable; the message names the fix."""
+
+
+@dataclass
+class Corpus:
+    """Token ids (uint16) split into train and validation, with the provenance of both."""
+
+    train: np.ndarray
+    val: np.ndarray
+    vocab_size: int
+    fingerprint: str
+    description: str
+
+    def check_context(self, context_length: int) -> None:
+        """Raise CorpusError unless both splits hold at least one window of context_length + 1."""
+        for split, tokens in (("training", self.train), ("validation", self.val)):
+            if len(tokens) < context_length + 1:
+                raise CorpusError(
+                    f"{self.description}: the {split} split has {len(tokens)} tokens, fewer than "
+                    f"context_length + 1 = {context_length + 1}: use a larger source, a shorter context "
+                    "or a larger dataset.val_fraction"
+                )
+
+    def sample_batch(
+        self, rng: np.random.Generator, batch_size: int, context_length: int
+    ) -> tuple[np.ndarray, np.ndarray]:
+        """Random training windows: inputs and next-token targets, each (B, T) int64."""
+        starts = rng.integers(0, len(self.train) - context_length, size=batch_size)
+        return _windows(self.train, starts, context_length)
+
+    def val_batches(
+        self, batch_size: int, context_length: int, n_tokens: int
+    ) -> Iterable[tuple[np.ndarray, np.ndarray]]:
+        """Fixed, evenly spaced validation windows (no randomness: every run sees the same ones)."""
+        n_windows = max(1, min(n_tokens // context_length, len(self.val) // context_length))
+        starts = np.linspace(0, len(self.val) - context_length - 1, n_windows).astype(np.int64)
+        for i in range(0, n_windows, batch_size):
+            yield _windows(self.val, starts[i : i + batch_size], context_length)
+
+
+def _windows(tokens: np.ndarray, starts: np.ndarray, context_length: int) -> tuple[np.ndarray, np.ndarray]:
+    rows = np.stack([tokens[s : s + context_length + 1] for s in starts]).astype(np.int64)  # (B, T+1)
+    return np.ascontiguousarray(rows[:, :-1]), np.ascontiguousarray(rows[:, 1:])
+
+
+def cache_dir() -> Path:
+    return Path(os.environ.get("MUPREDICT_CACHE_DIR") or Path.home() / ".cache" / "mupredict")
+
+
+def load_corpus(dataset_ref: DatasetSpec | str) -> Corpus:
+    """Load (from cache when possible) the corpus a DatasetSpec, or a bare source string, names."""
+    spec = DatasetSpec(source=dataset_ref) if isinstance(dataset_ref, str) else dataset_ref
+    assert spec.vocab_size is not None  # resolved by DatasetSpec
+    if spec.source == "builtin":
+        documents, description = builtin_documents(), f"builtin (Python stdlib sources, {_stdlib_dir()})"
+    else:
+        path = Path(spec.source).expanduser()
+        if not path.exists():
+            raise CorpusError(
+                f"dataset source {spec.source!r} does not exist: give 'builtin', a text file, a folder of "
+                "text files or a uint16 .bin file"
+            )
+        if spec.tokenizer == "pretokenized":
+            return _load_bin(path, spec)
+        documents, description = _text_documents(path), str(path)
+    if not any(documents):
+        raise CorpusError(f"dataset source {spec.source!r} holds no text: point it at non-empty text files")
+    documents.sort(key=lambda doc: hashlib.sha256(doc).digest())
+    tokenizer_id = _tokenizer_id(spec)
+    digest = hashlib.sha256(f"{FORMAT_VERSION}|{tokenizer_id}|val={spec.val_fraction}".encode())
+    for doc in documents:
+        digest.update(len(doc).to_bytes(8, "little"))
+        digest.update(doc)
+    fingerprint = digest.hexdigest()
+    folder = cache_dir() / "corpora" / fingerprint
+    try:
+        train = np.load(folder / "train.npy", mmap_mode="r")
+        val = np.load(folder / "val.npy", mmap_mode="r")
+    except (FileNotFoundError, ValueError):
+        tokens = _tokenize(documents, spec, folder)
+        n_val = max(1, int(len(tokens) * spec.val_fraction))
+        train, val = tokens[:-n_val], tokens[-n_val:]
+        _save_atomic(folder / "train.npy", train)
+        _save_atomic(folder / "val.npy", val)
+    return Corpus(train, val, spec.vocab_size, fingerprint, description)
+
+
+def _stdlib_dir() -> Path:
+    return Path(sysconfig.get_paths()["stdlib"])
+
+
+def builtin_documents() -> list[bytes]:
+    """The standard library's .py files in sorted relative-path order, whole files up to the cap."""
+    root = _stdlib_dir()
+    paths = sorted(
+        (p for p in root.rglob("*.py") if not _SKIP_DIRS.intersection(p.relative_to(root).parts)),
+        key=lambda p: p.relative_to(root).as_posix(),
+    )
+    documents, total = [], 0
+    for path in paths:
+        data = path.read_bytes()
+        if total + len(data) > BUILTIN_MAX_BYTES:
+            break
+        documents.append(data)
+        total += len(data)
+    if not documents:
+        raise CorpusError(f"no Python sources found under {root}: point dataset.source at a text file")
+    return documents
+
+
+def _text_documents(path: Path) -> list[bytes]:
+    """One file, or every non-hidden, non-binary file under a folder (recursive, sorted)."""
+    if path.is_file():
+        return [path.read_bytes()]
+    files = sorted((p for p in path.rglob("*") if p.is_file()), key=lambda p: p.relative_to(path).as_posix())
+    documents = []
+    for file in files:
+        if any(part.startswith(".") for part in file.relative_to(path).parts):  # .git, .cache, ...
+            continue
+        data = file.read_bytes()
+        if b"\0" not in data[:_BINARY_PROBE_BYTES]:  # a NUL byte marks a binary file
+            documents.append(data)
+    return documents
+
+
+def _tokenizer_id(spec: DatasetSpec) -> str:
+    if spec.tokenizer == "bpe":
+        return f"bpe-bytelevel-{spec.vocab_size}-tokenizers{tokenizers.__version__}"
+    return spec.tokenizer
+
+
+def _tokenize(documents: list[bytes], spec: DatasetSpec, folder: Path) -> np.ndarray:
+    if spec.tokenizer == "byte":
+        return np.frombuffer(b"".join(documents), dtype=np.uint8).astype(np.uint16)
+    assert spec.vocab_size is not None
+    texts = [doc.decode("utf-8", errors="replace") for doc in documents]
+    tokenizer = _train_bpe(texts, spec.vocab_size, folder / "tokenizer.json")
+    ids = [enc.ids for enc in tokenizer.encode_batch(texts)]
+    return np.fromiter((i for doc in ids for i in doc), dtype=np.uint16)
+
+
+def _train_bpe(texts: list[str], vocab_size: int, path: Path) -> Tokenizer:
+    """A byte-level BPE trained on the corpus itself (cached next to the tokens)."""
+    if path.exists():
+        return Tokenizer.from_file(str(path))
+    tokenizer = Tokenizer(models.BPE())
+    tokenizer.pre_tokenizer = pre_tokenizers.ByteLevel(add_prefix_space=False)
+    tokenizer.decoder = decoders.ByteLevel()
+    trainer = trainers.BpeTrainer(
+        vocab_size=vocab_size, initial_alphabet=pre_tokenizers.ByteLevel.alphabet(), show_progress=False
+    )
+    tokenizer.train_from_iterator(texts, trainer)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_suffix(f".{os.getpid()}.tmp")
+    tokenizer.save(str(tmp))
+    os.replace(tmp, path)
+    return tokenizer
+
+
+def _save_atomic(path: Path, array: np.ndarray) -> None:
+    """Write then rename, so concurrent workers never read a half-written cache file."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    with tempfile.NamedTemporaryFile(dir=path.parent, suffix=".npy.tmp", delete=False) as tmp:
+        np.save(tmp, np.ascontiguousarray(array))
+    os.replace(tmp.name, path)
+
+
+def _load_bin(path: Path, spec: DatasetSpec) -> Corpus:
+    assert spec.vocab_size is not None
+    if not path.is_file() or path.stat().st_size < 2 or path.stat().st_size % 2:
+        raise CorpusError(
+            f"{path} is not a uint16 token file (size {path.stat().st_size} bytes): write token ids with "
+            "numpy's tofile() as uint16"
+        )
+    tokens = np.memmap(path, dtype=np.uint16, mode="r")
+    largest = int(tokens.max())
+    if largest >= spec.vocab_size:
+        raise CorpusError(
+            f"{path} holds token id {largest}, outside dataset.vocab_size {spec.vocab_size}: "
+            f"set dataset.vocab_size to at least {largest + 1}"
+        )
+    digest = hashlib.sha256(
+        f"{FORMAT_VERSION}|pretokenized-{spec.vocab_size}|val={spec.val_fraction}".encode()
+    )
+    with path.open("rb") as handle:
+        while chunk := handle.read(16 * 1024 * 1024):
+            digest.update(chunk)
+    n_val = max(1, int(len(tokens) * spec.val_fraction))
+    return Corpus(tokens[:-n_val], tokens[-n_val:], spec.vocab_size, digest.hexdigest(), str(path))

@@ -1,0 +1,148 @@
+"""The GPT proxy: a decoder-only, pre-norm transformer whose every hidden dimension scales with width.
+
+Width is d_model. The head size is fixed, so n_heads = width / head_dim grows with width, and the FFN
+hidden size is round(ffn_ratio × width): μP needs every hidden dimension to grow together. All μP
+behaviour lives in trainer/mup.py; this file only multiplies by the floats it hands over.
+"""
+
+from __future__ import annotations
+
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+from trainer import mup
+from trainer.spec import ArchitectureSpec
+
+NORM_EPS = 1e-5
+ROPE_BASE = 10000.0
+
+
+class Norm(nn.Module):
+    """LayerNorm or RMSNorm over the last dimension, with an optional trainable gain (never a bias)."""
+
+    def __init__(self, kind: str, dim: int, gain: bool) -> None:
+        super().__init__()
+        self.kind = kind
+        self.weight = nn.Parameter(torch.ones(dim)) if gain else None
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        if self.kind == "layernorm":
+            return F.layer_norm(x, (x.size(-1),), self.weight, None, NORM_EPS)
+        return F.rms_norm(x, (x.size(-1),), self.weight, NORM_EPS)
+
+
+def rotary_tables(context_length: int, head_dim: int) -> tuple[torch.Tensor, torch.Tensor]:
+    """cos and sin of the RoPE angles, each (T, head_dim / 2)."""
+    inv_freq = ROPE_BASE ** (-torch.arange(0, head_dim, 2, dtype=torch.float32) / head_dim)
+    angles = torch.outer(torch.arange(context_length, dtype=torch.float32), inv_freq)
+    return angles.cos(), angles.sin()
+
+
+def apply_rotary(x: torch.Tensor, cos: torch.Tensor, sin: torch.Tensor) -> torch.Tensor:
+    """Rotate pairs (x_i, x_{i + hd/2}) of x (B, nh, T, hd) by the position's angle."""
+    x1, x2 = x.chunk(2, dim=-1)  # (B, nh, T, hd/2) each
+    cos, sin = cos.to(x.dtype), sin.to(x.dtype)  # keep bf16 under autocast
+    return torch.cat((x1 * cos - x2 * sin, x1 * sin + x2 * cos), dim=-1)
+
+
+class CausalSelfAttention(nn.Module):
+    def __init__(self, width: int, head_dim: int, scale: float) -> None:
+        super().__init__()
+        self.n_head = width // head_dim
+        self.scale = scale  # α_attn / d_head under μP (trainer/mup.py)
+        self.qkv = nn.Linear(width, 3 * width, bias=False)  # rows [0:C] are Q, zero-init under μP
+        self.out = nn.Linear(width, width, bias=False)
+
+    def forward(self, x: torch.Tensor, rope: tuple[torch.Tensor, torch.Tensor] | None) -> torch.Tensor:
+        B, T, C = x.size()
+        q, k, v = self.qkv(x).split(C, dim=2)  # (B, T, C) each
+        q = q.view(B, T, self.n_head, C // self.n_head).transpose(1, 2)  # (B, nh, T, hd)
+        k = k.view(B, T, self.n_head, C // self.n_head).transpose(1, 2)  # (B, nh, T, hd)
+        v = v.view(B, T, self.n_head, C // self.n_head).transpose(1, 2)  # (B, nh, T, hd)
+        if rope is not None:
+            cos, sin = rope[0][:T], rope[1][:T]
+            q, k = apply_rotary(q, cos, sin), apply_rotary(k, cos, sin)
+        # Flash attention on CUDA; the explicit scale replaces SDPA's default 1/√hd.
+        y = F.scaled_dot_product_attention(q, k, v, is_causal=True, scale=self.scale)  # (B, nh, T, hd)
+        y = y.transpose(1, 2).contiguous().view(B, T, C)  # (B, T, C)
+        return self.out(y)
+
+
+class MLP(nn.Module):
+    def __init__(self, width: int, hidden: int, activation: str) -> None:
+        super().__init__()
+        self.activation = activation
+        # SwiGLU's gate and value halves share one matmul: (C) -> (2H).
+        self.up = nn.Linear(width, 2 * hidden if activation == "swiglu" else hidden, bias=False)
+        self.down = nn.Linear(hidden, width, bias=False)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        h = self.up(x)  # (B, T, H) or (B, T, 2H)
+        if self.activation == "swiglu":
+            gate, value = h.chunk(2, dim=-1)
+            h = F.silu(gate) * value
+        elif self.activation == "relu2":
+            h = F.relu(h).square()
+        else:
+            h = F.gelu(h)
+        return self.down(h)  # (B, T, C)
+
+
+class Block(nn.Module):
+    def __init__(self, spec: ArchitectureSpec, width: int, multipliers: mup.ForwardMultipliers) -> None:
+        super().__init__()
+        self.residual = multipliers.residual  # m_L^(−α): keeps the residual stream Θ(1) in depth
+        self.norm1 = Norm(spec.norm, width, spec.norm_gains)
+        self.attn = CausalSelfAttention(width, spec.head_dim, multipliers.attention)
+        self.norm2 = Norm(spec.norm, width, spec.norm_gains)
+        self.mlp = MLP(width, spec.ffn_hidden(width), spec.activation)
+
+    def forward(self, x: torch.Tensor, rope: tuple[torch.Tensor, torch.Tensor] | None) -> torch.Tensor:
+        x = x + self.residual * self.attn(self.norm1(x), rope)  # (B, T, C)
+        x = x + self.residual * self.mlp(self.norm2(x))  # (B, T, C)
+        return x
+
+
+class GPT(nn.Module):
+    """tokens (B, T) -> logits (B, T, V)."""
+
+    def __init__(self, spec: ArchitectureSpec, width: int) -> None:
+        super().__init__()
+        multipliers = mup.forward_multipliers(spec, width)
+        self.width = width  # read by make_optimizer for the per-matrix width multipliers
+        self.embedding_mult = multipliers.embedding  # α_in
+        self.logit_mult = multipliers.logits  # α_out / m under μP
+        self.wte = nn.Embedding(spec.vocab_size, width)
+        self.wpe = nn.Embedding(spec.context_length, width) if spec.positions == "learned" else None
+        self.blocks = nn.ModuleList(Block(spec, width, multipliers) for _ in range(spec.n_layers))
+        self.norm_f = Norm(spec.norm, width, spec.norm_gains)
+        self.lm_head = None if spec.tie_embeddings else nn.Linear(width, spec.vocab_size, bias=False)
+        if spec.positions == "rope":
+            cos, sin = rotary_tables(spec.context_length, spec.head_dim)
+            self.register_buffer("rope_cos", cos, persistent=False)
+            self.register_buffer("rope_sin", sin, persistent=False)
+        else:
+            self.rope_cos = self.rope_sin = None
+
+    def forward(self, tokens: torch.Tensor) -> torch.Tensor:
+        T = tokens.size(1)
+        x = self.wte(tokens)  # (B, T, C)
+        if self.wpe is not None:
+            x = x + self.wpe(torch.arange(T, device=tokens.device))  # (B, T, C)
+        x = x * self.embedding_mult
+        rope = None if self.rope_cos is None else (self.rope_cos, self.rope_sin)
+        for block in self.blocks:
+            x = block(x, rope)  # (B, T, C)
+        x = self.norm_f(x)
+        readout = self.wte.weight if self.lm_head is None else self.lm_head.weight
+        # Scaling the (B, T, C) input instead of the (B, T, V) logits is the same product, cheaper.
+        return F.linear(x * self.logit_mult, readout)  # (B, T, V)
+
+
+def build_model(spec: ArchitectureSpec, width: int) -> GPT:
+    """The spec's model at `width`, initialised by the μP (or SP) rules; seed torch before calling."""
+    spec.validate_width(width)
+    model = GPT(spec, width)
+    mup.init_parameters(model, spec, width)
+    return model

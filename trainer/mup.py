@@ -1,0 +1,200 @@
+"""Every μP rule of the trainer, in one file, each next to its source.
+
+Notation (DESIGN.md): m = width / base_width, per matrix fan_in / base_fan_in; m_L = n_layers / base_depth;
+α = depth_alpha (0 width-only μP, ½ Depth-μP, 1 CompleteP). At the base shape m = m_L = 1 and every
+multiplier below is 1, so μP is exactly the base model with the spec's constants (σ, α_in, α_out,
+α_attn, base LR).
+
+Sources cited below:
+  [mup]       microsoft/mup — optim.py (MuAdam: `lr /= width_mult` for matrix-like parameters),
+              layer.py (`MuReadout`: logits × output_mult / width_mult), README (zero-init query and
+              readout, attention 1/d instead of 1/√d).
+  [TP-V]      Yang et al. 2022, Tensor Programs V, Table 8 (μP for Adam) and Table 3 (SP).
+  [TP-VI]     Yang et al. 2023, Tensor Programs VI (Depth-μP): branches × L^(−½), Adam LR × L^(−½).
+  [CompleteP] Dey et al. 2025, Table 1: the α-family — branches × m_L^(−α), hidden Adam LR
+              × m_L^(α−1), Adam ε × m_N^(−1) m_L^(−α), norm-gain LR × m_L^(α−1).
+  [Lingle]    Lingle 2024, "A large-scale exploration of μ-transfer": trainable gains hurt transfer;
+              independent weight decay.
+  [Everett]   Everett et al. 2024, "Scaling exponents across parameterizations and optimizers": Adam ε
+              must shrink with width or it dominates the second moment of wide layers.
+
+Pitfalls from microsoft/mup issues that shape this file: multipliers are plain Python floats (tensor
+attributes are lost by torch.compile); the LR schedule scales each group's LR relatively
+(torch's LambdaLR multiplies each group's own initial LR); `init_parameters` runs after the
+framework's init so nothing overwrites it.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+from typing import Literal
+
+import torch
+from torch import nn
+
+from trainer.spec import ArchitectureSpec
+
+Role = Literal["embedding", "position", "hidden", "readout", "block_gain", "final_gain"]
+
+
+@dataclass(frozen=True)
+class ForwardMultipliers:
+    """The constant multipliers in the forward pass (plain floats, so torch.compile keeps them)."""
+
+    embedding: float  # token (+ position) embeddings × α_in                         [mup; TP-V Table 8]
+    residual: float  # each residual branch × m_L^(−α)                              [TP-VI; CompleteP]
+    attention: float  # q·k × α_attn / d_head under μP, 1/√d_head under SP           [mup README]
+    logits: float  # readout output × α_out / m under μP, × α_out under SP          [mup MuReadout]
+
+
+@dataclass(frozen=True)
+class ParameterRule:
+    """How one parameter is initialised and optimised."""
+
+    role: Role
+    init_std: float  # std of the normal init; 0 = zero init; gains are set to 1 instead
+    lr_mult: float  # this parameter's Adam LR = base LR × lr_mult
+    eps_mult: float  # this parameter's Adam ε = base ε × eps_mult
+    weight_decay: bool  # matrices decay, gains do not
+
+
+def width_mult(spec: ArchitectureSpec, width: int) -> float:
+    """m = width / base_width."""
+    return width / spec.parametrization.base_width
+
+
+def depth_mult(spec: ArchitectureSpec) -> float:
+    """m_L = n_layers / base_depth."""
+    return spec.n_layers / spec.base_depth
+
+
+def forward_multipliers(spec: ArchitectureSpec, width: int) -> ForwardMultipliers:
+    p = spec.parametrization
+    if p.mode == "sp":
+        # SP [TP-V Table 3]: no width or depth corrections; the usual 1/√d_head attention scale.
+        return ForwardMultipliers(p.alpha_in, 1.0, 1.0 / math.sqrt(spec.head_dim), p.alpha_out)
+    return ForwardMultipliers(
+        embedding=p.alpha_in,  # constant in width [TP-V Table 8: input weights]
+        residual=depth_mult(spec) ** (-p.depth_alpha),  # [CompleteP Table 1; TP-VI for α = ½]
+        # With a fixed head size 1/d_head vs 1/√d_head is a constant factor; 1/d_head keeps q·k Θ(1)
+        # once q and k align during training [mup README].
+        attention=p.alpha_attn / spec.head_dim,
+        logits=p.alpha_out / width_mult(spec, width),  # [mup layer.py MuReadout: / width_mult]
+    )
+
+
+def parameter_role(name: str) -> Role:
+    """Which row of the DESIGN.md table a parameter of trainer.model.GPT belongs to."""
+    if name == "wte.weight":
+        return "embedding"
+    if name == "wpe.weight":
+        return "position"
+    if name == "lm_head.weight":
+        return "readout"
+    if name == "norm_f.weight":
+        return "final_gain"
+    if name.startswith("blocks.") and (".norm1." in name or ".norm2." in name):
+        return "block_gain"
+    if name.startswith("blocks.") and name.endswith(("qkv.weight", "out.weight", "up.weight", "down.weight")):
+        return "hidden"
+    raise ValueError(f"parameter {name!r} has no μP rule: add it to trainer/mup.py parameter_role")
+
+
+def fan_in_mult(spec: ArchitectureSpec, width: int, name: str) -> float:
+    """Per-matrix m = fan_in / base_fan_in [mup: infshape.width_mult() is the fan-in ratio]."""
+    if name.endswith("down.weight"):  # the FFN down projection reads the FFN hidden units
+        return spec.ffn_hidden(width) / spec.ffn_hidden(spec.parametrization.base_width)
+    return width_mult(spec, width)
+
+
+def parameter_rule(spec: ArchitectureSpec, width: int, name: str) -> ParameterRule:
+    """Init std, LR multiplier and ε multiplier of one parameter (the DESIGN.md table)."""
+    p = spec.parametrization
+    role = parameter_role(name)
+    sigma, alpha = p.init_std, p.depth_alpha
+    if role in ("block_gain", "final_gain"):
+        # Gains start at 1 in both modes. Block gains: LR × m_L^(α−1) [CompleteP Table 1];
+        # the final norm sits outside the residual stack: LR × 1 [CompleteP Table 1].
+        depth_lr = depth_mult(spec) ** (alpha - 1) if role == "block_gain" and p.mode == "mup" else 1.0
+        return ParameterRule(role, 1.0, depth_lr, 1.0, weight_decay=False)
+    if p.mode == "sp":
+        # SP [TP-V Table 3]: embeddings σ; matrices (readout included) σ ∝ 1/√fan_in, calibrated to σ
+        # at the base width like PyTorch's default init; one global LR and ε.
+        std = (
+            sigma if role in ("embedding", "position") else sigma / math.sqrt(fan_in_mult(spec, width, name))
+        )
+        return ParameterRule(role, std, 1.0, 1.0, weight_decay=True)
+    if role in ("embedding", "position"):
+        # Input weights: init and Adam LR constant in width [mup optim.py: vector-like, LR unscaled;
+        # TP-V Table 8 "input weights & all biases"].
+        return ParameterRule(role, sigma, 1.0, 1.0, weight_decay=True)
+    if role == "readout":
+        # Zero init [mup README]; LR constant, the 1/m sits in the forward multiplier instead
+        # [mup layer.py MuReadout].
+        return ParameterRule(role, 0.0, 1.0, 1.0, weight_decay=True)
+    # Hidden matrices: init σ/√m ∝ 1/√fan_in [TP-V Table 8]; Adam LR × 1/m [mup optim.py MuAdam] and
+    # × m_L^(α−1) [CompleteP Table 1]; Adam ε × 1/m × m_L^(−α) [CompleteP Table 1; Everett].
+    m, m_depth = fan_in_mult(spec, width, name), depth_mult(spec)
+    return ParameterRule(
+        role,
+        init_std=sigma / math.sqrt(m),
+        lr_mult=m_depth ** (alpha - 1) / m,
+        eps_mult=m_depth ** (-alpha) / m,
+        weight_decay=True,
+    )
+
+
+@torch.no_grad()
+def init_parameters(model: nn.Module, spec: ArchitectureSpec, width: int) -> None:
+    """(Re)initialise every parameter by its rule; call after any framework init."""
+    for name, param in model.named_parameters():
+        rule = parameter_rule(spec, width, name)
+        if rule.role in ("block_gain", "final_gain"):
+            param.fill_(1.0)
+        elif rule.init_std == 0.0:
+            param.zero_()
+        else:
+            param.normal_(0.0, rule.init_std)
+        if name.endswith("attn.qkv.weight") and spec.parametrization.mode == "mup":
+            # Zero-init query [mup README]: the first `width` rows of the fused qkv projection are Q.
+            param[:width].zero_()
+
+
+def make_optimizer(model: nn.Module, spec: ArchitectureSpec, lr: float | None = None) -> torch.optim.AdamW:
+    """AdamW with one parameter group per (role, LR, ε): μP per-group LRs, independent weight decay.
+
+    `lr` overrides spec.training.lr (the base LR). Each group records its `role`. Weight decay is
+    independent [Lingle]: torch's AdamW shrinks by lr_t × weight_decay, so each group stores
+    weight_decay / peak_lr and the product is schedule_factor × spec.training.weight_decay at any width.
+    Fused on CUDA.
+    """
+    t = spec.training
+    base_lr = t.lr if lr is None else lr
+    width = _model_width(model)
+    groups: dict[tuple[Role, float, float, bool], list[nn.Parameter]] = {}
+    for name, param in model.named_parameters():
+        rule = parameter_rule(spec, width, name)
+        key = (rule.role, rule.lr_mult, rule.eps_mult, rule.weight_decay)
+        groups.setdefault(key, []).append(param)
+    param_groups = []
+    for (role, lr_mult, eps_mult, decays), params in groups.items():
+        group_lr = base_lr * lr_mult
+        param_groups.append(
+            {
+                "params": params,
+                "role": role,
+                "lr": group_lr,
+                "eps": t.adam_eps * eps_mult,
+                "weight_decay": t.weight_decay / group_lr if decays else 0.0,
+            }
+        )
+    fused = all(p.is_cuda for p in model.parameters())
+    return torch.optim.AdamW(param_groups, lr=base_lr, betas=t.betas, fused=fused)
+
+
+def _model_width(model: nn.Module) -> int:
+    width = getattr(model, "width", None)
+    if not isinstance(width, int):
+        raise TypeError("make_optimizer needs a model from trainer.build_model (it reads model.width)")
+    return width

@@ -1,0 +1,273 @@
+"""The architecture spec: the one pydantic definition the trainer, the HTTP API and the CLI share.
+
+A spec describes a *family* of models: everything but the width. `build_model(spec, width)` picks one
+member; the proxy ladder is `spec.proxy_widths`. Every field has a default, so
+`ArchitectureSpec(name="x")` is a tiny model that trains on a CPU in seconds.
+
+Two specs that differ only in `name` train identically, so `canonical_json()` leaves the name out and
+`spec_hash()` is the identity the API deduplicates on.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from pathlib import PurePath
+from typing import Literal
+
+from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
+
+BYTE_VOCAB_SIZE = 256  # the byte-level tokenizer: one token per byte value
+DEFAULT_BPE_VOCAB_SIZE = 4096
+MAX_VOCAB_SIZE = 65536  # token ids are stored as uint16
+
+
+def _nearest_multiples(value: int, step: int) -> str:
+    lower = max(step, value // step * step)
+    upper = lower + step if lower < value else lower
+    return f"{lower}" if lower == upper else f"{lower} or {upper}"
+
+
+class ParametrizationSpec(BaseModel):
+    """How initialisation, multipliers and learning rates scale with width and depth (trainer/mup.py)."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    mode: Literal["mup", "sp"] = Field(
+        "mup",
+        description="'mup' (maximal update parametrization) or 'sp' (standard, for side-by-side checks).",
+    )
+    base_width: int = Field(
+        32, ge=1, description="Width at which μP equals the base model: m = width / base_width."
+    )
+    base_depth: int | None = Field(
+        None,
+        ge=1,
+        description="Depth at which μP equals the base model: m_L = n_layers / base_depth. "
+        "Defaults to n_layers (no depth transfer).",
+    )
+    depth_alpha: float = Field(
+        0.0,
+        description="Depth exponent α: residual branches × m_L^(−α). 0 = width-only μP, "
+        "0.5 = Depth-μP (Tensor Programs VI), 1 = CompleteP (Dey et al. 2025).",
+    )
+    alpha_in: float = Field(1.0, gt=0, description="Embedding output multiplier α_in (constant in width).")
+    alpha_out: float = Field(1.0, gt=0, description="Logit multiplier α_out; μP divides it by m.")
+    alpha_attn: float = Field(
+        1.0, gt=0, description="Attention logit multiplier: μP scales q·k by α_attn / d_head."
+    )
+    init_std: float = Field(
+        0.02, gt=0, description="σ: embedding init std, and hidden-matrix init std at the base width."
+    )
+
+    @field_validator("depth_alpha")
+    @classmethod
+    def _known_alpha(cls, value: float) -> float:
+        if value not in (0.0, 0.5, 1.0):
+            raise ValueError(
+                f"depth_alpha {value} is not supported: use 0 (width-only μP), 0.5 (Depth-μP) "
+                "or 1 (CompleteP)"
+            )
+        return float(value)
+
+
+class TrainingSpec(BaseModel):
+    """The training recipe, shared by every width (μP transfers it; no per-size search)."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    lr: float = Field(0.01, gt=0, description="Base Adam learning rate (the LR at the base shape).")
+    schedule: Literal["cosine", "wsd"] = Field(
+        "cosine", description="'cosine' decay to min_lr_ratio, or 'wsd' (warmup-stable-decay, linear to 0)."
+    )
+    warmup_fraction: float = Field(
+        0.05, ge=0, lt=1, description="Fraction of the steps spent in linear warmup from 0."
+    )
+    decay_fraction: float = Field(
+        0.2, gt=0, le=1, description="wsd only: fraction of the steps spent in the final linear decay."
+    )
+    min_lr_ratio: float = Field(
+        0.1, ge=0, le=1, description="cosine only: final LR as a fraction of the peak LR."
+    )
+    steps: int = Field(300, ge=1, description="Optimizer steps; the token budget is steps × batch_tokens.")
+    batch_tokens: int = Field(
+        2048, ge=1, description="Tokens per optimizer step (a multiple of context_length)."
+    )
+    weight_decay: float = Field(
+        0.0,
+        ge=0,
+        description="Independent weight decay: each step shrinks matrices by weight_decay × the schedule "
+        "factor, not × the LR, so it does not change with width (Lingle 2024; Kosson et al. 2025).",
+    )
+    grad_clip: float = Field(1.0, ge=0, description="Clip the global gradient norm to this value; 0 = off.")
+    betas: tuple[float, float] = Field((0.9, 0.95), description="Adam β1, β2.")
+    adam_eps: float = Field(
+        1e-8, gt=0, description="Adam ε at the base shape; μP scales it for hidden matrices."
+    )
+    seed: int = Field(0, ge=0, description="Seed of the initialisation and of the batch order.")
+    eval_tokens: int = Field(
+        32768, ge=1, description="Held-out tokens (fixed windows) the validation loss is measured on."
+    )
+
+    @field_validator("betas")
+    @classmethod
+    def _betas_in_range(cls, value: tuple[float, float]) -> tuple[float, float]:
+        if not all(0 <= b < 1 for b in value):
+            raise ValueError(f"betas {value} must lie in [0, 1), e.g. [0.9, 0.95]")
+        return value
+
+
+class DatasetSpec(BaseModel):
+    """Where the tokens come from (trainer/data.py). Nothing is downloaded."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    source: str = Field(
+        "builtin",
+        min_length=1,
+        description="'builtin' (the Python standard library's own sources, present on every machine), "
+        "a text file, a folder of text files (recursive), or a pre-tokenized uint16 .bin file.",
+    )
+    tokenizer: Literal["byte", "bpe", "pretokenized"] = Field(
+        "byte",
+        description="'byte' (256 tokens), 'bpe' (byte-level BPE trained locally on the source), "
+        "or 'pretokenized' for a .bin source.",
+    )
+    vocab_size: int | None = Field(
+        None,
+        ge=2,
+        le=MAX_VOCAB_SIZE,
+        description="Vocabulary size: 256 for 'byte'; the size to train for 'bpe' (default 4096); "
+        "required for 'pretokenized'.",
+    )
+    val_fraction: float = Field(
+        0.05, gt=0, lt=0.5, description="Fraction of the tokens held out for the validation loss."
+    )
+
+    @model_validator(mode="after")
+    def _resolve_vocab(self) -> DatasetSpec:
+        is_bin = PurePath(self.source).suffix == ".bin"
+        if is_bin and self.tokenizer != "pretokenized":
+            raise ValueError(
+                f"source {self.source!r} is a pre-tokenized .bin file: set dataset.tokenizer to "
+                "'pretokenized' and dataset.vocab_size to the vocabulary it was tokenized with"
+            )
+        if self.tokenizer == "pretokenized":
+            if not is_bin:
+                raise ValueError(
+                    f"tokenizer 'pretokenized' needs a uint16 .bin source, not {self.source!r}: "
+                    "use tokenizer 'byte' or 'bpe' for text"
+                )
+            if self.vocab_size is None:
+                raise ValueError(
+                    "a pretokenized .bin source needs dataset.vocab_size (the vocabulary it was "
+                    "tokenized with, e.g. 50257 for GPT-2)"
+                )
+        elif self.tokenizer == "byte":
+            if self.vocab_size not in (None, BYTE_VOCAB_SIZE):
+                raise ValueError(
+                    f"the byte tokenizer has {BYTE_VOCAB_SIZE} tokens, not {self.vocab_size}: remove "
+                    "dataset.vocab_size or set dataset.tokenizer to 'bpe'"
+                )
+            self.vocab_size = BYTE_VOCAB_SIZE
+        else:
+            if self.vocab_size is None:
+                self.vocab_size = DEFAULT_BPE_VOCAB_SIZE
+            elif self.vocab_size <= BYTE_VOCAB_SIZE:
+                raise ValueError(
+                    f"a byte-level BPE vocabulary must exceed the {BYTE_VOCAB_SIZE} byte tokens: set "
+                    f"dataset.vocab_size above {BYTE_VOCAB_SIZE}, e.g. {DEFAULT_BPE_VOCAB_SIZE}"
+                )
+        return self
+
+
+class ArchitectureSpec(BaseModel):
+    """A decoder-only, pre-norm transformer family: everything except the width."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    name: str = Field(..., min_length=1, max_length=200, description="Display name (not part of the hash).")
+    family: Literal["gpt"] = Field("gpt", description="Model family: decoder-only pre-norm transformer.")
+    n_layers: int = Field(2, ge=1, le=256, description="Number of transformer blocks (depth).")
+    head_dim: int = Field(16, ge=1, description="Head size, fixed across widths: n_heads = width / head_dim.")
+    ffn_ratio: float = Field(
+        4.0, gt=0, description="FFN hidden size = round(ffn_ratio × width), so the FFN scales with width."
+    )
+    activation: Literal["gelu", "swiglu", "relu2"] = Field(
+        "gelu", description="FFN nonlinearity: 'gelu', 'swiglu' (gated SiLU) or 'relu2' (squared ReLU)."
+    )
+    norm: Literal["layernorm", "rmsnorm"] = Field("layernorm", description="Normalisation layer.")
+    norm_gains: bool = Field(
+        False, description="Trainable norm gains (off by default: they hurt μP transfer, Lingle 2024)."
+    )
+    positions: Literal["learned", "rope"] = Field(
+        "learned", description="Learned absolute position embeddings or rotary embeddings (RoPE)."
+    )
+    tie_embeddings: bool = Field(False, description="Share the token embedding with the readout.")
+    context_length: int = Field(128, ge=2, le=65536, description="Sequence length in tokens.")
+    parametrization: ParametrizationSpec = Field(default_factory=ParametrizationSpec)
+    training: TrainingSpec = Field(default_factory=TrainingSpec)
+    dataset: DatasetSpec = Field(default_factory=DatasetSpec)
+    proxy_widths: list[int] = Field(
+        default_factory=lambda: [32, 48, 64, 96, 128],
+        min_length=1,
+        description="Default proxy ladder: the widths (d_model) a sweep trains.",
+    )
+
+    @model_validator(mode="after")
+    def _check_consistency(self) -> ArchitectureSpec:
+        if self.positions == "rope" and self.head_dim % 2:
+            raise ValueError(f"rotary embeddings need an even head_dim, not {self.head_dim}")
+        if self.parametrization.base_depth is None:
+            self.parametrization.base_depth = self.n_layers
+        tokens, context = self.training.batch_tokens, self.context_length
+        if tokens % context:
+            raise ValueError(
+                f"training.batch_tokens {tokens} is not a multiple of context_length {context}: "
+                f"use {_nearest_multiples(tokens, context)}"
+            )
+        if len(set(self.proxy_widths)) != len(self.proxy_widths):
+            raise ValueError(f"proxy_widths {self.proxy_widths} repeats a width: list each width once")
+        for width in self.proxy_widths:
+            self.validate_width(width)
+        return self
+
+    @property
+    def vocab_size(self) -> int:
+        """Tokens in the vocabulary, fixed by the tokenizer (byte-level: 256)."""
+        assert self.dataset.vocab_size is not None  # resolved by DatasetSpec's validator
+        return self.dataset.vocab_size
+
+    @property
+    def batch_size(self) -> int:
+        """Sequences per optimizer step."""
+        return self.training.batch_tokens // self.context_length
+
+    @property
+    def base_depth(self) -> int:
+        assert self.parametrization.base_depth is not None  # filled by _check_consistency
+        return self.parametrization.base_depth
+
+    def ffn_hidden(self, width: int) -> int:
+        """FFN hidden size at this width."""
+        return max(1, round(self.ffn_ratio * width))
+
+    def validate_width(self, width: int) -> None:
+        """Raise ValueError, naming the fix, if this spec cannot be built at `width`."""
+        if not isinstance(width, int) or isinstance(width, bool) or width < 1:
+            raise ValueError(f"width must be a positive integer, not {width!r}")
+        if width % self.head_dim:
+            raise ValueError(
+                f"width {width} is not a multiple of head size {self.head_dim}: "
+                f"use {_nearest_multiples(width, self.head_dim)}"
+            )
+
+    def canonical_json(self) -> str:
+        """Every field that affects training (defaults filled, keys sorted); `name` is left out."""
+        return json.dumps(
+            self.model_dump(mode="json", exclude={"name"}), sort_keys=True, separators=(",", ":")
+        )
+
+    def spec_hash(self) -> str:
+        """sha256 hex of `canonical_json()`: equal for specs that train identically."""
+        return hashlib.sha256(self.canonical_json().encode()).hexdigest()

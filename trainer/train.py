@@ -1,0 +1,261 @@
+"""Train one proxy: spec + width -> RunResult. Pure compute: no database, no HTTP.
+
+The worker calls `train(...)` with a progress callback (heartbeat) and a `should_stop` poll (SIGTERM,
+lost lease). A divergent run is a result (`status="diverged"`), never an exception; a stop request is
+an exception (`TrainingStopped`), because nothing about the run is worth recording.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import math
+import time
+from collections.abc import Callable
+from contextlib import AbstractContextManager, nullcontext
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Any, Literal
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+
+from trainer.accounting import count_params, flops_per_token, peak_flops
+from trainer.data import Corpus, load_corpus
+from trainer.model import build_model
+from trainer.mup import make_optimizer
+from trainer.spec import ArchitectureSpec
+
+MAX_CURVE_POINTS = 200
+BLOWUP_FACTOR = 2.0  # a loss above 2 × the first step's loss is a blow-up, not noise
+
+
+class TrainingStopped(Exception):
+    """Raised by train() when should_stop() returned True; the partial run is discarded."""
+
+
+@dataclass
+class Progress:
+    step: int  # optimizer steps completed
+    total_steps: int
+    loss: float  # mean training loss since the previous report
+    tokens_per_second: float
+    elapsed_seconds: float  # wall time since train() started
+
+
+@dataclass
+class RunResult:
+    """One finished proxy run. Losses are in nats per token; N counts non-embedding parameters."""
+
+    status: Literal["succeeded", "diverged"]
+    reason: str | None  # why a run diverged
+    width: int
+    seed: int
+    steps: int  # steps completed (fewer than planned when the run diverged)
+    final_train_loss: float | None  # mean training loss of the last k steps (None if diverged)
+    val_loss: float | None  # held-out loss on fixed windows (None if diverged)
+    n_params: int
+    n_params_non_embedding: int
+    tokens: int  # training tokens seen
+    flops: float  # training FLOPs (trainer.accounting.flops_per_token × tokens)
+    wall_seconds: float  # the whole call: data, build, training, evaluation
+    tokens_per_second: float  # training loop only
+    mfu: float | None  # model FLOPs utilisation on a known CUDA GPU, else None
+    device: str
+    corpus_fingerprint: str
+    code_version: str
+    loss_curve: list[tuple[int, float]] = field(default_factory=list)  # (step, mean train loss)
+
+    def to_dict(self) -> dict[str, Any]:
+        """JSON types only (the curve as [step, loss] lists)."""
+        out = asdict(self)
+        out["loss_curve"] = [[step, loss] for step, loss in self.loss_curve]
+        return out
+
+
+def code_version() -> str:
+    """Hash of the trainer's own source: changes exactly when training code changes."""
+    digest = hashlib.sha256()
+    for path in sorted(Path(__file__).parent.glob("*.py")):
+        digest.update(path.name.encode() + b"\0" + path.read_bytes())
+    return f"trainer-{digest.hexdigest()[:12]}"
+
+
+def lr_factor(spec: ArchitectureSpec, step: int, total_steps: int) -> float:
+    """Schedule multiplier in [0, 1] for `step`; LambdaLR applies it to each group's own μP LR."""
+    t = spec.training
+    warmup = int(t.warmup_fraction * total_steps)
+    if step < warmup:
+        return (step + 1) / warmup
+    if t.schedule == "wsd":
+        decay = max(1, int(t.decay_fraction * total_steps))
+        return min(1.0, (total_steps - step) / decay)
+    progress = (step - warmup) / max(1, total_steps - warmup)
+    return t.min_lr_ratio + (1 - t.min_lr_ratio) * 0.5 * (1 + math.cos(math.pi * progress))
+
+
+def resolve_device(device: str) -> torch.device:
+    if device == "auto":
+        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    return torch.device(device)
+
+
+def train(
+    spec: ArchitectureSpec,
+    width: int,
+    *,
+    seed: int | None = None,
+    steps: int | None = None,
+    device: str = "auto",
+    corpus: Corpus | None = None,
+    progress: Callable[[Progress], None] | None = None,
+    should_stop: Callable[[], bool] | None = None,
+    compile: bool = False,
+    log_every: int = 10,
+) -> RunResult:
+    """Train `spec` at `width`; `seed` and `steps` override spec.training.seed and .steps."""
+    started = time.perf_counter()
+    spec.validate_width(width)
+    seed = spec.training.seed if seed is None else seed
+    total_steps = spec.training.steps if steps is None else steps
+    if total_steps < 1:
+        raise ValueError(f"steps must be at least 1, not {total_steps}")
+    dev = resolve_device(device)
+    corpus = load_corpus(spec.dataset) if corpus is None else corpus
+    if corpus.vocab_size > spec.vocab_size:
+        raise ValueError(
+            f"the corpus has {corpus.vocab_size} tokens but the spec's vocabulary {spec.vocab_size}: "
+            "load the corpus from spec.dataset"
+        )
+    corpus.check_context(spec.context_length)
+    on_cuda = dev.type == "cuda"
+    if on_cuda:
+        torch.backends.cuda.matmul.allow_tf32 = True  # fp32 leftovers (the loss) on tensor cores
+        torch.backends.cudnn.allow_tf32 = True
+
+    torch.manual_seed(seed)  # initialisation on the CPU, so CPU and CUDA runs start identical
+    model = build_model(spec, width).to(dev)
+    optimizer = make_optimizer(model, spec)
+    schedule = torch.optim.lr_scheduler.LambdaLR(optimizer, lambda s: lr_factor(spec, s, total_steps))
+    forward = torch.compile(model) if compile else model
+    rng = np.random.default_rng(seed)
+
+    def autocast() -> AbstractContextManager[Any]:
+        return torch.autocast("cuda", dtype=torch.bfloat16) if on_cuda else nullcontext()
+
+    def to_device(array: np.ndarray) -> torch.Tensor:
+        tensor = torch.from_numpy(array)
+        return tensor.pin_memory().to(dev, non_blocking=True) if on_cuda else tensor
+
+    # Losses stay on the device and are read every log_every steps, so CUDA never waits per step.
+    losses = torch.zeros(total_steps, device=dev)
+    read: list[float] = []
+    batch_size, context = spec.batch_size, spec.context_length
+    reason: str | None = None
+    train_seconds, last_report = 0.0, 0
+    for step in range(total_steps):
+        if should_stop is not None and should_stop():
+            raise TrainingStopped(f"stopped at step {step} of {total_steps}")
+        loop_start = time.perf_counter()
+        x, y = (to_device(a) for a in corpus.sample_batch(rng, batch_size, context))
+        with autocast():
+            logits = forward(x)  # (B, T, V)
+        loss = F.cross_entropy(logits.float().view(-1, logits.size(-1)), y.view(-1))
+        loss.backward()
+        if spec.training.grad_clip > 0:
+            torch.nn.utils.clip_grad_norm_(model.parameters(), spec.training.grad_clip)
+        optimizer.step()
+        schedule.step()
+        optimizer.zero_grad(set_to_none=True)
+        losses[step] = loss.detach()
+        done = step + 1
+        if done % log_every and done != total_steps:
+            train_seconds += time.perf_counter() - loop_start
+            continue
+        read.extend(losses[last_report:done].tolist())  # synchronises with the device
+        train_seconds += time.perf_counter() - loop_start
+        reason = _divergence(read, last_report)
+        if reason is not None:
+            break
+        if progress is not None:
+            progress(
+                Progress(
+                    step=done,
+                    total_steps=total_steps,
+                    loss=float(np.mean(read[last_report:done])),
+                    tokens_per_second=done * spec.training.batch_tokens / train_seconds,
+                    elapsed_seconds=time.perf_counter() - started,
+                )
+            )
+        last_report = done
+
+    n_params, n_non_embedding = count_params(spec, width)
+    tokens = len(read) * spec.training.batch_tokens
+    flops = float(flops_per_token(spec, width) * tokens)
+    tokens_per_second = tokens / train_seconds if train_seconds > 0 else 0.0
+    peak = peak_flops(torch.cuda.get_device_name(dev)) if on_cuda else None
+    val_loss = None
+    if reason is None:
+        val_loss = evaluate(forward, corpus, spec, dev, autocast)
+        if not math.isfinite(val_loss):
+            reason = f"validation loss is {val_loss}"
+            val_loss = None
+    k = max(1, min(50, len(read) // 10))
+    return RunResult(
+        status="succeeded" if reason is None else "diverged",
+        reason=reason,
+        width=width,
+        seed=seed,
+        steps=len(read),
+        final_train_loss=float(np.mean(read[-k:])) if reason is None else None,
+        val_loss=val_loss,
+        n_params=n_params,
+        n_params_non_embedding=n_non_embedding,
+        tokens=tokens,
+        flops=flops,
+        wall_seconds=time.perf_counter() - started,
+        tokens_per_second=tokens_per_second,
+        mfu=flops / train_seconds / peak if peak is not None and train_seconds > 0 else None,
+        device=str(dev) if not on_cuda else f"cuda ({torch.cuda.get_device_name(dev)})",
+        corpus_fingerprint=corpus.fingerprint,
+        code_version=code_version(),
+        loss_curve=_curve(read),
+    )
+
+
+def _divergence(losses: list[float], since: int) -> str | None:
+    """Why the run diverged, judging the losses from index `since` on, or None."""
+    for step, loss in enumerate(losses[since:], start=since + 1):
+        if not math.isfinite(loss):
+            return f"training loss became {loss} at step {step}"
+        if loss > BLOWUP_FACTOR * losses[0]:
+            return f"training loss blew up to {loss:.3g} at step {step} (first step: {losses[0]:.3g})"
+    return None
+
+
+@torch.no_grad()
+def evaluate(
+    model: Callable[[torch.Tensor], torch.Tensor],
+    corpus: Corpus,
+    spec: ArchitectureSpec,
+    device: torch.device,
+    autocast: Callable[[], AbstractContextManager[Any]],
+) -> float:
+    """Mean next-token loss over the fixed validation windows."""
+    total, count = 0.0, 0
+    for x_np, y_np in corpus.val_batches(spec.batch_size, spec.context_length, spec.training.eval_tokens):
+        x, y = torch.from_numpy(x_np).to(device), torch.from_numpy(y_np).to(device)
+        with autocast():
+            logits = model(x)  # (B, T, V)
+        total += F.cross_entropy(logits.float().view(-1, logits.size(-1)), y.view(-1), reduction="sum").item()
+        count += y.numel()
+    return total / count
+
+
+def _curve(losses: list[float]) -> list[tuple[int, float]]:
+    """At most MAX_CURVE_POINTS (step, mean loss over the window ending at step) pairs."""
+    stride = max(1, math.ceil(len(losses) / MAX_CURVE_POINTS))
+    return [
+        (min(end, len(losses)), float(np.mean(losses[end - stride : end])))
+        for end in range(stride, len(losses) + stride, stride)
+    ]
