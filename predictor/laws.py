@@ -1,0 +1,225 @@
+"""Every scaling law the predictor fits, in one place.
+
+Each law is a sum of positive power-law terms, fitted in log space the way Epoch's Chinchilla
+replication does (epoch-research/analyzing-chinchilla): ``log L = LSE_k(c_k − p_k · log x_k)``, where
+``c_k`` is the log of a coefficient and ``p_k`` its decay exponent (a constant term has none). Writing
+every law this way gives one value function and one analytic gradient for all of them, keeps the
+coefficients positive without bounds, and makes a fit invariant to the units of x and of the loss.
+
+Parameter vectors come in two coordinate systems:
+
+* *natural*: the numbers a reader expects, in the order of ``Law.param_names`` (E, A, alpha, ...),
+  with x in its raw units (parameters, tokens, FLOP);
+* *internal*: ``(log coefficients..., exponents...)`` in the same order. The optimiser works on the
+  internal vector with x and the loss divided by their geometric means (``Scales``), because raw
+  ``log N`` near 25 makes coefficient and exponent almost collinear and L-BFGS-B crawls.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from itertools import product
+
+import numpy as np
+from numpy.typing import NDArray
+
+Array = NDArray[np.float64]
+
+# Log-coefficient bounds in normalised units (the loss divided by its geometric mean). A term e^10
+# times the typical loss, or e^-30 times it, is not a fit anyone wants; the lower bound is where a
+# coefficient has effectively vanished (reported as "at bound").
+LOG_COEF_BOUNDS = (-30.0, 10.0)
+# Decay exponents: 0 is a flat term; language-model exponents sit well below 2 (Kaplan 0.076,
+# Chinchilla 0.34, μScaling ~0.3), and 4 leaves room without letting a term become a step.
+EXPONENT_BOUNDS = (0.0, 4.0)
+
+
+@dataclass(frozen=True)
+class Term:
+    """One positive term of a law: ``coef`` (constant) or ``coef · x[column]^(−exponent)``."""
+
+    coef: str
+    exponent: str | None = None
+    column: int = 0
+
+
+@dataclass(frozen=True)
+class Scales:
+    """Geometric means the data were divided by before fitting (logs, so they add)."""
+
+    log_x: tuple[float, ...]  # per x column
+    log_y: float
+
+    @classmethod
+    def none(cls, n_columns: int) -> Scales:
+        return cls(log_x=(0.0,) * n_columns, log_y=0.0)
+
+
+@dataclass(frozen=True)
+class Law:
+    """A scaling law: its terms, and the grid of exponents the fit starts from."""
+
+    name: str
+    formula: str
+    columns: tuple[str, ...]  # names of the x columns, e.g. ("N",) or ("N", "D")
+    terms: tuple[Term, ...]
+    # Exponent values the multi-start grid takes for each exponent; the coefficients of each start
+    # are not gridded but projected (non-negative least squares), see predictor.solver.
+    exponent_grid: tuple[float, ...] = field(default=tuple(float(v) for v in np.geomspace(0.02, 2.5, 48)))
+
+    @property
+    def exponent_names(self) -> tuple[str, ...]:
+        return tuple(t.exponent for t in self.terms if t.exponent is not None)
+
+    @property
+    def param_names(self) -> tuple[str, ...]:
+        return tuple(t.coef for t in self.terms) + self.exponent_names
+
+    @property
+    def n_params(self) -> int:
+        return len(self.param_names)
+
+    def bounds(self) -> list[tuple[float, float]]:
+        """Bounds on the internal vector, for L-BFGS-B and the bootstrap refits."""
+        return [LOG_COEF_BOUNDS] * len(self.terms) + [EXPONENT_BOUNDS] * len(self.exponent_names)
+
+    def start_exponents(self) -> Array:
+        """Every combination of the exponent grid: (n_starts, n_exponents)."""
+        grid = list(product(self.exponent_grid, repeat=len(self.exponent_names)))
+        return np.asarray(grid, dtype=float).reshape(len(grid), len(self.exponent_names))
+
+    # --- value and gradient (internal coordinates) -------------------------------------------
+
+    def _term_logs(self, theta: Array, log_x: Array) -> Array:
+        """log of each term: (..., n, n_terms) for theta (..., p) and log_x (n, n_columns)."""
+        k = len(self.terms)
+        logs = []
+        exponent_index = k
+        for i, term in enumerate(self.terms):
+            c = theta[..., i, None]  # (..., 1)
+            if term.exponent is None:
+                logs.append(np.broadcast_to(c, (*theta.shape[:-1], log_x.shape[0])))
+            else:
+                p = theta[..., exponent_index, None]
+                logs.append(c - p * log_x[:, term.column])
+                exponent_index += 1
+        return np.stack(logs, axis=-1)
+
+    def log_value(self, theta: Array, log_x: Array) -> Array:
+        """log L for internal theta (..., p) at log_x (n, n_columns): (..., n)."""
+        z = self._term_logs(theta, log_x)
+        top = z.max(axis=-1, keepdims=True)
+        return np.asarray(top[..., 0] + np.log(np.exp(z - top).sum(axis=-1)))
+
+    def log_value_and_jacobian(self, theta: Array, log_x: Array) -> tuple[Array, Array]:
+        """log L (..., n) and its analytic Jacobian d log L / d theta (..., n, p).
+
+        d/dc_k = s_k and d/dp_k = −s_k · log x_k, where s_k is the share of term k in L (softmax).
+        """
+        z = self._term_logs(theta, log_x)
+        top = z.max(axis=-1, keepdims=True)
+        e = np.exp(z - top)
+        total = e.sum(axis=-1, keepdims=True)
+        share = e / total  # (..., n, n_terms)
+        value = top[..., 0] + np.log(total[..., 0])
+        jac = np.empty((*share.shape[:-1], self.n_params))
+        jac[..., : len(self.terms)] = share
+        exponent_index = len(self.terms)
+        for i, term in enumerate(self.terms):
+            if term.exponent is not None:
+                jac[..., exponent_index] = -share[..., i] * log_x[:, term.column]
+                exponent_index += 1
+        return value, jac
+
+    def basis(self, exponents: Array, log_x: Array) -> Array:
+        """Columns whose non-negative combination is L for these exponents: (n, n_terms).
+
+        For fixed exponents the law is linear in its coefficients; the fit's start grid uses this
+        (variable projection) instead of gridding the coefficients blindly.
+        """
+        cols = []
+        exponent_index = 0
+        for term in self.terms:
+            if term.exponent is None:
+                cols.append(np.ones(log_x.shape[0]))
+            else:
+                cols.append(np.exp(-exponents[exponent_index] * log_x[:, term.column]))
+                exponent_index += 1
+        return np.stack(cols, axis=1)
+
+    # --- coordinates ---------------------------------------------------------------------------
+
+    def _shift(self, theta: Array, scales: Scales, sign: float) -> Array:
+        """Move log coefficients between normalised and raw units (an affine map)."""
+        out = np.array(theta, dtype=float, copy=True)
+        exponent_index = len(self.terms)
+        for i, term in enumerate(self.terms):
+            delta = scales.log_y
+            if term.exponent is not None:
+                delta = delta + theta[..., exponent_index] * scales.log_x[term.column]
+                exponent_index += 1
+            out[..., i] = theta[..., i] + sign * delta
+        return out
+
+    def to_natural(self, theta: Array, scales: Scales) -> Array:
+        """Internal (normalised) → natural parameters, vectorised over leading axes."""
+        raw = self._shift(theta, scales, +1.0)
+        raw[..., : len(self.terms)] = np.exp(raw[..., : len(self.terms)])
+        return raw
+
+    def to_internal(self, params: Array, scales: Scales) -> Array:
+        """Natural → internal (normalised); a coefficient of exactly 0 maps to −inf."""
+        raw = np.array(params, dtype=float, copy=True)
+        with np.errstate(divide="ignore"):
+            raw[..., : len(self.terms)] = np.log(raw[..., : len(self.terms)])
+        return self._shift(raw, scales, -1.0)
+
+    def natural_jacobian(self, theta: Array, scales: Scales) -> Array:
+        """d natural / d internal at theta (p, p), for delta-method standard errors."""
+        natural = self.to_natural(theta, scales)
+        jac = np.eye(self.n_params)
+        exponent_index = len(self.terms)
+        for i, term in enumerate(self.terms):
+            jac[i, i] = natural[i]
+            if term.exponent is not None:
+                jac[i, exponent_index] = natural[i] * scales.log_x[term.column]
+                exponent_index += 1
+        return jac
+
+    def predict(self, params: Array, x: Array) -> Array:
+        """L at x (n, n_columns) for natural params (..., p): (..., n)."""
+        theta = self.to_internal(params, Scales.none(len(self.columns)))
+        return np.exp(self.log_value(theta, np.log(x)))
+
+
+LAWS: dict[str, Law] = {
+    law.name: law
+    for law in (
+        Law(
+            name="mu_scaling",
+            formula="L = E + A·N^(−alpha)",
+            columns=("N",),
+            terms=(Term("E"), Term("A", "alpha")),
+        ),
+        Law(
+            name="power",
+            formula="L = A·N^(−alpha)",
+            columns=("N",),
+            terms=(Term("A", "alpha"),),
+        ),
+        Law(
+            name="chinchilla",
+            formula="L = E + A·N^(−alpha) + B·D^(−beta)",
+            columns=("N", "D"),
+            terms=(Term("E"), Term("A", "alpha", 0), Term("B", "beta", 1)),
+            # 2-D grid: 30 × 30 exponent pairs (the 1-D laws use 48 values).
+            exponent_grid=tuple(float(v) for v in np.geomspace(0.02, 2.5, 30)),
+        ),
+        Law(
+            name="compute",
+            formula="L = E + A·C^(−alpha)",
+            columns=("C",),
+            terms=(Term("E"), Term("A", "alpha")),
+        ),
+    )
+}
