@@ -1,0 +1,49 @@
+"""The FastAPI application: one factory wires settings, database and routes."""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+
+from fastapi import FastAPI, Request, status
+from fastapi.responses import JSONResponse
+
+from app import migrate
+from app.db import make_engine, session_factory
+from app.fits import NotEnoughRuns
+from app.routes import architectures, dashboard, health, predictions, runs, sweeps
+from app.settings import Settings, get_settings
+
+
+def create_app(settings: Settings | None = None) -> FastAPI:
+    settings = settings or get_settings()
+    engine = make_engine(settings.database_url)
+    if settings.auto_migrate:
+        migrate.upgrade(engine)
+
+    @asynccontextmanager
+    async def lifespan(_app: FastAPI) -> AsyncIterator[None]:
+        yield
+        engine.dispose()
+
+    app = FastAPI(
+        title="mupredict",
+        version="0.1.0",
+        summary="Predicted loss of a transformer architecture at N parameters, from small μP proxies.",
+        lifespan=lifespan,
+    )
+    app.state.settings = settings
+    app.state.engine = engine
+    app.state.session_factory = session_factory(engine)
+    for module in (health, architectures, sweeps, runs, predictions, dashboard):
+        app.include_router(module.router)
+    app.mount("/static", dashboard.static_files(), name="static")
+
+    @app.exception_handler(NotEnoughRuns)
+    async def _not_enough_runs(_request: Request, exc: NotEnoughRuns) -> JSONResponse:
+        return JSONResponse(
+            status_code=status.HTTP_409_CONFLICT,
+            content={"detail": str(exc), "runs": exc.counts, "widths_needed": exc.needed},
+        )
+
+    return app

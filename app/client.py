@@ -1,0 +1,227 @@
+"""Notebook client: every endpoint as a method, typed with the API's own models.
+
+from app.client import Client
+client = Client("http://127.0.0.1:8000")
+arch = client.create_architecture(spec)
+sweep = client.wait_for(client.create_sweep(arch.id))
+client.predict(architecture_id=arch.id, n_params=1e9)
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Iterator
+from typing import Any, TypeVar
+
+import httpx
+from pydantic import BaseModel
+
+from app.schemas import (
+    ArchitecturePublic,
+    ComparePublic,
+    FitPublic,
+    Page,
+    PredictionPublic,
+    Rows,
+    RunPublic,
+    RunSummary,
+    SweepPublic,
+)
+from trainer import ArchitectureSpec
+
+M = TypeVar("M", bound=BaseModel)
+
+# Status codes worth a retry: the server or a proxy in front of it was briefly unavailable.
+RETRY_STATUS = {429, 502, 503, 504}
+
+
+class APIError(Exception):
+    """A 4xx/5xx answer; `detail` carries the server's explanation (which names the fix)."""
+
+    def __init__(self, status_code: int, detail: Any) -> None:
+        self.status_code, self.detail = status_code, detail
+        super().__init__(f"HTTP {status_code}: {detail}")
+
+
+class Client:
+    def __init__(
+        self,
+        base_url: str = "http://127.0.0.1:8000",
+        token: str | None = None,
+        *,
+        timeout: float = 30.0,
+        retries: int = 3,
+        transport: httpx.BaseTransport | None = None,
+    ) -> None:
+        headers = {"Authorization": f"Bearer {token}"} if token else {}
+        self._http = httpx.Client(base_url=base_url, headers=headers, timeout=timeout, transport=transport)
+        self.retries = retries
+
+    def close(self) -> None:
+        self._http.close()
+
+    def __enter__(self) -> Client:
+        return self
+
+    def __exit__(self, *_exc: object) -> None:
+        self.close()
+
+    # -- transport ---------------------------------------------------------------------------------
+
+    def _request(self, method: str, path: str, *, idempotent: bool, **kwargs: Any) -> Any:
+        """Send; retry connection failures and 429/502/503/504 with backoff, for idempotent calls only."""
+        attempts = self.retries + 1 if idempotent else 1
+        for attempt in range(attempts):
+            try:
+                response = self._http.request(method, path, **kwargs)
+            except httpx.TransportError:
+                if attempt + 1 == attempts:
+                    raise
+            else:
+                if response.status_code not in RETRY_STATUS or attempt + 1 == attempts:
+                    if response.is_error:
+                        try:
+                            detail = response.json().get("detail", response.text)
+                        except ValueError:
+                            detail = response.text
+                        raise APIError(response.status_code, detail)
+                    return response.json()
+            time.sleep(min(0.25 * 2**attempt, 4.0))
+        raise AssertionError("unreachable")
+
+    def _get(self, path: str, model: type[M], **params: Any) -> M:
+        params = {k: v for k, v in params.items() if v is not None}
+        return model.model_validate(self._request("GET", path, idempotent=True, params=params))
+
+    def _post(self, path: str, model: type[M], body: dict[str, Any], *, idempotent: bool) -> M:
+        return model.model_validate(self._request("POST", path, idempotent=idempotent, json=body))
+
+    # -- health ------------------------------------------------------------------------------------
+
+    def health(self) -> dict[str, Any]:
+        result: dict[str, Any] = self._request("GET", "/healthz", idempotent=True)
+        return result
+
+    def ready(self) -> dict[str, Any]:
+        result: dict[str, Any] = self._request("GET", "/readyz", idempotent=True)
+        return result
+
+    # -- architectures -----------------------------------------------------------------------------
+
+    def create_architecture(self, spec: ArchitectureSpec | dict[str, Any]) -> ArchitecturePublic:
+        """Register a spec (idempotent: the same spec returns the same architecture)."""
+        body = spec.model_dump(mode="json") if isinstance(spec, ArchitectureSpec) else spec
+        return self._post("/v1/architectures", ArchitecturePublic, body, idempotent=True)
+
+    def get_architecture(self, architecture_id: int) -> ArchitecturePublic:
+        return self._get(f"/v1/architectures/{architecture_id}", ArchitecturePublic)
+
+    def list_architectures(self, name: str | None = None, page_size: int = 100) -> Rows[ArchitecturePublic]:
+        """Every architecture (following the cursor across pages)."""
+        return Rows(self._pages("/v1/architectures", Page[ArchitecturePublic], name=name, limit=page_size))
+
+    def get_fit(self, architecture_id: int) -> FitPublic:
+        return self._get(f"/v1/architectures/{architecture_id}/fit", FitPublic)
+
+    # -- sweeps and runs ---------------------------------------------------------------------------
+
+    def create_sweep(
+        self,
+        architecture_id: int,
+        widths: list[int] | None = None,
+        seeds: list[int] | None = None,
+        steps: int | None = None,
+    ) -> SweepPublic:
+        """Queue proxy runs (idempotent: runs that exist are reused, an identical sweep is returned)."""
+        body: dict[str, Any] = {"widths": widths, "steps": steps}
+        if seeds is not None:
+            body["seeds"] = seeds
+        return self._post(f"/v1/architectures/{architecture_id}/sweeps", SweepPublic, body, idempotent=True)
+
+    def get_sweep(self, sweep_id: int) -> SweepPublic:
+        return self._get(f"/v1/sweeps/{sweep_id}", SweepPublic)
+
+    def list_runs(self, **filters: Any) -> Rows[RunSummary]:
+        """Runs filtered by architecture_id, sweep_id, status or width (every page)."""
+        return Rows(self._pages("/v1/runs", Page[RunSummary], **filters))
+
+    def get_run(self, run_id: int) -> RunPublic:
+        return self._get(f"/v1/runs/{run_id}", RunPublic)
+
+    def wait_for(
+        self,
+        sweep: SweepPublic | int,
+        *,
+        poll_seconds: float = 2.0,
+        timeout: float | None = None,
+        progress: bool = True,
+    ) -> SweepPublic:
+        """Poll until every run of the sweep has finished, with a progress bar over training steps."""
+        from rich.progress import BarColumn, Progress, TextColumn, TimeElapsedColumn
+
+        sweep_id = sweep if isinstance(sweep, int) else sweep.id
+        deadline = None if timeout is None else time.monotonic() + timeout
+        with Progress(
+            TextColumn("sweep {task.fields[sweep]}"),
+            BarColumn(),
+            TextColumn("{task.fields[status]}"),
+            TimeElapsedColumn(),
+            disable=not progress,
+        ) as bar:
+            task = bar.add_task("sweep", total=None, sweep=sweep_id, status="")
+            while True:
+                current = self.get_sweep(sweep_id)
+                total = sum(r.steps for r in current.runs)
+                done = sum(
+                    r.steps if r.status != "running" and r.status != "queued" else r.progress_step
+                    for r in current.runs
+                )
+                counts = current.counts
+                bar.update(
+                    task,
+                    total=total,
+                    completed=done,
+                    status=f"{counts.succeeded} done · {counts.running} running · {counts.queued} queued",
+                )
+                if current.done:
+                    return current
+                if deadline is not None and time.monotonic() > deadline:
+                    raise TimeoutError(f"sweep {sweep_id} not finished after {timeout} s")
+                time.sleep(poll_seconds)
+
+    # -- predictions -------------------------------------------------------------------------------
+
+    def predict(
+        self,
+        *,
+        architecture_id: int | None = None,
+        spec: ArchitectureSpec | dict[str, Any] | None = None,
+        n_params: float | None = None,
+        width: int | None = None,
+        level: float = 0.9,
+    ) -> PredictionPublic:
+        body: dict[str, Any] = {
+            "architecture_id": architecture_id,
+            "n_params": n_params,
+            "width": width,
+            "level": level,
+        }
+        if spec is not None:
+            body["spec"] = spec.model_dump(mode="json") if isinstance(spec, ArchitectureSpec) else spec
+        # A prediction reads the cached fit and changes nothing: safe to retry.
+        return self._post("/v1/predictions", PredictionPublic, body, idempotent=True)
+
+    def compare(self, architecture_ids: list[int], n_params: float, level: float = 0.9) -> ComparePublic:
+        body = {"architecture_ids": architecture_ids, "n_params": n_params, "level": level}
+        return self._post("/v1/compare", ComparePublic, body, idempotent=True)
+
+    # -- helpers -----------------------------------------------------------------------------------
+
+    def _pages(self, path: str, model: type[Page[Any]], **params: Any) -> Iterator[Any]:
+        cursor = None
+        while True:
+            page = self._get(path, model, cursor=cursor, **params)
+            yield from page.items
+            if page.next_cursor is None:
+                return
+            cursor = page.next_cursor

@@ -1,0 +1,150 @@
+"""Scaling-law fits per architecture, cached in the `fits` table and keyed by the data they were fitted on.
+
+A fit is computed when a run finishes (by the worker) or on the first read after that; predictions load
+the cached fit and never refit per request. The key is a hash of the exact (run, N, loss) points, so a
+new finished run invalidates the cache by changing the key.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import math
+from dataclasses import dataclass
+
+from sqlalchemy import func, select
+from sqlalchemy.exc import IntegrityError
+from sqlalchemy.orm import Session
+
+import predictor
+from app.models import Fit, Run, RunStatus
+
+DEFAULT_LAW = "mu_scaling"
+
+
+@dataclass(frozen=True)
+class FitPoints:
+    run_ids: list[int]
+    n_params: list[float]  # non-embedding parameters of each proxy
+    losses: list[float]  # held-out validation loss
+    widths: list[int]
+    corpus_fingerprints: list[str]
+
+    @property
+    def distinct_widths(self) -> int:
+        return len(set(self.widths))
+
+    def data_hash(self, law: str) -> str:
+        payload = json.dumps([law, self.run_ids, self.n_params, self.losses])
+        return hashlib.sha256(payload.encode()).hexdigest()
+
+
+class NotEnoughRuns(Exception):
+    """Too few finished proxy widths to fit; carries the counts for a 409 that says what to do."""
+
+    def __init__(self, counts: dict[str, int], needed: int) -> None:
+        self.counts, self.needed = counts, needed
+        super().__init__(
+            f"{counts.get('succeeded_widths', 0)} proxy width(s) finished, {needed} needed to fit "
+            f"({counts.get('running', 0)} running, {counts.get('queued', 0)} queued): "
+            "launch or wait for a sweep (POST /v1/architectures/{id}/sweeps)"
+        )
+
+
+def fit_points(session: Session, architecture_id: int) -> FitPoints:
+    rows = session.execute(
+        select(Run.id, Run.n_params_non_embedding, Run.val_loss, Run.width, Run.corpus_fingerprint)
+        .where(Run.architecture_id == architecture_id, Run.status == RunStatus.succeeded)
+        .order_by(Run.id)
+    ).all()
+    rows = [r for r in rows if r[1] and r[2] is not None and math.isfinite(r[2])]
+    return FitPoints(
+        run_ids=[r[0] for r in rows],
+        n_params=[float(r[1]) for r in rows],
+        losses=[float(r[2]) for r in rows],
+        widths=[int(r[3]) for r in rows],
+        corpus_fingerprints=sorted({r[4] for r in rows if r[4]}),
+    )
+
+
+def run_counts(session: Session, architecture_id: int) -> dict[str, int]:
+    counts = {status.value: 0 for status in RunStatus}
+    for status, n in session.execute(
+        select(Run.status, func.count()).where(Run.architecture_id == architecture_id).group_by(Run.status)
+    ):
+        counts[RunStatus(status).value] = int(n)
+    counts["succeeded_widths"] = int(
+        session.scalar(
+            select(func.count(func.distinct(Run.width))).where(
+                Run.architecture_id == architecture_id, Run.status == RunStatus.succeeded
+            )
+        )
+        or 0
+    )
+    return counts
+
+
+def refresh_fit(
+    session: Session,
+    architecture_id: int,
+    min_widths: int,
+    law: str = DEFAULT_LAW,
+    points: FitPoints | None = None,
+) -> Fit | None:
+    """The cached fit for the architecture's current results, computing and storing it if needed.
+
+    None when fewer than `min_widths` proxy widths have finished.
+    """
+    points = points or fit_points(session, architecture_id)
+    if points.distinct_widths < min_widths:
+        return None
+    key = points.data_hash(law)
+    cached = session.scalar(
+        select(Fit).where(Fit.architecture_id == architecture_id, Fit.law == law, Fit.data_hash == key)
+    )
+    if cached is not None:
+        return cached
+    result = predictor.fit(points.n_params, points.losses, law=law)
+    fit = Fit(
+        architecture_id=architecture_id,
+        law=law,
+        data_hash=key,
+        run_ids=points.run_ids,
+        result=result.to_dict(),
+    )
+    session.add(fit)
+    try:
+        session.commit()
+    except IntegrityError:
+        # Another process stored the same fit first (same data, same key): use theirs.
+        session.rollback()
+        return session.scalar(
+            select(Fit).where(Fit.architecture_id == architecture_id, Fit.law == law, Fit.data_hash == key)
+        )
+    return fit
+
+
+def current_fit(
+    session: Session, architecture_id: int, min_widths: int, law: str = DEFAULT_LAW
+) -> tuple[Fit, predictor.FitResult, FitPoints]:
+    """The fit to predict from, restored from its cached dict; raises NotEnoughRuns."""
+    points = fit_points(session, architecture_id)
+    fit = refresh_fit(session, architecture_id, min_widths, law, points)
+    if fit is None:
+        raise NotEnoughRuns(run_counts(session, architecture_id), min_widths)
+    return fit, _restore(fit), points
+
+
+_RESTORED: dict[tuple[str, str], predictor.FitResult] = {}
+_RESTORED_MAX = 256
+
+
+def _restore(fit: Fit) -> predictor.FitResult:
+    """FitResult from its stored dict, memoised: a fit row never changes once written."""
+    key = (fit.law, fit.data_hash)
+    result = _RESTORED.get(key)
+    if result is None:
+        if len(_RESTORED) >= _RESTORED_MAX:
+            _RESTORED.pop(next(iter(_RESTORED)))
+        result = _RESTORED[key] = predictor.FitResult.from_dict(fit.result)
+    return result

@@ -1,0 +1,32 @@
+"""Opaque keyset cursors: a page continues after the last id it returned, stable under inserts."""
+
+from __future__ import annotations
+
+import base64
+import binascii
+
+from fastapi import HTTPException, status
+
+
+def encode_cursor(last_id: int) -> str:
+    return base64.urlsafe_b64encode(f"id:{last_id}".encode()).decode().rstrip("=")
+
+
+def decode_cursor(cursor: str) -> int:
+    try:
+        text = base64.urlsafe_b64decode(cursor + "=" * (-len(cursor) % 4)).decode()
+        prefix, _, value = text.partition(":")
+        if prefix != "id" or not value.isdigit():
+            raise ValueError(text)
+        return int(value)
+    except (ValueError, binascii.Error, UnicodeDecodeError):
+        raise HTTPException(
+            status.HTTP_422_UNPROCESSABLE_ENTITY,
+            detail=[
+                {
+                    "loc": ["query", "cursor"],
+                    "msg": "not a cursor from this API: pass the `next_cursor` of the previous page",
+                    "type": "value_error",
+                }
+            ],
+        ) from None

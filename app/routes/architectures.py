@@ -1,0 +1,164 @@
+"""Architectures: register specs, list them, launch proxy sweeps, read their fit."""
+
+from __future__ import annotations
+
+from typing import Annotated
+
+import numpy as np
+from fastapi import APIRouter, Query, Response, status
+from sqlalchemy import select
+
+from app import architectures, queue
+from app.deps import IdPath, SessionDep, SettingsDep, WriteAccess
+from app.fits import current_fit, run_counts
+from app.limits import check_sweep
+from app.models import Architecture
+from app.pagination import decode_cursor, encode_cursor
+from app.schemas import (
+    MAX_N_PARAMS,
+    ArchitecturePublic,
+    CurvePoint,
+    FitPoint,
+    FitPublic,
+    Page,
+    ProxySize,
+    RunCounts,
+    SpecCheck,
+    SweepCreate,
+    SweepPublic,
+)
+from app.views import get_or_404, sweep_public
+from trainer import ArchitectureSpec, count_params
+
+router = APIRouter(prefix="/v1/architectures", tags=["architectures"])
+
+
+def architecture_public(session: SessionDep, arch: Architecture) -> ArchitecturePublic:
+    return ArchitecturePublic(
+        id=arch.id,
+        name=arch.name,
+        spec_hash=arch.spec_hash,
+        spec=ArchitectureSpec.model_validate(arch.spec),
+        created_at=arch.created_at,
+        runs=RunCounts(**run_counts(session, arch.id)),
+    )
+
+
+@router.post(
+    "",
+    response_model=ArchitecturePublic,
+    status_code=status.HTTP_201_CREATED,
+    dependencies=[WriteAccess],
+    responses={200: {"model": ArchitecturePublic, "description": "An identical spec already exists."}},
+)
+def create_architecture(
+    spec: ArchitectureSpec, session: SessionDep, response: Response
+) -> ArchitecturePublic:
+    """Register a spec; the same spec again (by canonical hash) returns the existing one with 200."""
+    arch, created = architectures.register(session, spec)
+    if not created:
+        response.status_code = status.HTTP_200_OK
+    return architecture_public(session, arch)
+
+
+@router.post("/validate", response_model=SpecCheck)
+def validate_spec(spec: ArchitectureSpec, session: SessionDep) -> SpecCheck:
+    """Check a spec without storing it: 422 with field-level errors, or the filled-in spec and its sizes."""
+    spec_hash = spec.spec_hash()
+    existing = session.scalar(select(Architecture.id).where(Architecture.spec_hash == spec_hash))
+    proxies = []
+    for width in spec.proxy_widths:
+        total, non_embedding = count_params(spec, width)
+        proxies.append(ProxySize(width=width, n_params=total, n_params_non_embedding=non_embedding))
+    return SpecCheck(spec=spec, spec_hash=spec_hash, architecture_id=existing, proxies=proxies)
+
+
+@router.get("", response_model=Page[ArchitecturePublic])
+def list_architectures(
+    session: SessionDep,
+    limit: Annotated[int, Query(ge=1, le=200)] = 50,
+    cursor: Annotated[str | None, Query(description="From the previous page's next_cursor.")] = None,
+    name: Annotated[str | None, Query(max_length=200, description="Substring of the name.")] = None,
+) -> Page[ArchitecturePublic]:
+    """Architectures, oldest first, a page at a time."""
+    query = select(Architecture).order_by(Architecture.id).limit(limit + 1)
+    if cursor is not None:
+        query = query.where(Architecture.id > decode_cursor(cursor))
+    if name:
+        query = query.where(Architecture.name.contains(name, autoescape=True))
+    rows = session.scalars(query).all()
+    items = [architecture_public(session, a) for a in rows[:limit]]
+    return Page(items=items, next_cursor=encode_cursor(rows[limit - 1].id) if len(rows) > limit else None)
+
+
+@router.get("/{architecture_id}", response_model=ArchitecturePublic, responses={404: {}})
+def get_architecture(architecture_id: IdPath, session: SessionDep) -> ArchitecturePublic:
+    return architecture_public(session, get_or_404(session, Architecture, architecture_id))
+
+
+@router.post(
+    "/{architecture_id}/sweeps",
+    response_model=SweepPublic,
+    status_code=status.HTTP_202_ACCEPTED,
+    dependencies=[WriteAccess],
+    responses={404: {}, 422: {}},
+)
+def create_sweep(
+    architecture_id: IdPath, request: SweepCreate, session: SessionDep, settings: SettingsDep
+) -> SweepPublic:
+    """Queue one proxy run per width and seed. Idempotent: runs that exist already are reused."""
+    arch = get_or_404(session, Architecture, architecture_id)
+    spec = ArchitectureSpec.model_validate(arch.spec)
+    widths = request.widths or list(spec.proxy_widths)
+    steps = request.steps or spec.training.steps
+    check_sweep(spec, widths, request.seeds, steps, settings)
+    sweep, _ = queue.enqueue_sweep(session, arch, widths, request.seeds, steps)
+    session.commit()
+    return sweep_public(session, sweep)
+
+
+@router.get("/{architecture_id}/fit", response_model=FitPublic, responses={404: {}, 409: {}})
+def get_fit(
+    architecture_id: IdPath,
+    session: SessionDep,
+    settings: SettingsDep,
+    curve_to: Annotated[
+        float | None, Query(gt=0, le=MAX_N_PARAMS, description="Last N of the curve.")
+    ] = None,
+    level: Annotated[float, Query(gt=0, lt=1, description="Coverage of the band.")] = 0.9,
+    curve_points: Annotated[int, Query(ge=2, le=200)] = 40,
+) -> FitPublic:
+    """The scaling-law fit over the architecture's finished proxies (409 until enough have finished)."""
+    get_or_404(session, Architecture, architecture_id)
+    fit, result, points = current_fit(session, architecture_id, settings.min_runs_for_fit)
+    predicted = result.predict(points.n_params).mean
+    low, high = float(result.x_range[0]), float(result.x_range[1])
+    grid = np.geomspace(low, max(curve_to or 10 * high, low * 1.01), curve_points)
+    band = result.predict(grid, level=level)
+    return FitPublic(
+        architecture_id=architecture_id,
+        fit_id=fit.id,
+        law=result.law,
+        parameters=result.params,
+        stderr=result.stderr,
+        r2=result.r2,
+        success=result.success,
+        message=result.message,
+        at_bound=result.at_bound,
+        n_points=result.n_points,
+        n_params_range=(float(result.x_range[0]), float(result.x_range[1])),
+        report=result.report(),
+        points=[
+            FitPoint(run_id=r, width=w, n_params=n, loss=y, predicted=float(p), residual=float(y - p))
+            for r, w, n, y, p in zip(
+                points.run_ids, points.widths, points.n_params, points.losses, predicted, strict=True
+            )
+        ],
+        level=level,
+        curve=[
+            CurvePoint(n_params=float(n), mean=float(m), lower=float(lo), upper=float(up))
+            for n, m, lo, up in zip(grid, band.mean, band.lower, band.upper, strict=True)
+        ],
+        created_at=fit.created_at,
+        result=fit.result,
+    )

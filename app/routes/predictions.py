@@ -1,0 +1,123 @@
+"""Predictions and comparisons, read from the cached fits (never refitted per request)."""
+
+from __future__ import annotations
+
+from fastapi import APIRouter, HTTPException, status
+from sqlalchemy import select
+
+import predictor
+from app.deps import SessionDep, SettingsDep
+from app.fits import current_fit
+from app.models import Architecture
+from app.schemas import (
+    Candidate,
+    ComparePublic,
+    CompareRequest,
+    PredictionPublic,
+    PredictionRequest,
+    Provenance,
+)
+from app.views import get_or_404
+from trainer import ArchitectureSpec, count_params
+
+router = APIRouter(prefix="/v1", tags=["predictions"])
+
+
+def _resolve(session: SessionDep, request: PredictionRequest) -> Architecture:
+    if request.architecture_id is not None:
+        return get_or_404(session, Architecture, request.architecture_id)
+    assert request.spec is not None
+    arch = session.scalar(select(Architecture).where(Architecture.spec_hash == request.spec.spec_hash()))
+    if arch is None:
+        raise HTTPException(
+            status.HTTP_404_NOT_FOUND,
+            "no architecture with this spec: POST it to /v1/architectures, then launch a sweep",
+        )
+    return arch
+
+
+@router.post("/predictions", response_model=PredictionPublic, responses={404: {}, 409: {}, 422: {}})
+def predict(request: PredictionRequest, session: SessionDep, settings: SettingsDep) -> PredictionPublic:
+    """Predicted loss at `n_params` (or at `width`) with a prediction interval, from the proxies' fit."""
+    arch = _resolve(session, request)
+    if request.width is not None:
+        spec = ArchitectureSpec.model_validate(arch.spec)
+        try:
+            spec.validate_width(request.width)
+        except ValueError as exc:
+            raise HTTPException(
+                status.HTTP_422_UNPROCESSABLE_ENTITY,
+                detail=[{"loc": ["body", "width"], "msg": str(exc), "type": "value_error"}],
+            ) from None
+        n_params = float(count_params(spec, request.width)[1])
+    else:
+        assert request.n_params is not None
+        n_params = request.n_params
+    fit, result, points = current_fit(session, arch.id, settings.min_runs_for_fit)
+    prediction = result.predict(n_params, level=request.level)
+    return PredictionPublic(
+        architecture_id=arch.id,
+        n_params=n_params,
+        width=request.width,
+        level=request.level,
+        predicted_loss=float(prediction.mean),
+        lower=float(prediction.lower),
+        upper=float(prediction.upper),
+        law=result.law,
+        parameters=result.params,
+        stderr=result.stderr,
+        points_used=result.n_points,
+        widths_used=sorted(set(points.widths)),
+        n_params_range=(float(result.x_range[0]), float(result.x_range[1])),
+        extrapolation_factor=float(prediction.extrapolation_factor),
+        warnings=list(prediction.warnings),
+        provenance=Provenance(
+            fit_id=fit.id, run_ids=list(fit.run_ids), corpus_fingerprints=points.corpus_fingerprints
+        ),
+    )
+
+
+@router.post("/compare", response_model=ComparePublic, responses={404: {}, 409: {}})
+def compare(request: CompareRequest, session: SessionDep, settings: SettingsDep) -> ComparePublic:
+    """Rank candidate architectures by predicted loss at `n_params`, with P(best) from the bootstraps."""
+    ids = list(dict.fromkeys(request.architecture_ids))
+    if len(ids) < 2:
+        raise HTTPException(
+            status.HTTP_422_UNPROCESSABLE_ENTITY,
+            detail=[
+                {
+                    "loc": ["body", "architecture_ids"],
+                    "msg": "give at least two different ids",
+                    "type": "value_error",
+                }
+            ],
+        )
+    archs = [get_or_404(session, Architecture, i) for i in ids]
+    predictions = [
+        current_fit(session, a.id, settings.min_runs_for_fit)[1].predict(
+            request.n_params, level=request.level
+        )
+        for a in archs
+    ]
+    p_best = predictor.probability_best(predictions)
+    order = sorted(range(len(archs)), key=lambda k: float(predictions[k].mean))
+    candidates = [
+        Candidate(
+            rank=rank + 1,
+            architecture_id=archs[k].id,
+            name=archs[k].name,
+            predicted_loss=float(predictions[k].mean),
+            lower=float(predictions[k].lower),
+            upper=float(predictions[k].upper),
+            probability_best=float(p_best[k]),
+            extrapolation_factor=float(predictions[k].extrapolation_factor),
+            warnings=list(predictions[k].warnings),
+        )
+        for rank, k in enumerate(order)
+    ]
+    return ComparePublic(
+        n_params=request.n_params,
+        level=request.level,
+        best_architecture_id=candidates[0].architecture_id,
+        candidates=candidates,
+    )

@@ -1,0 +1,54 @@
+"""Runs: one proxy training each, with its result and loss curve."""
+
+from __future__ import annotations
+
+from typing import Annotated
+
+from fastapi import APIRouter, Query
+from sqlalchemy import select
+from sqlalchemy.orm import selectinload
+
+from app.deps import IdPath, IdQuery, SessionDep
+from app.models import Run, RunStatus, SweepRun
+from app.pagination import decode_cursor, encode_cursor
+from app.schemas import MAX_ID, Page, RunPublic, RunSummary
+from app.views import get_or_404, run_public, run_summary
+
+router = APIRouter(prefix="/v1/runs", tags=["runs"])
+
+
+@router.get("", response_model=Page[RunSummary])
+def list_runs(
+    session: SessionDep,
+    architecture_id: IdQuery = None,
+    sweep_id: IdQuery = None,
+    status: RunStatus | None = None,
+    width: Annotated[int | None, Query(ge=1, le=MAX_ID)] = None,
+    limit: Annotated[int, Query(ge=1, le=500)] = 100,
+    cursor: str | None = None,
+) -> Page[RunSummary]:
+    """Runs, oldest first, filtered by architecture, sweep, status or width."""
+    query = select(Run).order_by(Run.id).limit(limit + 1)
+    if architecture_id is not None:
+        query = query.where(Run.architecture_id == architecture_id)
+    if sweep_id is not None:
+        query = query.join(SweepRun, SweepRun.run_id == Run.id).where(SweepRun.sweep_id == sweep_id)
+    if status is not None:
+        query = query.where(Run.status == status)
+    if width is not None:
+        query = query.where(Run.width == width)
+    if cursor is not None:
+        query = query.where(Run.id > decode_cursor(cursor))
+    rows = session.scalars(query).all()
+    return Page(
+        items=[run_summary(r) for r in rows[:limit]],
+        next_cursor=encode_cursor(rows[limit - 1].id) if len(rows) > limit else None,
+    )
+
+
+@router.get("/{run_id}", response_model=RunPublic, responses={404: {}})
+def get_run(run_id: IdPath, session: SessionDep) -> RunPublic:
+    """One run: status, lease, result and training-loss curve."""
+    get_or_404(session, Run, run_id)
+    run = session.scalars(select(Run).options(selectinload(Run.metrics)).where(Run.id == run_id)).one()
+    return run_public(run)

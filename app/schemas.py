@@ -1,0 +1,271 @@
+"""Request and response models of the HTTP API (Create / Public families); the client reuses them."""
+
+from __future__ import annotations
+
+from datetime import datetime
+from typing import Annotated, Any, ClassVar, Generic, TypeVar
+
+from pydantic import BaseModel, ConfigDict, Field, model_validator
+
+from trainer import ArchitectureSpec
+
+T = TypeVar("T")
+
+
+def frame(rows: list[Any]) -> Any:
+    """A pandas DataFrame with one row per model (pandas comes with the `notebook` extra)."""
+    import pandas as pd
+
+    return pd.DataFrame([row.model_dump() if isinstance(row, BaseModel) else row for row in rows])
+
+
+class Tabular(BaseModel):
+    """A result with a table inside (`_table` names it): `.to_pandas()` gives it as a DataFrame."""
+
+    _table: ClassVar[str]
+
+    def to_pandas(self) -> Any:
+        return frame(getattr(self, self._table))
+
+
+class Rows(list[T]):
+    """A list of results, as the client returns them, with `.to_pandas()`."""
+
+    def to_pandas(self) -> Any:
+        return frame(list(self))
+
+
+# Ids are 32-bit on PostgreSQL: a larger number can name nothing, so it is a 422, not a database error.
+MAX_ID = 2**31 - 1
+Id = Annotated[int, Field(ge=1, le=MAX_ID)]
+
+# Largest N a prediction may ask for: far beyond any model trained, and far from float overflow.
+MAX_N_PARAMS = 1e15
+
+
+class Page(Tabular, Generic[T]):
+    _table = "items"
+    items: list[T]
+    next_cursor: str | None = Field(
+        None, description="Pass as `cursor` to get the next page; null at the end."
+    )
+
+
+class RunCounts(BaseModel):
+    queued: int = 0
+    running: int = 0
+    succeeded: int = 0
+    failed: int = 0
+    diverged: int = 0
+    cancelled: int = 0
+    succeeded_widths: int = Field(0, description="Distinct proxy widths with a finished run.")
+
+
+class ArchitecturePublic(BaseModel):
+    model_config = ConfigDict(from_attributes=True)
+
+    id: int
+    name: str
+    spec_hash: str
+    spec: ArchitectureSpec
+    created_at: datetime
+    runs: RunCounts
+
+
+class ProxySize(BaseModel):
+    width: int
+    n_params: int
+    n_params_non_embedding: int
+
+
+class SpecCheck(BaseModel):
+    spec: ArchitectureSpec = Field(description="The spec with every default filled in.")
+    spec_hash: str
+    architecture_id: int | None = Field(description="The registered architecture with this spec, if any.")
+    proxies: list[ProxySize] = Field(description="Parameter counts of the default proxy ladder.")
+
+
+class SweepCreate(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    widths: list[int] | None = Field(
+        None, min_length=1, max_length=64, description="Proxy widths; default: the spec's proxy_widths."
+    )
+    seeds: list[int] = Field([0], min_length=1, max_length=16, description="Replicate seeds per width.")
+    steps: int | None = Field(None, ge=1, le=10_000_000, description="Training steps; default: the spec's.")
+
+    @model_validator(mode="after")
+    def _non_negative(self) -> SweepCreate:
+        if self.widths is not None and any(w < 1 for w in self.widths):
+            raise ValueError("widths must be positive integers")
+        if any(s < 0 or s >= 2**31 for s in self.seeds):
+            raise ValueError("seeds must lie in [0, 2**31)")
+        return self
+
+
+class RunSummary(BaseModel):
+    model_config = ConfigDict(from_attributes=True)
+
+    id: int
+    architecture_id: int
+    width: int
+    seed: int
+    steps: int
+    status: str
+    attempts: int
+    progress_step: int
+    progress_total: int
+    progress_loss: float | None
+    val_loss: float | None
+    final_train_loss: float | None
+    n_params_non_embedding: int | None
+    error: str | None
+    created_at: datetime
+    started_at: datetime | None
+    finished_at: datetime | None
+
+
+class LossPoint(BaseModel):
+    step: int
+    train_loss: float
+
+
+class RunPublic(RunSummary):
+    lease_owner: str | None
+    heartbeat_at: datetime | None
+    n_params: int | None
+    tokens: int | None
+    flops: float | None
+    wall_seconds: float | None
+    tokens_per_second: float | None
+    mfu: float | None
+    device: str | None
+    corpus_fingerprint: str | None
+    code_version: str | None
+    loss_curve: list[LossPoint]
+
+
+class SweepPublic(Tabular):
+    _table = "runs"
+    id: int
+    architecture_id: int
+    widths: list[int]
+    seeds: list[int]
+    steps: int
+    created_at: datetime
+    counts: RunCounts
+    done: bool = Field(description="Every run has finished (succeeded, diverged, failed or cancelled).")
+    runs: list[RunSummary]
+
+
+class PredictionRequest(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    architecture_id: Id | None = Field(None, description="A registered architecture; or give `spec`.")
+    spec: ArchitectureSpec | None = Field(None, description="An inline spec, matched by its canonical hash.")
+    n_params: float | None = Field(
+        None, gt=0, le=MAX_N_PARAMS, description="Non-embedding parameters to predict at; or give `width`."
+    )
+    width: int | None = Field(None, ge=1, le=1 << 20, description="A model width to predict at.")
+    level: float = Field(0.9, gt=0, lt=1, description="Coverage of the prediction interval.")
+
+    @model_validator(mode="after")
+    def _one_of_each(self) -> PredictionRequest:
+        if (self.architecture_id is None) == (self.spec is None):
+            raise ValueError("give exactly one of `architecture_id` and `spec`")
+        if (self.n_params is None) == (self.width is None):
+            raise ValueError("give exactly one of `n_params` and `width`")
+        return self
+
+
+class Provenance(BaseModel):
+    fit_id: int
+    run_ids: list[int]
+    corpus_fingerprints: list[str]
+
+
+class PredictionPublic(BaseModel):
+    architecture_id: int
+    n_params: float
+    width: int | None
+    level: float
+    predicted_loss: float
+    lower: float
+    upper: float
+    law: str
+    parameters: dict[str, float]
+    stderr: dict[str, float | None]
+    points_used: int
+    widths_used: list[int]
+    n_params_range: tuple[float, float]
+    extrapolation_factor: float
+    warnings: list[str]
+    provenance: Provenance
+
+
+class CompareRequest(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    architecture_ids: list[Id] = Field(min_length=2, max_length=20)
+    n_params: float = Field(gt=0, le=MAX_N_PARAMS)
+    level: float = Field(0.9, gt=0, lt=1)
+
+
+class Candidate(BaseModel):
+    rank: int
+    architecture_id: int
+    name: str
+    predicted_loss: float
+    lower: float
+    upper: float
+    probability_best: float = Field(description="Share of bootstrap draws in which this design is lowest.")
+    extrapolation_factor: float
+    warnings: list[str]
+
+
+class ComparePublic(Tabular):
+    _table = "candidates"
+    n_params: float
+    level: float
+    best_architecture_id: int
+    candidates: list[Candidate]
+
+
+class FitPoint(BaseModel):
+    run_id: int
+    width: int
+    n_params: float
+    loss: float
+    predicted: float
+    residual: float
+
+
+class CurvePoint(BaseModel):
+    n_params: float
+    mean: float
+    lower: float
+    upper: float
+
+
+class FitPublic(Tabular):
+    _table = "points"
+    architecture_id: int
+    fit_id: int
+    law: str
+    parameters: dict[str, float]
+    stderr: dict[str, float | None]
+    r2: float | None
+    success: bool
+    message: str
+    at_bound: dict[str, bool]
+    n_points: int
+    n_params_range: tuple[float, float]
+    report: str
+    points: list[FitPoint]
+    level: float
+    curve: list[CurvePoint] = Field(
+        description="The fitted law and its prediction band on a log grid from the smallest proxy to "
+        "`curve_to` (default: 10× the largest proxy)."
+    )
+    created_at: datetime
+    result: dict[str, Any] = Field(description="The full fit result, as predictor.FitResult.to_dict().")

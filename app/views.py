@@ -1,0 +1,69 @@
+"""Turning rows into the API's public models, shared by the routes and the dashboard."""
+
+from __future__ import annotations
+
+from typing import TypeVar
+
+from fastapi import HTTPException, status
+from sqlalchemy import select
+from sqlalchemy.orm import Session
+
+from app.models import FINISHED, Run, RunStatus, Sweep, SweepRun
+from app.schemas import LossPoint, RunCounts, RunPublic, RunSummary, SweepPublic
+
+M = TypeVar("M")
+
+
+def get_or_404(session: Session, model: type[M], ident: int) -> M:
+    row = session.get(model, ident)
+    if row is None:
+        name = getattr(model, "__tablename__", model.__name__).rstrip("s")
+        raise HTTPException(status.HTTP_404_NOT_FOUND, f"no {name} with id {ident}")
+    return row
+
+
+def run_summary(run: Run) -> RunSummary:
+    return RunSummary.model_validate(run)
+
+
+def run_public(run: Run) -> RunPublic:
+    summary = run_summary(run).model_dump()
+    return RunPublic(
+        **summary,
+        lease_owner=run.lease_owner,
+        heartbeat_at=run.heartbeat_at,
+        n_params=run.n_params,
+        tokens=run.tokens,
+        flops=run.flops,
+        wall_seconds=run.wall_seconds,
+        tokens_per_second=run.tokens_per_second,
+        mfu=run.mfu,
+        device=run.device,
+        corpus_fingerprint=run.corpus_fingerprint,
+        code_version=run.code_version,
+        loss_curve=[LossPoint(step=m.step, train_loss=m.train_loss) for m in run.metrics],
+    )
+
+
+def sweep_public(session: Session, sweep: Sweep) -> SweepPublic:
+    runs = session.scalars(
+        select(Run)
+        .join(SweepRun, SweepRun.run_id == Run.id)
+        .where(SweepRun.sweep_id == sweep.id)
+        .order_by(Run.width, Run.seed)
+    ).all()
+    counts = RunCounts()
+    for run in runs:
+        setattr(counts, run.status.value, getattr(counts, run.status.value) + 1)
+    counts.succeeded_widths = len({r.width for r in runs if r.status == RunStatus.succeeded})
+    return SweepPublic(
+        id=sweep.id,
+        architecture_id=sweep.architecture_id,
+        widths=sweep.widths,
+        seeds=sweep.seeds,
+        steps=sweep.steps,
+        created_at=sweep.created_at,
+        counts=counts,
+        done=all(r.status in FINISHED for r in runs),
+        runs=[run_summary(r) for r in runs],
+    )

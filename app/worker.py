@@ -1,0 +1,208 @@
+"""The worker loop: claim a queued proxy run, train it, store the result; survive the database going away.
+
+One worker owns one device. Any number of workers, on any machines, share one database; the queue's
+conditional updates (app/queue.py) keep them from stepping on each other. A heartbeat thread renews the
+lease and writes progress while the main thread trains; if the lease is lost (the worker was presumed
+dead and its run handed to another), training stops and the result is discarded. SIGTERM hands the run
+in flight back to the queue and exits.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import signal
+import socket
+import threading
+import traceback
+import uuid
+from collections.abc import Callable
+from types import FrameType
+from typing import Any, TypeVar
+
+from sqlalchemy.exc import DBAPIError, OperationalError
+from sqlalchemy.orm import Session, sessionmaker
+
+import trainer
+from app import queue
+from app.db import make_engine, session_factory
+from app.fits import refresh_fit
+from app.settings import Settings
+
+log = logging.getLogger(__name__)
+T = TypeVar("T")
+
+
+class DatabaseUnavailable(RuntimeError):
+    """The database stayed unreachable while the worker was stopping."""
+
+
+def default_worker_id() -> str:
+    return f"{socket.gethostname()}:{os.getpid()}:{uuid.uuid4().hex[:6]}"
+
+
+class Worker:
+    def __init__(
+        self,
+        settings: Settings,
+        *,
+        device: str = "auto",
+        worker_id: str | None = None,
+        poll_seconds: float = 2.0,
+        max_backoff_seconds: float = 30.0,
+    ) -> None:
+        self.settings = settings
+        self.device = device
+        self.worker_id = worker_id or default_worker_id()
+        self.poll_seconds = poll_seconds
+        self.max_backoff_seconds = max_backoff_seconds
+        self.engine = make_engine(settings.database_url)
+        self.sessions: sessionmaker[Session] = session_factory(self.engine)
+        self.stopping = threading.Event()
+
+    # -- database access that survives restarts and terminated connections -------------------------
+
+    def _db(self, operation: Callable[[Session], T], what: str) -> T:
+        """Run one unit of work, retrying with exponential backoff while the database is unreachable.
+
+        Every operation is a conditional update keyed on the lease, so repeating one after a dropped
+        connection is safe. Once the worker is stopping it gives up instead: the lease then expires
+        and the reaper hands the run to another worker, so nothing is lost.
+        """
+        delay = 0.5
+        while True:
+            try:
+                with self.sessions() as session:
+                    return operation(session)
+            except DBAPIError as exc:
+                if not (isinstance(exc, OperationalError) or exc.connection_invalidated):
+                    raise
+                if self.stopping.is_set():
+                    raise DatabaseUnavailable(f"{what}: {exc.orig}") from exc
+                log.warning("%s: database unavailable (%s); retrying in %.1fs", what, exc.orig, delay)
+                self.engine.dispose()  # drop every pooled connection: after a restart they are all dead
+                self.stopping.wait(delay)
+                delay = min(delay * 2, self.max_backoff_seconds)
+
+    # -- the loop ----------------------------------------------------------------------------------
+
+    def install_signal_handlers(self) -> None:
+        def _stop(signum: int, _frame: FrameType | None) -> None:
+            log.info("worker %s: signal %d, handing the run in flight back", self.worker_id, signum)
+            self.stopping.set()
+
+        signal.signal(signal.SIGTERM, _stop)
+        signal.signal(signal.SIGINT, _stop)
+
+    def run(self, *, once: bool = False, max_runs: int | None = None) -> int:
+        """Process runs until stopped; `once` returns when the queue is empty. Returns runs processed."""
+        done = 0
+        try:
+            while not self.stopping.is_set() and (max_runs is None or done < max_runs):
+                self._db(lambda s: queue.reap_expired(s, self.settings.max_attempts), "reap")
+                claimed = self._db(
+                    lambda s: queue.claim(s, self.worker_id, self.settings.lease_seconds), "claim"
+                )
+                if claimed is None:
+                    if once:
+                        break
+                    self.stopping.wait(self.poll_seconds)
+                    continue
+                self.process(claimed)
+                done += 1
+        except DatabaseUnavailable as exc:
+            log.warning("worker %s: stopping with the database unreachable (%s)", self.worker_id, exc)
+        finally:
+            self.engine.dispose()
+        return done
+
+    def process(self, claimed: queue.ClaimedRun) -> None:
+        log.info(
+            "worker %s: run %s (width %d, seed %d)", self.worker_id, claimed.id, claimed.width, claimed.seed
+        )
+        beat = _Heartbeat(self, claimed)
+        beat.start()
+        try:
+            spec = trainer.ArchitectureSpec.model_validate(claimed.spec)
+            result = trainer.train(
+                spec,
+                claimed.width,
+                seed=claimed.seed,
+                steps=claimed.steps,
+                device=self.device,
+                progress=beat.on_progress,
+                should_stop=lambda: self.stopping.is_set() or beat.lease_lost.is_set(),
+            )
+        except trainer.TrainingStopped:
+            beat.stop()
+            if beat.lease_lost.is_set():
+                log.warning("run %s: lease lost while training; the result is discarded", claimed.id)
+            else:
+                self._db(lambda s: queue.release(s, claimed.id, self.worker_id), "hand back")
+            return
+        except Exception:
+            beat.stop()
+            error = traceback.format_exc()
+            log.error("run %s failed:\n%s", claimed.id, error)
+            self._db(
+                lambda s: queue.fail(s, claimed.id, self.worker_id, error, self.settings.max_attempts), "fail"
+            )
+            return
+        beat.stop()
+        payload = result.to_dict()
+        if self._db(lambda s: queue.complete(s, claimed.id, self.worker_id, payload), "store result"):
+            log.info("run %s: stored (%s, val loss %s)", claimed.id, payload["status"], payload.get("val_loss"))
+            # Refit now, off the request path: predictions read the cached fit and never refit.
+            self._db(
+                lambda s: refresh_fit(s, claimed.architecture_id, self.settings.min_runs_for_fit), "refit"
+            )
+
+
+class _Heartbeat(threading.Thread):
+    """Renews the lease and writes progress every few seconds while the main thread trains."""
+
+    def __init__(self, worker: Worker, claimed: queue.ClaimedRun) -> None:
+        super().__init__(name=f"heartbeat-{claimed.id}", daemon=True)
+        self.worker, self.claimed = worker, claimed
+        self.interval = min(worker.settings.heartbeat_seconds, 2.0)
+        self.lease_lost = threading.Event()
+        self._done = threading.Event()
+        self._lock = threading.Lock()
+        self._latest: Any = None
+        self._points: list[tuple[int, float]] = []
+
+    def on_progress(self, progress: Any) -> None:
+        with self._lock:
+            self._latest = progress
+            self._points.append((int(progress.step), float(progress.loss)))
+
+    def run(self) -> None:
+        while not self._done.wait(self.interval):
+            with self._lock:
+                latest, points, self._points = self._latest, self._points, []
+            step = latest.step if latest is not None else 0
+            total = latest.total_steps if latest is not None else self.claimed.steps
+            loss = latest.loss if latest is not None else None
+            try:
+                held = self.worker._db(
+                    lambda s, step=step, total=total, loss=loss, points=points: queue.heartbeat(
+                        s,
+                        self.claimed.id,
+                        self.worker.worker_id,
+                        self.worker.settings.lease_seconds,
+                        step,
+                        total,
+                        loss,
+                        points,
+                    ),
+                    "heartbeat",
+                )
+            except DatabaseUnavailable:
+                return  # stopping while the database is down: the lease will expire and be reaped
+            if not held:
+                self.lease_lost.set()
+                return
+
+    def stop(self) -> None:
+        self._done.set()
+        self.join(timeout=30)

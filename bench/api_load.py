@@ -1,0 +1,134 @@
+"""Load test of `POST /v1/predictions` (cached fit) against the trivial `/healthz` of the same server.
+
+    python bench/api_load.py [--connections 64] [--seconds 10] [--workers 1]
+
+The server is `mupredict serve` (uvicorn) in its own process over a SQLite file holding two fitted
+architectures; the load comes from `wrk` (Debian package `wrk`), a separate process on loopback, with a
+fixed number of keep-alive connections. Both endpoints are measured in the same run, one after the other,
+so the ratio compares like with like. Targets: predictions reach ≥ 50 % of the trivial endpoint's
+throughput, with p99 latency under 50 ms at 64 connections.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import shutil
+import socket
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+import httpx
+
+ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT))
+
+from sqlalchemy.orm import Session  # noqa: E402
+
+from app import architectures, migrate, queue  # noqa: E402
+from app.db import make_engine  # noqa: E402
+from tests.app.api_helpers import finish_runs, spec_dict  # noqa: E402
+from trainer import ArchitectureSpec  # noqa: E402
+
+WRK_SCRIPT = """
+wrk.method = "{method}"
+wrk.body = '{body}'
+wrk.headers["Content-Type"] = "application/json"
+done = function(summary, latency, requests)
+  local e = summary.errors
+  io.write(string.format(
+    '{{"requests":%d,"seconds":%.3f,"errors":%d,"non_2xx":%d,"p50_ms":%.3f,"p99_ms":%.3f}}\\n',
+    summary.requests, summary.duration / 1e6, e.connect + e.read + e.write + e.timeout, e.status,
+    latency:percentile(50) / 1000, latency:percentile(99) / 1000))
+end
+"""
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+def seed(url: str) -> int:
+    """Two architectures with a finished, law-following proxy ladder; returns the first id."""
+    engine = make_engine(url)
+    migrate.upgrade(engine)
+    ids = []
+    with Session(engine) as session:
+        for name, activation in (("gelu", "gelu"), ("swiglu", "swiglu")):
+            arch, _ = architectures.register(session, ArchitectureSpec.model_validate(spec_dict(name, activation=activation)))
+            queue.enqueue_sweep(session, arch, arch.spec["proxy_widths"], [0, 1], arch.spec["training"]["steps"])
+            session.commit()
+            ids.append(arch.id)
+    for arch_id in ids:
+        finish_runs(engine, arch_id)
+    engine.dispose()
+    return ids[0]
+
+
+def wrk(url: str, method: str, body: str, connections: int, seconds: int, workdir: Path) -> dict[str, float]:
+    script = workdir / f"{method.lower()}.lua"
+    script.write_text(WRK_SCRIPT.format(method=method, body=body))
+    out = subprocess.run(
+        ["wrk", "-t", "1", "-c", str(connections), "-d", f"{seconds}s", "--latency", "-s", str(script), url],
+        check=True, capture_output=True, text=True,
+    ).stdout
+    result: dict[str, float] = json.loads(out.strip().splitlines()[-1])
+    result["rps"] = result["requests"] / result["seconds"]
+    return result
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--connections", type=int, default=64)
+    parser.add_argument("--seconds", type=int, default=10)
+    parser.add_argument("--workers", type=int, default=1, help="uvicorn worker processes")
+    args = parser.parse_args()
+    if shutil.which("wrk") is None:
+        sys.exit("this benchmark drives load with wrk: apt-get install wrk")
+
+    with tempfile.TemporaryDirectory() as tmp:
+        workdir = Path(tmp)
+        url = f"sqlite:///{workdir / 'bench.db'}"
+        arch_id = seed(url)
+        port = free_port()
+        env = {**os.environ, "MUPREDICT_DATABASE_URL": url}
+        server = subprocess.Popen(
+            [sys.executable, "-m", "app", "serve", "--port", str(port), "--workers", str(args.workers)],
+            env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, cwd=ROOT,
+        )
+        try:
+            base = f"http://127.0.0.1:{port}"
+            for _ in range(200):
+                try:
+                    if httpx.get(f"{base}/healthz").status_code == 200:
+                        break
+                except httpx.TransportError:
+                    time.sleep(0.1)
+            body = json.dumps({"architecture_id": arch_id, "n_params": 1e8})
+            first = httpx.post(f"{base}/v1/predictions", content=body, headers={"Content-Type": "application/json"})
+            first.raise_for_status()  # also warms the fit cache, as any served prediction would
+            trivial = wrk(f"{base}/healthz", "GET", "", args.connections, args.seconds, workdir)
+            predict = wrk(f"{base}/v1/predictions", "POST", body, args.connections, args.seconds, workdir)
+        finally:
+            server.terminate()
+            server.wait(timeout=30)
+
+    print(f"api_load: {args.connections} connections, {args.seconds} s each, {args.workers} uvicorn worker(s), "
+          f"{os.cpu_count()} CPU cores, load from wrk (separate process, loopback)")
+    print(f"{'endpoint':<22}{'req/s':>10}{'p50 ms':>10}{'p99 ms':>10}{'errors':>8}{'non-2xx':>9}")
+    for name, r in (("GET /healthz", trivial), ("POST /v1/predictions", predict)):
+        print(f"{name:<22}{r['rps']:>10.0f}{r['p50_ms']:>10.2f}{r['p99_ms']:>10.2f}{r['errors']:>8.0f}{r['non_2xx']:>9.0f}")
+    ratio = predict["rps"] / trivial["rps"]
+    print(f"throughput ratio predictions / trivial: {ratio:.2f} (target ≥ 0.50) -> {'PASS' if ratio >= 0.5 else 'FAIL'}")
+    print(f"predictions p99: {predict['p99_ms']:.1f} ms (target < 50 ms) -> "
+          f"{'PASS' if predict['p99_ms'] < 50 else 'FAIL'}")
+
+
+if __name__ == "__main__":
+    main()
