@@ -10,7 +10,7 @@ from fastapi.responses import JSONResponse
 
 from app import migrate
 from app.db import make_engine, session_factory
-from app.fits import NotEnoughRuns
+from app.fits import FitFailed, NotEnoughRuns
 from app.routes import architectures, dashboard, health, predictions, runs, sweeps
 from app.settings import Settings, get_settings
 
@@ -45,5 +45,9 @@ def create_app(settings: Settings | None = None) -> FastAPI:
             status_code=status.HTTP_409_CONFLICT,
             content={"detail": str(exc), "runs": exc.counts, "widths_needed": exc.needed},
         )
+
+    @app.exception_handler(FitFailed)
+    async def _fit_failed(_request: Request, exc: FitFailed) -> JSONResponse:
+        return JSONResponse(status_code=status.HTTP_409_CONFLICT, content={"detail": str(exc)})
 
     return app

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import typer
 
 cli = typer.Typer(
@@ -71,7 +73,9 @@ def worker(
 def demo(
     port: int = typer.Option(8000, help="Port of the API and dashboard."),
     host: str = typer.Option("127.0.0.1", help="Interface to bind."),
-    target_factor: float = typer.Option(30.0, min=10.0, help="Predict at this multiple of the largest proxy."),
+    target_factor: float = typer.Option(
+        30.0, min=10.0, help="Predict at this multiple of the largest proxy."
+    ),
     serve: bool = typer.Option(True, help="Keep serving the dashboard after printing the prediction."),
 ) -> None:
     """Train two candidate designs' proxies on CPU, fit, print the winner, serve the dashboard."""
@@ -79,6 +83,60 @@ def demo(
     from app.settings import get_settings
 
     run_demo(get_settings(), host=host, port=port, target_factor=target_factor, serve=serve)
+
+
+@cli.command()
+def fit(
+    csv_file: Path = typer.Argument(
+        ..., exists=True, dir_okay=False, help="CSV with columns n_params (or N) and loss; D for chinchilla."
+    ),
+    law: str = typer.Option("mu_scaling", help="mu_scaling, power, chinchilla or compute."),
+    at: float | None = typer.Option(None, help="Predict the loss at this N (C for the compute law)."),
+    tokens: float | None = typer.Option(None, help="D at the prediction (chinchilla only)."),
+    level: float = typer.Option(0.9, help="Central probability of the prediction interval."),
+    loss: str = typer.Option("huber", help="huber (log-space, delta 1e-3) or lsq."),
+    n_bootstrap: int = typer.Option(1000, help="Bootstrap resamples for the intervals (0: none)."),
+) -> None:
+    """Fit a scaling law to a CSV of (N, loss) points; print the report and a prediction."""
+    import csv
+
+    import predictor
+
+    with csv_file.open(newline="") as f:
+        rows = [{k.strip().lower(): v for k, v in row.items() if k} for row in csv.DictReader(f)]
+
+    def column(*names: str) -> list[float] | None:
+        for name in names:
+            if rows and name.lower() in rows[0]:
+                return [float(row[name.lower()]) for row in rows]
+        return None
+
+    try:
+        n = column("n_params", "N", "C") if law == "compute" else column("n_params", "N")
+        losses = column("loss")
+        d = column("D", "tokens")
+        if n is None or losses is None or (law == "chinchilla" and d is None):
+            needed = "n_params or N, loss" + (", D or tokens" if law == "chinchilla" else "")
+            raise ValueError(f"{csv_file.name} needs columns named {needed}")
+        x: object = list(zip(n, d, strict=True)) if law == "chinchilla" and d is not None else n
+        weights = column("weight", "weights")
+        result = predictor.fit(x, losses, law=law, weights=weights, loss=loss, n_bootstrap=n_bootstrap)
+        typer.echo(result.report())
+        if at is not None:
+            if law == "chinchilla" and tokens is None:
+                raise ValueError("chinchilla predicts at (N, D): give --tokens with --at")
+            query = [at, tokens] if law == "chinchilla" else at
+            pred = result.predict(query, level=level)
+            typer.echo("[[Prediction]]")
+            typer.echo(
+                f"    loss at {at:.4g} = {pred.mean:.4f}, {level:.0%} interval "
+                f"[{pred.lower:.4f}, {pred.upper:.4f}], {pred.extrapolation_factor:.3g}× the largest fitted N"
+            )
+            for warning in pred.warnings:
+                typer.echo(f"    warning: {warning}")
+    except ValueError as err:
+        typer.echo(f"error: {err}", err=True)
+        raise typer.Exit(code=2) from err
 
 
 def main() -> None:

@@ -79,13 +79,21 @@ def run_demo(
             largest = max(client.get_fit(a.id).n_params_range[1] for a in archs)
             target = largest * target_factor
             result = client.compare([a.id for a in archs], n_params=target)
-        table = Table(title=f"Predicted loss at N = {target:.3g} non-embedding parameters "
-                            f"({target_factor:g}× the largest proxy)")
+        table = Table(
+            title=f"Predicted loss at N = {target:.3g} non-embedding parameters "
+            f"({target_factor:g}× the largest proxy)"
+        )
         for column in ("rank", "design", "predicted loss", "90% interval", "P(best)", "warnings"):
             table.add_column(column)
         for c in result.candidates:
-            table.add_row(str(c.rank), c.name, f"{c.predicted_loss:.4f}", f"[{c.lower:.4f}, {c.upper:.4f}]",
-                          f"{c.probability_best:.2f}", "; ".join(c.warnings)[:80])
+            table.add_row(
+                str(c.rank),
+                c.name,
+                f"{c.predicted_loss:.4f}",
+                f"[{c.lower:.4f}, {c.upper:.4f}]",
+                f"{c.probability_best:.2f}",
+                "; ".join(c.warnings)[:80],
+            )
         console.print(table)
         best = result.candidates[0]
         console.print(f"[bold green]{best.name}[/] wins with probability {best.probability_best:.2f}.")

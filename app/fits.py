@@ -51,6 +51,10 @@ class NotEnoughRuns(Exception):
         )
 
 
+class FitFailed(Exception):
+    """The proxies' results exist but no law could be fitted to them (e.g. losses that rise with N)."""
+
+
 def fit_points(session: Session, architecture_id: int) -> FitPoints:
     rows = session.execute(
         select(Run.id, Run.n_params_non_embedding, Run.val_loss, Run.width, Run.corpus_fingerprint)
@@ -104,7 +108,13 @@ def refresh_fit(
     )
     if cached is not None:
         return cached
-    result = predictor.fit(points.n_params, points.losses, law=law)
+    try:
+        result = predictor.fit(points.n_params, points.losses, law=law)
+    except ValueError as exc:
+        raise FitFailed(
+            f"no {law} fit for the {len(points.run_ids)} finished run(s): {exc}; "
+            "check the runs (GET /v1/runs?architecture_id=...) or add widths or seeds with a new sweep"
+        ) from exc
     fit = Fit(
         architecture_id=architecture_id,
         law=law,

@@ -53,4 +53,4 @@ def check_sweep(
             )
         )
     if errors:
-        raise HTTPException(status.HTTP_422_UNPROCESSABLE_ENTITY, detail=errors)
+        raise HTTPException(status.HTTP_422_UNPROCESSABLE_CONTENT, detail=errors)

@@ -37,7 +37,8 @@ class ClaimedRun:
 def insert_ignoring_duplicates(session: Session, table: Any, rows: list[dict[str, Any]]) -> int:
     """INSERT … ON CONFLICT DO NOTHING: two concurrent identical requests still create each row once.
 
-    Returns the number of rows inserted.
+    Returns the number of rows inserted, counted from RETURNING: cursor.rowcount is not reliable for
+    this statement across drivers (psycopg 3 under SQLAlchemy 2.1 reports -1).
     """
     if not rows:
         return 0
@@ -48,7 +49,8 @@ def insert_ignoring_duplicates(session: Session, table: Any, rows: list[dict[str
         stmt = sqlite.insert(table).values(rows).on_conflict_do_nothing()
     else:
         stmt = insert(table).values(rows)
-    return int(session.execute(stmt).rowcount)
+    primary_key = list(table.primary_key.columns)
+    return len(session.execute(stmt.returning(*primary_key)).all())
 
 
 def enqueue_sweep(

@@ -151,10 +151,24 @@ class Worker:
         beat.stop()
         payload = result.to_dict()
         if self._db(lambda s: queue.complete(s, claimed.id, self.worker_id, payload), "store result"):
-            log.info("run %s: stored (%s, val loss %s)", claimed.id, payload["status"], payload.get("val_loss"))
-            # Refit now, off the request path: predictions read the cached fit and never refit.
-            self._db(
-                lambda s: refresh_fit(s, claimed.architecture_id, self.settings.min_runs_for_fit), "refit"
+            log.info(
+                "run %s: stored (%s, val loss %s)", claimed.id, payload["status"], payload.get("val_loss")
+            )
+            self.refit(claimed.architecture_id)
+
+    def refit(self, architecture_id: int) -> None:
+        """Refit now, off the request path: predictions read the cached fit and never refit.
+
+        The result is already stored; a fit that fails (say, data no law fits yet) is logged and
+        retried on the next read, and must never take the worker down with it.
+        """
+        try:
+            self._db(lambda s: refresh_fit(s, architecture_id, self.settings.min_runs_for_fit), "refit")
+        except DatabaseUnavailable:
+            raise
+        except Exception:
+            log.exception(
+                "architecture %s: refit failed; the next prediction request retries it", architecture_id
             )
 
 

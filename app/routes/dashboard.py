@@ -138,6 +138,4 @@ def submit(request: Request, settings: SettingsDep) -> HTMLResponse:
 @router.get("/static/plotly.min.js")
 def plotly_js() -> FileResponse:
     """Plotly.js from the plotly wheel, so the dashboard works with no internet."""
-    return FileResponse(
-        plotly_js_path(), media_type="text/javascript", headers={"Cache-Control": LONG_CACHE}
-    )
+    return FileResponse(plotly_js_path(), media_type="text/javascript", headers={"Cache-Control": LONG_CACHE})

@@ -46,7 +46,7 @@ def predict(request: PredictionRequest, session: SessionDep, settings: SettingsD
             spec.validate_width(request.width)
         except ValueError as exc:
             raise HTTPException(
-                status.HTTP_422_UNPROCESSABLE_ENTITY,
+                status.HTTP_422_UNPROCESSABLE_CONTENT,
                 detail=[{"loc": ["body", "width"], "msg": str(exc), "type": "value_error"}],
             ) from None
         n_params = float(count_params(spec, request.width)[1])
@@ -83,7 +83,7 @@ def compare(request: CompareRequest, session: SessionDep, settings: SettingsDep)
     ids = list(dict.fromkeys(request.architecture_ids))
     if len(ids) < 2:
         raise HTTPException(
-            status.HTTP_422_UNPROCESSABLE_ENTITY,
+            status.HTTP_422_UNPROCESSABLE_CONTENT,
             detail=[
                 {
                     "loc": ["body", "architecture_ids"],

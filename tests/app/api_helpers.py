@@ -18,7 +18,12 @@ from trainer import ArchitectureSpec, count_params
 
 
 def spec_dict(name: str = "tiny", **overrides: Any) -> dict[str, Any]:
-    spec: dict[str, Any] = {"name": name, "n_layers": 2, "head_dim": 16, "proxy_widths": [32, 48, 64, 96, 128]}
+    spec: dict[str, Any] = {
+        "name": name,
+        "n_layers": 2,
+        "head_dim": 16,
+        "proxy_widths": [32, 48, 64, 96, 128],
+    }
     spec.update(overrides)
     return spec
 

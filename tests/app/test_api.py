@@ -124,7 +124,9 @@ def test_sweep_enqueues_idempotently_and_reports_progress(api: TestClient) -> No
         ({"bogus": 1}, "Extra inputs"),
     ],
 )
-def test_sweep_limits_are_422_naming_the_fix(api: TestClient, settings: Settings, body: dict, message: str) -> None:
+def test_sweep_limits_are_422_naming_the_fix(
+    api: TestClient, settings: Settings, body: dict, message: str
+) -> None:
     settings.max_tokens_per_run = 1_000_000
     arch = _create(api)
     response = api.post(f"/v1/architectures/{arch['id']}/sweeps", json=body)
@@ -144,7 +146,9 @@ def test_prediction_needs_enough_runs_then_predicts(api: TestClient, settings: S
     run_ids = finish_runs(engine, arch["id"])
     assert api.get(f"/v1/sweeps/{sweep['id']}").json()["done"]
 
-    response = api.post("/v1/predictions", json={"architecture_id": arch["id"], "n_params": 1e7, "level": 0.8})
+    response = api.post(
+        "/v1/predictions", json={"architecture_id": arch["id"], "n_params": 1e7, "level": 0.8}
+    )
     assert response.status_code == 200, response.text
     body = response.json()
     truth = 1.8 + 60.0 * 1e7**-0.3
@@ -180,7 +184,9 @@ def test_fit_is_cached_and_invalidated_by_a_new_run(api: TestClient) -> None:
 
     first = api.post("/v1/predictions", json={"architecture_id": arch["id"], "n_params": 1e6}).json()
     for _ in range(3):
-        assert api.post("/v1/predictions", json={"architecture_id": arch["id"], "n_params": 1e6}).json() == first
+        assert (
+            api.post("/v1/predictions", json={"architecture_id": arch["id"], "n_params": 1e6}).json() == first
+        )
     assert fits() == 1, "predictions must read the cached fit, not refit"
 
     _sweep(api, arch["id"], widths=[128])
@@ -204,7 +210,9 @@ def test_compare_ranks_candidates_with_probability_best(api: TestClient) -> None
     for arch, e in ((worse, 1.9), (better, 1.7)):
         _sweep(api, arch["id"])
         finish_runs(engine, arch["id"], e=e)
-    response = api.post("/v1/compare", json={"architecture_ids": [worse["id"], better["id"]], "n_params": 1e8})
+    response = api.post(
+        "/v1/compare", json={"architecture_ids": [worse["id"], better["id"]], "n_params": 1e8}
+    )
     assert response.status_code == 200, response.text
     body = response.json()
     assert body["best_architecture_id"] == better["id"]

@@ -156,9 +156,7 @@ def test_four_workers_store_every_run_exactly_once(
     assert set(stored) == {r.id for r in rows} and set(stored.values()) == {1}, "a run was stored twice"
     engine = make_engine(fresh_db_url)
     with Session(engine) as session:
-        curves = session.execute(
-            select(RunMetric.run_id, func.count()).group_by(RunMetric.run_id)
-        ).all()
+        curves = session.execute(select(RunMetric.run_id, func.count()).group_by(RunMetric.run_id)).all()
     engine.dispose()
     assert len(curves) == 40 and all(n >= 2 for _, n in curves), "every run keeps its loss curve"
 
@@ -173,6 +171,7 @@ def test_killed_worker_run_is_reclaimed_and_finished(
     victim.send_signal(signal.SIGKILL)
     victim.wait()
     assert runs(fresh_db_url)[0].status == RunStatus.running  # nobody handed it back
+    time.sleep(4)  # past the 3 s lease: a `--once` worker exits at once if nothing is claimable yet
     pool.start("--once").wait(timeout=300)
     (run,) = runs(fresh_db_url)
     assert run.status == RunStatus.succeeded, pool.output()
@@ -217,8 +216,10 @@ def test_workers_survive_terminated_connections(
     try:
         for _ in range(4):
             wait_until(
-                lambda: any(r.status == RunStatus.running for r in runs(fresh_db_url))
-                or all(r.status == RunStatus.succeeded for r in runs(fresh_db_url)),
+                lambda: (
+                    any(r.status == RunStatus.running for r in runs(fresh_db_url))
+                    or all(r.status == RunStatus.succeeded for r in runs(fresh_db_url))
+                ),
                 120,
                 "a run in flight",
             )

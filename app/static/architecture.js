@@ -1,0 +1,176 @@
+/* Architecture: the spec, the runs with live progress (polled while any is queued or running),
+   training-loss curves per width, the fit with its residuals and report, and the sweep launcher. */
+"use strict";
+
+(() => {
+  const { el } = MU;
+  const id = Number(document.body.dataset.architectureId);
+  const POLL_MS = 3000;
+  const messages = document.getElementById("messages");
+  const runsBody = document.querySelector("#runs tbody");
+  const curves = new Map(); // run id → { progress, trace }: refetched only when a run moved on
+  let fittedOn = null; // the finished runs the shown fit used, so a new one triggers a refresh
+  let timer = null;
+
+  function progress(run) {
+    const total = run.progress_total || run.steps;
+    const share = total ? Math.min(1, run.progress_step / total) : 0;
+    return el("td", { class: "nowrap" }, el("span", { class: "progress", title: `${run.progress_step} / ${total} steps` },
+      el("span", { style: `width:${(share * 100).toFixed(1)}%` })), ` ${Math.round(share * 100)}%`);
+  }
+
+  function runRow(run) {
+    return el("tr", { "data-run-id": run.id },
+      el("td", { class: "num" }, run.id),
+      el("td", { class: "num" }, run.width),
+      el("td", { class: "num" }, run.seed),
+      el("td", {}, el("span", { class: `badge ${run.status}`, title: run.error || null }, run.status)),
+      progress(run),
+      el("td", { class: "num" }, MU.fmtLoss(run.final_train_loss ?? run.progress_loss)),
+      el("td", { class: "num" }, MU.fmtLoss(run.val_loss)),
+      el("td", { class: "num" }, run.n_params_non_embedding ? MU.fmtN(run.n_params_non_embedding) : "—"),
+    );
+  }
+
+  async function drawCurves(runs) {
+    const started = runs.filter((run) => run.progress_step > 0 || run.status === "succeeded");
+    await Promise.all(started.map(async (run) => {
+      const known = curves.get(run.id);
+      if (known && known.progress === run.progress_step && known.status === run.status) return;
+      const detail = await MU.api(`/v1/runs/${run.id}`);
+      curves.set(run.id, { progress: run.progress_step, status: run.status, run: detail });
+    }));
+    const widths = [...new Set(started.map((run) => run.width))].sort((a, b) => a - b);
+    const seeds = [...new Set(started.map((run) => run.seed))].sort((a, b) => a - b);
+    const data = started.map((run) => {
+      const { loss_curve: curve } = curves.get(run.id).run;
+      return {
+        name: `width ${run.width} · seed ${run.seed}`, type: "scatter", mode: "lines",
+        x: curve.map((p) => p.step), y: curve.map((p) => p.train_loss),
+        // One colour per width; replicate seeds of a width differ by dash.
+        line: { color: MU.color(widths.indexOf(run.width)), width: 1.5, dash: seeds.indexOf(run.seed) ? "dot" : "solid" },
+      };
+    });
+    if (!data.length) {
+      document.getElementById("loss-plot").replaceChildren(el("p", { class: "muted" }, "No run has started yet."));
+      return;
+    }
+    await Plotly.react("loss-plot", data, MU.plotLayout({
+      xaxis: { title: { text: "step" } }, yaxis: { title: { text: "training loss" } },
+      legend: { orientation: "v", x: 1.02, y: 1, font: { size: 11 } }, margin: { l: 60, r: 10, t: 20, b: 50 },
+    }), MU.plotConfig);
+  }
+
+  async function drawFit(arch) {
+    const status = document.getElementById("fit-status");
+    const body = document.getElementById("fit-body");
+    if (!MU.canFit(arch.runs)) {
+      body.hidden = true;
+      MU.notice(status, "warn", `Not fitted yet: ${MU.notFittedReason(arch.runs)}.`);
+      return;
+    }
+    let fit;
+    try {
+      fit = await MU.api(`/v1/architectures/${id}/fit`, { query: { level: MU.LEVEL } });
+    } catch (err) {
+      body.hidden = true;
+      MU.notice(status, err.status === 409 ? "warn" : "error", `No fit: ${err.message}`);
+      return;
+    }
+    status.replaceChildren();
+    if (!fit.success) MU.notice(status, "warn", `The optimiser reported a problem: ${fit.message}`);
+    const params = Object.entries(fit.parameters).map(([name, value]) => {
+      const se = fit.stderr[name];
+      return `${name} = ${value.toPrecision(4)}${se == null ? "" : ` ± ${se.toPrecision(2)}`}`;
+    });
+    document.getElementById("fit-facts").replaceChildren(
+      el("dt", {}, "law"), el("dd", { class: "mono" }, fit.law),
+      el("dt", {}, "parameters"), el("dd", { class: "mono" }, params.join(", ")),
+      el("dt", {}, "R²"), el("dd", {}, fit.r2 == null ? "—" : fit.r2.toFixed(5)),
+      el("dt", {}, "points"), el("dd", {}, `${fit.n_points} runs, N ${MU.fmtN(fit.n_params_range[0])} – ${MU.fmtN(fit.n_params_range[1])}`),
+    );
+    document.getElementById("fit-report").textContent = fit.report;
+    body.hidden = false;
+    await Plotly.react("residual-plot", [{
+      name: "residuals", type: "scatter", mode: "markers",
+      x: fit.points.map((p) => p.n_params), y: fit.points.map((p) => p.residual),
+      text: fit.points.map((p) => `run ${p.run_id}, width ${p.width}`),
+      marker: { color: MU.color(0), size: 8 },
+      hovertemplate: "%{text}<br>N %{x:.3s}<br>measured − fitted %{y:.2e}<extra></extra>",
+    }], MU.plotLayout({
+      xaxis: { type: "log", title: { text: "non-embedding parameters N" }, exponentformat: "SI" },
+      yaxis: { title: { text: "measured − fitted loss" }, zeroline: true },
+      showlegend: false,
+    }), MU.plotConfig);
+  }
+
+  async function refresh() {
+    const [arch, runs] = await Promise.all([
+      MU.api(`/v1/architectures/${id}`),
+      MU.listAll("/v1/runs", { architecture_id: id, limit: 500 }),
+    ]);
+    document.getElementById("spec").textContent = JSON.stringify(arch.spec, null, 2);
+    document.getElementById("run-counts").textContent = `— ${MU.runCounts(arch.runs)}`;
+    const widthsInput = document.getElementById("sweep-widths");
+    if (!widthsInput.value) widthsInput.value = arch.spec.proxy_widths.join(", ");
+    document.getElementById("sweep-steps").placeholder = String(arch.spec.training.steps);
+    const label = runs.length ? "Extend the sweep" : "Launch a sweep";
+    document.getElementById("sweep-title").textContent = label;
+    document.getElementById("sweep-submit").textContent = runs.length ? "Extend sweep" : "Launch sweep";
+    runsBody.replaceChildren(...(runs.length
+      ? runs.map(runRow)
+      : [el("tr", {}, el("td", { colspan: 8, class: "empty" }, "No runs yet: launch a sweep."))]));
+    const finished = runs.filter((run) => run.status === "succeeded").map((run) => run.id).join(",");
+    await drawCurves(runs);
+    // The fit is refetched only when the set of finished runs changed; the "not yet" notice always.
+    if (finished !== fittedOn || !MU.canFit(arch.runs)) {
+      fittedOn = finished;
+      await drawFit(arch);
+    }
+    return runs.some((run) => run.status === "queued" || run.status === "running");
+  }
+
+  /** Refresh now, and keep polling while any run is queued or running. */
+  async function poll() {
+    clearTimeout(timer);
+    try {
+      const active = await refresh();
+      if (active) timer = setTimeout(poll, POLL_MS);
+    } catch (err) {
+      MU.notice(messages, "error", `Could not load this architecture: ${err.message}`);
+    }
+  }
+
+  function integers(text, what) {
+    const items = text.split(/[\s,]+/).filter(Boolean);
+    const values = items.map(Number);
+    if (!values.length || values.some((v) => !Number.isInteger(v) || v < 0)) {
+      throw new Error(`${what}: give whole numbers separated by commas`);
+    }
+    return values;
+  }
+
+  document.getElementById("sweep-form").addEventListener("submit", async (event) => {
+    event.preventDefault();
+    const status = document.getElementById("sweep-status");
+    const button = document.getElementById("sweep-submit");
+    try {
+      const body = {
+        widths: integers(document.getElementById("sweep-widths").value, "widths"),
+        seeds: integers(document.getElementById("sweep-seeds").value, "seeds"),
+      };
+      const steps = document.getElementById("sweep-steps").value.trim();
+      if (steps) body.steps = integers(steps, "steps")[0];
+      button.disabled = true;
+      const sweep = await MU.api(`/v1/architectures/${id}/sweeps`, { method: "POST", body });
+      MU.notice(status, "ok", `Sweep #${sweep.id}: ${sweep.runs.length} run(s), ${MU.runCounts(sweep.counts)}.`);
+      await poll();
+    } catch (err) {
+      MU.notice(status, "error", err.message);
+    } finally {
+      button.disabled = false;
+    }
+  });
+
+  poll().finally(MU.ready);
+})();

@@ -1,0 +1,96 @@
+/* Home: every architecture, its runs, and its predicted loss at an editable target N, ranked. */
+"use strict";
+
+(() => {
+  const { el } = MU;
+  const nInput = document.getElementById("target-n");
+  const tbody = document.querySelector("#architectures tbody");
+  const messages = document.getElementById("messages");
+  const params = new URLSearchParams(location.search);
+  let targetN = MU.parseN(params.get("n")) || Number(document.body.dataset.defaultN);
+  nInput.value = MU.fmtN(targetN);
+
+  /** The architecture's prediction at N, or the reason there is none. */
+  async function predictionFor(arch) {
+    if (!MU.canFit(arch.runs)) return { reason: MU.notFittedReason(arch.runs) };
+    try {
+      const prediction = await MU.api("/v1/predictions", {
+        method: "POST",
+        body: { architecture_id: arch.id, n_params: targetN, level: MU.LEVEL },
+      });
+      return { prediction };
+    } catch (err) {
+      return { reason: err.message, failed: err.status !== 409 };
+    }
+  }
+
+  function row(arch, result, rank) {
+    const p = result.prediction;
+    const select = el("input", {
+      type: "checkbox", class: "select", value: arch.id, "aria-label": `select ${arch.name}`,
+      checked: Boolean(p), disabled: !p,
+    });
+    const cells = p
+      ? [
+          el("td", { class: "num" }, MU.fmtLoss(p.predicted_loss)),
+          el("td", { class: "num" }, MU.fmtInterval(p.lower, p.upper)),
+          el("td", { class: "num", title: p.warnings.join("\n") || null }, MU.fmtFactor(p.extrapolation_factor),
+            p.warnings.length ? " ⚠" : ""),
+        ]
+      : [el("td", { colspan: 3, class: result.failed ? "notice error" : "muted" }, result.reason)];
+    return el("tr", { "data-architecture-id": arch.id },
+      el("td", {}, select),
+      el("td", { class: "num" }, rank ?? "—"),
+      el("td", {}, el("a", { href: `/architectures/${arch.id}` }, arch.name), " ",
+        el("span", { class: "muted mono" }, arch.spec_hash.slice(0, 8))),
+      el("td", {}, MU.runCounts(arch.runs)),
+      ...cells,
+    );
+  }
+
+  async function load() {
+    try {
+      const archs = await MU.listAll("/v1/architectures", { limit: 200 });
+      if (!archs.length) {
+        tbody.replaceChildren(el("tr", {}, el("td", { colspan: 7, class: "empty" },
+          "No architectures yet. ", el("a", { href: "/submit" }, "Submit one"), ".")));
+        return;
+      }
+      const results = await Promise.all(archs.map(predictionFor));
+      const order = archs.map((arch, i) => ({ arch, result: results[i] }));
+      // Predicted first, lowest loss first; the rest keep their registration order.
+      order.sort((a, b) => {
+        const pa = a.result.prediction, pb = b.result.prediction;
+        if (pa && pb) return pa.predicted_loss - pb.predicted_loss;
+        return pa ? -1 : pb ? 1 : a.arch.id - b.arch.id;
+      });
+      tbody.replaceChildren(...order.map(({ arch, result }, i) => row(arch, result, result.prediction ? i + 1 : null)));
+      tbody.dataset.n = String(targetN);
+      messages.replaceChildren();
+    } catch (err) {
+      MU.notice(messages, "error", `Could not load the architectures: ${err.message}`);
+    }
+  }
+
+  document.getElementById("target-form").addEventListener("submit", async (event) => {
+    event.preventDefault();
+    const n = MU.parseN(nInput.value);
+    document.getElementById("target-help").hidden = n !== null;
+    nInput.classList.toggle("invalid", n === null);
+    if (n === null) return;
+    targetN = n;
+    history.replaceState(null, "", `?n=${n}`);
+    await load();
+  });
+
+  document.getElementById("compare-selected").addEventListener("click", () => {
+    const ids = [...tbody.querySelectorAll("input.select:checked")].map((box) => box.value);
+    if (!ids.length) {
+      MU.notice(messages, "warn", "Select at least one architecture with a prediction.");
+      return;
+    }
+    location.assign(`/compare?ids=${ids.join(",")}&n=${targetN}`);
+  });
+
+  load().finally(MU.ready);
+})();

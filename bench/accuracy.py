@@ -1,0 +1,178 @@
+"""Accuracy backtest on real proxies: train a width ladder, fit on the small end, predict the large end.
+
+    python bench/accuracy.py --profile cpu            # here: 2-core CPU, built-in corpus (~15 min)
+    python bench/accuracy.py --profile gpu            # on a CUDA machine: widths to 1536
+
+Every run is a real `trainer.train` on the default corpus with one μP recipe for all widths (no
+per-size search). The law is fitted with `predictor.fit` on the fitted widths only (every seed a point);
+each held-out width is then predicted and compared with what training actually reached. Target: median
+relative error ≤ 1 % at ≥ 4× extrapolation in non-embedding parameters, with the 90 % intervals covering.
+
+Finished runs are appended to a JSON-lines cache next to the output, so a re-run (or a run cut short)
+reuses them: delete the cache to retrain from scratch.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import platform
+import statistics
+import sys
+import time
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+import torch
+
+import predictor
+import trainer
+
+RESULTS = Path(__file__).resolve().parent / "results"
+
+
+@dataclass(frozen=True)
+class Profile:
+    spec: dict[str, object]
+    fit_widths: tuple[int, ...]
+    fit_seeds: tuple[int, ...]
+    holdout_widths: tuple[int, ...]
+    device: str
+
+
+PROFILES = {
+    # Two layers, byte-level built-in corpus, 300 steps × 2,048 tokens: minutes per run on two cores.
+    "cpu": Profile(
+        spec={"name": "accuracy-cpu", "n_layers": 2, "head_dim": 16, "context_length": 128},
+        fit_widths=(32, 48, 64, 80, 96),
+        fit_seeds=(0, 1),
+        holdout_widths=(192, 256),
+        device="cpu",
+    ),
+    # The same recipe scaled up for a GPU: widths to 1536, 4 layers, a larger batch and budget.
+    "gpu": Profile(
+        spec={
+            "name": "accuracy-gpu",
+            "n_layers": 4,
+            "head_dim": 64,
+            "context_length": 512,
+            "training": {"steps": 2000, "batch_tokens": 65536},
+        },
+        fit_widths=(128, 192, 256, 320, 384),
+        fit_seeds=(0, 1),
+        holdout_widths=(768, 1024, 1536),
+        device="cuda",
+    ),
+}
+
+
+def machine() -> str:
+    if torch.cuda.is_available():
+        return f"{torch.cuda.get_device_name(0)}, torch {torch.__version__}"
+    return f"{platform.processor() or platform.machine()}, {torch.get_num_threads()} threads, torch {torch.__version__}"
+
+
+def train_ladder(profile: Profile, cache: Path, device: str) -> list[dict[str, object]]:
+    spec = trainer.ArchitectureSpec.model_validate(profile.spec)
+    wanted = [(w, s) for w in profile.fit_widths for s in profile.fit_seeds]
+    wanted += [(w, profile.fit_seeds[0]) for w in profile.holdout_widths]
+    done: dict[tuple[int, int], dict[str, object]] = {}
+    if cache.exists():
+        for line in cache.read_text().splitlines():
+            row = json.loads(line)
+            if row["spec_hash"] == spec.spec_hash():
+                done[(int(row["width"]), int(row["seed"]))] = row
+    for width, seed in wanted:
+        if (width, seed) in done:
+            continue
+        started = time.perf_counter()
+        result = trainer.train(spec, width, seed=seed, device=device).to_dict()
+        row = {"spec_hash": spec.spec_hash(), "width": width, "seed": seed, **result}
+        row.pop("loss_curve", None)
+        with cache.open("a") as f:
+            f.write(json.dumps(row) + "\n")
+        done[(width, seed)] = row
+        print(
+            f"  trained width {width:5d} seed {seed}: val loss {result['val_loss']:.4f} "
+            f"({result['status']}, {time.perf_counter() - started:.0f} s)",
+            flush=True,
+        )
+    return [done[key] for key in wanted]
+
+
+def backtest(profile: Profile, runs: list[dict[str, object]], level: float) -> tuple[list[str], bool]:
+    fitted = [r for r in runs if r["width"] in profile.fit_widths and r["status"] == "succeeded"]
+    held = [r for r in runs if r["width"] in profile.holdout_widths]
+    x = np.array([float(r["n_params_non_embedding"]) for r in fitted])  # type: ignore[arg-type]
+    y = np.array([float(r["val_loss"]) for r in fitted])  # type: ignore[arg-type]
+    fit = predictor.fit(x, y, law="mu_scaling")
+    lines = [fit.report(), ""]
+    lines.append(
+        f"{'width':>6} {'N (non-emb)':>12} {'×largest':>8} {'measured':>9} {'predicted':>9} "
+        f"{int(level * 100)}% interval{'':>8} {'rel err':>8} covered"
+    )
+    errors, covered, factors = [], [], []
+    for r in held:
+        n = float(r["n_params_non_embedding"])  # type: ignore[arg-type]
+        measured = float(r["val_loss"])  # type: ignore[arg-type]
+        p = fit.predict(n, level=level)
+        err = abs(float(p.mean) - measured) / measured
+        inside = float(p.lower) <= measured <= float(p.upper)
+        errors.append(err)
+        covered.append(inside)
+        factors.append(float(p.extrapolation_factor))
+        lines.append(
+            f"{r['width']:>6} {n:>12.4g} {float(p.extrapolation_factor):>8.1f} {measured:>9.4f} "
+            f"{float(p.mean):>9.4f} [{float(p.lower):.4f}, {float(p.upper):.4f}] {100 * err:>7.2f}% "
+            f"{'yes' if inside else 'NO'}"
+        )
+    median = statistics.median(errors)
+    ok = median <= 0.01 and all(covered) and max(factors) >= 4.0
+    lines += [
+        "",
+        f"fitted on widths {list(profile.fit_widths)} × seeds {list(profile.fit_seeds)} "
+        f"({len(fitted)} points); held out {list(profile.holdout_widths)}",
+        f"median relative error {100 * median:.2f}% (target ≤ 1%); max {100 * max(errors):.2f}%",
+        f"{sum(covered)}/{len(covered)} held-out losses inside their {int(level * 100)}% interval "
+        "(target: all)",
+        f"largest extrapolation {max(factors):.1f}× in non-embedding parameters (target ≥ 4×)",
+        f"verdict: {'PASS' if ok else 'FAIL'}",
+    ]
+    return lines, ok
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
+    parser.add_argument("--profile", choices=sorted(PROFILES), default="cpu")
+    parser.add_argument("--device", default=None, help="Override the profile's device.")
+    parser.add_argument("--level", type=float, default=0.9)
+    parser.add_argument("--out", type=Path, default=None, help="Report file (default bench/results/).")
+    args = parser.parse_args(argv)
+    profile = PROFILES[args.profile]
+    out = args.out or RESULTS / f"accuracy_{args.profile}.txt"
+    out.parent.mkdir(parents=True, exist_ok=True)
+    cache = out.with_suffix(".runs.jsonl")
+    started = time.perf_counter()
+    header = [
+        f"mupredict accuracy backtest, profile {args.profile}",
+        f"command: python bench/accuracy.py --profile {args.profile}",
+        f"machine: {machine()}",
+        f"spec: {json.dumps(profile.spec)}",
+        "",
+    ]
+    print("\n".join(header), flush=True)
+    runs = train_ladder(profile, cache, args.device or profile.device)
+    lines, ok = backtest(profile, runs, args.level)
+    lines.append(f"wall time of this invocation: {time.perf_counter() - started:.0f} s (cached runs reused)")
+    text = "\n".join(header + lines) + "\n"
+    print("\n".join(lines))
+    out.write_text(text)
+    print(f"written to {out}")
+    return 0 if ok else 1
+
+
+if __name__ == "__main__":
+    sys.exit(main())
