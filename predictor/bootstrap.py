@@ -30,19 +30,21 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 import numpy as np
+from numpy.typing import NDArray
 
 from predictor.laws import Array, Law
 from predictor.solver import refit_batch
 
 SCHEMES = ("residual", "cases")
+IntArray = NDArray[np.intp]
 
 
 @dataclass(frozen=True)
 class Groups:
     """Points sharing an x (replicate seeds of one width)."""
 
-    index: NDArrayInt  # (n,) group of each point
-    sizes: NDArrayInt  # (G,) points per group
+    index: IntArray  # (n,) group of each point
+    sizes: IntArray  # (G,) points per group
 
     @property
     def count(self) -> int:
@@ -58,9 +60,6 @@ class Groups:
         onehot = np.zeros((len(self.index), self.count))
         onehot[np.arange(len(self.index)), self.index] = 1.0
         return np.asarray((values @ onehot) / self.sizes)
-
-
-NDArrayInt = np.ndarray
 
 
 @dataclass(frozen=True)
@@ -150,7 +149,7 @@ def bootstrap(
         targets, case_weights = _residual_resamples(rng, n_boot, groups, fitted, residuals, p), weights[None]
     else:
         targets, case_weights = log_y[None], weights * _case_counts(rng, n_boot, groups, p)
-    theta, converged = refit_batch(law, theta_hat[None], log_x, targets, case_weights, loss, delta)
+    theta, converged, _ = refit_batch(law, theta_hat[None], log_x, targets, case_weights, loss, delta)
     sigma, dof = noise_scale(groups, residuals, p)
     spread = np.sqrt(dof / rng.chisquare(dof, size=n_boot))
     noise = spread * sigma * rng.standard_normal(n_boot)

@@ -12,7 +12,7 @@ Parameter vectors come in two coordinate systems:
   with x in its raw units (parameters, tokens, FLOP);
 * *internal*: ``(log coefficients..., exponents...)`` in the same order. The optimiser works on the
   internal vector with x and the loss divided by their geometric means (``Scales``), because raw
-  ``log N`` near 25 makes coefficient and exponent almost collinear and L-BFGS-B crawls.
+  ``log N`` near 25 makes coefficient and exponent almost collinear and any optimiser crawls.
 """
 
 from __future__ import annotations
@@ -80,7 +80,7 @@ class Law:
         return len(self.param_names)
 
     def bounds(self) -> list[tuple[float, float]]:
-        """Bounds on the internal vector, for L-BFGS-B and the bootstrap refits."""
+        """Bounds on the internal vector, for every refit (steps are clipped to them)."""
         return [LOG_COEF_BOUNDS] * len(self.terms) + [EXPONENT_BOUNDS] * len(self.exponent_names)
 
     def start_exponents(self) -> Array:
@@ -154,7 +154,7 @@ class Law:
         out = np.array(theta, dtype=float, copy=True)
         exponent_index = len(self.terms)
         for i, term in enumerate(self.terms):
-            delta = scales.log_y
+            delta: Array | float = scales.log_y
             if term.exponent is not None:
                 delta = delta + theta[..., exponent_index] * scales.log_x[term.column]
                 exponent_index += 1

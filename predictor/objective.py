@@ -1,4 +1,4 @@
-"""The fitting objective: a robust loss on log residuals, with its analytic gradient.
+"""The fitting objective: a robust loss on log residuals, and the IRLS weights its solver uses.
 
 Residuals are taken in log space (``log L̂ − log y``), as in Hoffmann et al. 2022 and Epoch's
 replication: a 1 % miss counts the same at loss 4 and at loss 2, and the Huber loss with a small δ
@@ -6,7 +6,7 @@ replication: a 1 % miss counts the same at loss 4 and at loss 2, and the Huber l
 plain least squares on the same residuals.
 
 Every function broadcasts over leading axes of theta (and of log_y / weights), so the same code
-screens a grid of starts, polishes one start, and refits a thousand bootstrap resamples at once.
+screens a grid of starts, polishes the best few, and refits a thousand bootstrap resamples at once.
 """
 
 from __future__ import annotations
@@ -36,8 +36,8 @@ def robust_terms(r: Array, loss: str, delta: float) -> tuple[Array, Array, Array
 def _scale(weights: Array, delta: float) -> Array:
     """Divide by Σw·δ² so a typical residual of a few δ gives an objective of order one.
 
-    Raw sums of Huber terms are ~1e-3; L-BFGS-B's stopping tests are partly absolute and would stop
-    such an objective long before the optimum (the brute-force reference suffers exactly this).
+    Raw sums of Huber terms are ~1e-3; stopping tests that are partly absolute (L-BFGS-B's, in the
+    brute-force reference) would stop such an objective long before the optimum.
     """
     return np.asarray(1.0 / (weights.sum(axis=-1) * delta * delta))
 
@@ -49,13 +49,3 @@ def objective_value(
     r = law.log_value(theta, log_x) - log_y
     rho, _, _ = robust_terms(r, loss, delta)
     return np.asarray((weights * rho).sum(axis=-1) * _scale(weights, delta))
-
-
-def objective_and_gradient(
-    theta: Array, law: Law, log_x: Array, log_y: Array, weights: Array, loss: str, delta: float
-) -> tuple[float, Array]:
-    """Objective and its analytic gradient for one theta (p,), in the form L-BFGS-B wants."""
-    value, jac = law.log_value_and_jacobian(theta, log_x)
-    rho, psi, _ = robust_terms(value - log_y, loss, delta)
-    scale = float(_scale(weights, delta))
-    return float((weights * rho).sum() * scale), (jac.T @ (weights * psi)) * scale

@@ -14,8 +14,14 @@ def _jsonable(value: Any) -> Any:
     """Arrays and numpy scalars to plain lists and floats (JSON has no NaN: it becomes None)."""
     if isinstance(value, np.ndarray):
         return [_jsonable(v) for v in value.tolist()]
-    if isinstance(value, list):
+    if isinstance(value, (list, tuple)):
         return [_jsonable(v) for v in value]
+    if isinstance(value, dict):
+        return {str(k): _jsonable(v) for k, v in value.items()}
+    if isinstance(value, (bool, np.bool_)):
+        return bool(value)
+    if isinstance(value, np.integer):
+        return int(value)
     if isinstance(value, (float, np.floating)):
         return float(value) if np.isfinite(value) else None
     return value
@@ -77,7 +83,7 @@ def probability_best(predictions: list[Prediction]) -> list[float]:
     different numbers of samples). Ties count as a shared win.
     """
     if len(predictions) < 2:
-        raise ValueError("probability_best compares at least two predictions; got %d" % len(predictions))
+        raise ValueError(f"probability_best compares at least two predictions; got {len(predictions)}")
     sample_sets = []
     for k, p in enumerate(predictions):
         s = np.asarray(p.samples, dtype=float)

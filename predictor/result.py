@@ -13,6 +13,7 @@ from predictor.prediction import Prediction, _jsonable
 # Queries this many times beyond the largest fitted N get a warning; the second is "far beyond".
 EXTRAPOLATION_WARN = 10.0
 EXTRAPOLATION_FAR = 100.0
+LOG_LOSS_CAP = 700.0  # exp(700) ≈ 1e304, still a finite float
 
 
 @dataclass
@@ -57,7 +58,7 @@ class FitResult:
     noise_dof: int
     n_starts: int
     n_polished: int
-    nfev: int
+    n_iterations: int  # Levenberg-Marquardt iterations of the polish
     seed: int
     warnings: list[str] = field(default_factory=list)
 
@@ -105,7 +106,10 @@ class FitResult:
         # A draw pushed past an exponent's lower bound (0) would turn its curve upward.
         theta[:, len(law.terms) :] = np.maximum(theta[:, len(law.terms) :], 0.0)
         log_x = np.log(rows)
-        samples = np.exp(law.log_value(theta, log_x) + self.bootstrap_noise[:, None])  # (B, m)
+        # A draw with an extreme spread factor can overflow exp: cap it at a huge but finite loss so
+        # quantiles, JSON and probability_best see numbers, not inf.
+        log_samples = law.log_value(theta, log_x) + self.bootstrap_noise[:, None]  # (B, m)
+        samples = np.exp(np.minimum(log_samples, LOG_LOSS_CAP))
         mean = np.exp(law.log_value(theta_hat, log_x))  # (m,)
         tail = (1.0 - level) / 2.0
         lower, upper = np.quantile(samples, [tail, 1.0 - tail], axis=0)
@@ -160,15 +164,16 @@ class FitResult:
     def report(self, min_correl: float = 0.1) -> str:
         """A plain-text report in the manner of lmfit's fit_report."""
         law = self.law_spec
+        distinct = law.columns[0] if len(law.columns) == 1 else f"({', '.join(law.columns)})"
         lines = [
             "[[Model]]",
             f"    {self.law}: {law.formula}",
             "[[Fit Statistics]]",
-            f"    # fitting method   = L-BFGS-B on log residuals, {self._loss_text()}",
+            f"    # fitting method   = Levenberg-Marquardt on log residuals, {self._loss_text()}",
             f"    # starts           = {self.n_starts} projected, {self.n_polished} polished",
-            f"    # function evals   = {self.nfev}",
-            f"    # data points      = {self.n_points} ({self.n_groups} distinct "
-            f"{law.columns[0]}, {self.x_range[0]:.4g} … {self.x_range[1]:.4g})",
+            f"    # iterations       = {self.n_iterations}",
+            f"    # data points      = {self.n_points} ({self.n_groups} distinct {distinct}, "
+            f"{law.columns[0]} {self.x_range[0]:.4g} … {self.x_range[1]:.4g})",
             f"    # variables        = {len(self.params)}",
             f"    chi-square (log)   = {self.chisqr:.6g}",
             f"    R-squared          = {self.r2:.6f}",
@@ -191,7 +196,9 @@ class FitResult:
             "[[Uncertainty]]",
             f"    stderr from        = {self.stderr_method}",
             f"    bootstrap          = {len(self.bootstrap_params)} resamples ({self.bootstrap_scheme}), "
-            f"{self.bootstrap_converged:.1%} converged",
+            f"{self.bootstrap_converged:.1%} converged"
+            if len(self.bootstrap_params)
+            else "    bootstrap          = none (n_bootstrap=0): no prediction intervals",
             f"    run noise (log)    = {self.noise_sigma:.4g}, {self.noise_dof} dof",
             f"    condition number   = {self.condition_number:.3g}",
         ]
@@ -237,4 +244,7 @@ class FitResult:
         values["x_range"] = (float(d["x_range"][0]), float(d["x_range"][1]))
         values["stderr"] = {k: (None if v is None else float(v)) for k, v in d["stderr"].items()}
         values["warnings"] = list(d["warnings"])
+        for f in fields(cls):
+            if f.type == "float" and values[f.name] is None:  # a NaN or inf that JSON stored as null
+                values[f.name] = float("nan")
         return cls(**{f.name: values[f.name] for f in fields(cls)})

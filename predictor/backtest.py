@@ -1,0 +1,126 @@
+"""Backtest: fit on the smaller proxies, predict the largest, and see whether the intervals held.
+
+This is the check μScaling reports (fit widths 128…896, predict 1024…3072) turned into a function:
+the only honest test of an extrapolation is one whose answer was known and hidden.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any
+
+import numpy as np
+
+from predictor.fitting import fit
+from predictor.laws import Array
+from predictor.prediction import _jsonable
+from predictor.result import FitResult
+from predictor.validation import check_data, check_law
+
+
+@dataclass(frozen=True)
+class Backtest:
+    """Predictions for held-out points from a fit on the rest, one entry per held-out point."""
+
+    law: str
+    holdout: int  # distinct x values held out (replicate seeds of one width go together)
+    level: float
+    x: Array  # held-out x: (m,) N, or (m, 2) for chinchilla
+    y: Array  # their observed losses
+    predicted: Array  # point predictions
+    lower: Array
+    upper: Array
+    relative_error: Array  # (predicted − observed) / observed
+    covered: Array  # bool: observed loss inside the interval
+    extrapolation_factor: Array  # N / largest N the fit saw
+    fit: FitResult  # the fit on the remaining points
+
+    @property
+    def mean_abs_relative_error(self) -> float:
+        return float(np.mean(np.abs(self.relative_error)))
+
+    @property
+    def coverage(self) -> float:
+        return float(np.mean(self.covered))
+
+    def to_dict(self, include_fit: bool = False) -> dict[str, Any]:
+        out: dict[str, Any] = {
+            "law": self.law,
+            "holdout": self.holdout,
+            "level": self.level,
+            "x": _jsonable(self.x),
+            "y": _jsonable(self.y),
+            "predicted": _jsonable(self.predicted),
+            "lower": _jsonable(self.lower),
+            "upper": _jsonable(self.upper),
+            "relative_error": _jsonable(self.relative_error),
+            "covered": [bool(c) for c in self.covered],
+            "extrapolation_factor": _jsonable(self.extrapolation_factor),
+            "mean_abs_relative_error": self.mean_abs_relative_error,
+            "coverage": self.coverage,
+        }
+        if include_fit:
+            out["fit"] = self.fit.to_dict()
+        return out
+
+    def report(self) -> str:
+        lines = [
+            f"backtest of {self.law}: fitted {self.fit.n_points} points, held out the {self.holdout} largest",
+            f"    {'x':>12} {'observed':>10} {'predicted':>10} {'rel. error':>10}  "
+            f"{self.level:.0%} interval        covered",
+        ]
+        for i in range(len(self.y)):
+            n = self.x[i] if self.x.ndim == 1 else self.x[i, 0]
+            lines.append(
+                f"    {n:>12.4g} {self.y[i]:>10.4f} {self.predicted[i]:>10.4f} "
+                f"{self.relative_error[i]:>+10.2%}  "
+                f"[{self.lower[i]:.4f}, {self.upper[i]:.4f}]  {'yes' if self.covered[i] else 'NO'}"
+            )
+        lines.append(
+            f"    mean |rel. error| = {self.mean_abs_relative_error:.3%}, coverage = {self.coverage:.0%}"
+        )
+        return "\n".join(lines)
+
+
+def backtest(
+    x: Any, y: Any, holdout: int = 2, law: str = "mu_scaling", *, level: float = 0.9, **options: Any
+) -> Backtest:
+    """Fit on all but the `holdout` largest N (whole widths), predict those, compare.
+
+    `options` go to `predictor.fit` (weights, loss, delta, n_bootstrap, seed, bootstrap_scheme).
+    """
+    spec = check_law(law)
+    weights = options.pop("weights", None)
+    x_arr, y_arr, w = check_data(spec, x, y, weights)
+    widths = np.unique(x_arr[:, 0])
+    if not 1 <= holdout < len(widths):
+        raise ValueError(f"holdout must be between 1 and {len(widths) - 1} (distinct N − 1); got {holdout}")
+    cut = widths[-holdout]
+    held = x_arr[:, 0] >= cut
+    kept_distinct = len(np.unique(x_arr[~held], axis=0))
+    if kept_distinct < spec.n_params + 1:
+        raise ValueError(
+            f"holdout={holdout} leaves {kept_distinct} distinct x values; {law} needs "
+            f"{spec.n_params + 1}: hold out fewer points or add smaller proxies"
+        )
+    one_column = x_arr.shape[1] == 1
+    train_x, query = (x_arr[~held, 0], x_arr[held, 0]) if one_column else (x_arr[~held], x_arr[held])
+    fitted = fit(train_x, y_arr[~held], law, weights=w[~held], **options)
+    pred = fitted.predict(query, level=level)
+    observed = y_arr[held]
+    predicted = np.asarray(pred.mean)
+    lower, upper = np.asarray(pred.lower), np.asarray(pred.upper)
+    return Backtest(
+        law=law,
+        holdout=holdout,
+        level=level,
+        x=query,
+        y=observed,
+        predicted=predicted,
+        lower=lower,
+        upper=upper,
+        relative_error=(predicted - observed) / observed,
+        covered=(lower <= observed) & (observed <= upper),
+        extrapolation_factor=np.asarray(pred.extrapolation_factor),
+        fit=fitted,
+    )

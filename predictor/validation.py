@@ -1,0 +1,78 @@
+"""Checks on what a caller hands to `fit`, with errors that say how to fix the input."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import numpy as np
+
+from predictor.laws import LAWS, Array, Law
+from predictor.objective import LOSSES
+
+# Fewer resamples than this give interval end points (5 % / 95 % quantiles) that move by more than
+# their own width between seeds; 0 switches the bootstrap off (no intervals).
+MIN_BOOTSTRAP = 200
+
+
+def check_law(law: str) -> Law:
+    if law not in LAWS:
+        raise ValueError(f"unknown law {law!r}: choose one of {', '.join(LAWS)}")
+    return LAWS[law]
+
+
+def check_options(loss: str, delta: float, n_bootstrap: int) -> None:
+    if loss not in LOSSES:
+        raise ValueError(f"unknown loss {loss!r}: choose one of {', '.join(LOSSES)}")
+    if not (np.isfinite(delta) and delta > 0):
+        raise ValueError(f"delta must be a positive number (the default is 1e-3); got {delta}")
+    if n_bootstrap != 0 and n_bootstrap < MIN_BOOTSTRAP:
+        raise ValueError(
+            f"n_bootstrap must be 0 (no intervals) or at least {MIN_BOOTSTRAP}; got {n_bootstrap}"
+        )
+
+
+def check_data(law: Law, x: Any, y: Any, weights: Any) -> tuple[Array, Array, Array]:
+    """x as (n, n_columns), y (n,) and weights (n,), all finite and positive; raises ValueError."""
+    columns = len(law.columns)
+    x_arr = np.asarray(x, dtype=float)
+    y_arr = np.asarray(y, dtype=float)
+    if columns == 1 and x_arr.ndim == 2 and x_arr.shape[1] == 1:
+        x_arr = x_arr[:, 0]
+    expected = "a 1-D array of N" if columns == 1 else f"an (n, {columns}) array of {', '.join(law.columns)}"
+    if (columns == 1 and x_arr.ndim != 1) or (columns > 1 and (x_arr.ndim != 2 or x_arr.shape[1] != columns)):
+        raise ValueError(f"{law.name} takes x as {expected}; got shape {x_arr.shape}")
+    x_arr = x_arr.reshape(len(x_arr), columns)
+    if y_arr.ndim != 1:
+        raise ValueError(f"y must be a 1-D array of losses; got shape {y_arr.shape}")
+    if len(y_arr) != len(x_arr):
+        raise ValueError(
+            f"x and y must have the same length, one loss per point; got {len(x_arr)} and {len(y_arr)}"
+        )
+    w_arr = np.ones(len(y_arr)) if weights is None else np.asarray(weights, dtype=float)
+    if w_arr.shape != y_arr.shape:
+        raise ValueError(f"weights must have one value per point ({len(y_arr)}); got shape {w_arr.shape}")
+    for name, arr in (("x", x_arr), ("y", y_arr), ("weights", w_arr)):
+        bad = ~np.isfinite(arr).all(axis=-1) if arr.ndim > 1 else ~np.isfinite(arr)
+        if bad.any():
+            raise ValueError(
+                f"{name} holds NaN or inf at index {np.flatnonzero(bad).tolist()[:5]}: "
+                "drop those points (a diverged run has no loss to fit)"
+            )
+    if np.any(x_arr <= 0):
+        raise ValueError(f"x must be positive ({', '.join(law.columns)} are counts); got min {x_arr.min():g}")
+    if np.any(y_arr <= 0):
+        raise ValueError(f"losses must be positive (the fit is in log space); got min {y_arr.min():g}")
+    if np.any(w_arr <= 0):
+        raise ValueError("weights must be positive: drop a point instead of giving it weight 0")
+    p = law.n_params
+    if len(y_arr) < p + 1:
+        raise ValueError(
+            f"{law.name} needs at least {p + 1} points (one more than its {p} parameters); got {len(y_arr)}"
+        )
+    distinct = len(np.unique(x_arr, axis=0))
+    if distinct < p + 1:
+        raise ValueError(
+            f"{law.name} needs at least {p + 1} distinct x values (one more than its {p} parameters); "
+            f"got {distinct}: replicate seeds of one width count once, add widths"
+        )
+    return x_arr, y_arr, w_arr

@@ -1,0 +1,79 @@
+"""`mupredict fit FILE.csv` prints the report and the prediction."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+from typer.testing import CliRunner
+
+from app.cli import cli
+from tests.predictor.helpers import chinchilla_points, mu_law
+
+runner = CliRunner()
+
+
+def write_points(path: Path, header: str = "n_params,loss") -> Path:
+    n = np.geomspace(2e6, 1e8, 6)
+    y = mu_law(n) * np.exp(0.01 * np.random.default_rng(0).standard_normal(6))
+    path.write_text(header + "\n" + "".join(f"{a},{b}\n" for a, b in zip(n, y, strict=True)))
+    return path
+
+
+def test_fit_prints_report_and_prediction(tmp_path: Path) -> None:
+    csv_file = write_points(tmp_path / "points.csv")
+    result = runner.invoke(cli, ["fit", str(csv_file), "--at", "1e9", "--level", "0.8"])
+    assert result.exit_code == 0, result.output
+    assert "[[Variables]]" in result.output and "alpha" in result.output
+    assert "loss at 1e+09" in result.output and "80% interval" in result.output
+    assert "10× the largest fitted N" in result.output
+
+
+def test_fit_accepts_an_N_column_and_other_laws(tmp_path: Path) -> None:
+    csv_file = write_points(tmp_path / "points.csv", header="N,loss")
+    result = runner.invoke(cli, ["fit", str(csv_file), "--law", "power", "--n-bootstrap", "0"])
+    assert result.exit_code == 0, result.output
+    assert "power: L = A·N^(−alpha)" in result.output
+
+
+def test_fit_explains_bad_input(tmp_path: Path) -> None:
+    csv_file = tmp_path / "few.csv"
+    csv_file.write_text("n_params,loss\n1e6,4.0\n2e6,3.8\n4e6,3.6\n")
+    result = runner.invoke(cli, ["fit", str(csv_file)])
+    assert result.exit_code == 2
+    assert "needs at least 4 points" in result.output
+    missing = tmp_path / "nodata.csv"
+    missing.write_text("width,loss\n1,4.0\n")
+    assert (
+        "nodata.csv needs columns named n_params or N, loss"
+        in runner.invoke(cli, ["fit", str(missing)]).output
+    )
+
+
+def test_fit_chinchilla_needs_tokens_column_and_query(tmp_path: Path) -> None:
+    x, loss = chinchilla_points()
+    csv_file = tmp_path / "chinchilla.csv"
+    csv_file.write_text(
+        "N,tokens,loss\n" + "".join(f"{a},{b},{c}\n" for (a, b), c in zip(x, loss, strict=True))
+    )
+    ok = runner.invoke(
+        cli,
+        [
+            "fit",
+            str(csv_file),
+            "--law",
+            "chinchilla",
+            "--n-bootstrap",
+            "200",
+            "--at",
+            "7e10",
+            "--tokens",
+            "1.4e12",
+        ],
+    )
+    assert ok.exit_code == 0, ok.output
+    assert "beta" in ok.output and "loss at 7e+10" in ok.output
+    no_tokens = runner.invoke(
+        cli, ["fit", str(csv_file), "--law", "chinchilla", "--n-bootstrap", "200", "--at", "7e10"]
+    )
+    assert no_tokens.exit_code == 2 and "give --tokens with --at" in no_tokens.output
