@@ -139,5 +139,59 @@ def fit(
         raise typer.Exit(code=2) from err
 
 
+@cli.command()
+def train(
+    spec_file: Path = typer.Option(
+        ..., "--spec", exists=True, dir_okay=False, help="Architecture spec JSON (see examples/specs/)."
+    ),
+    width: int = typer.Option(..., "--width", help="Proxy width (d_model), a multiple of head_dim."),
+    seed: int | None = typer.Option(None, help="Overrides training.seed."),
+    steps: int | None = typer.Option(None, help="Overrides training.steps."),
+    device: str = typer.Option("auto", help="auto, cpu, cuda or cuda:N."),
+    compile: bool = typer.Option(False, "--compile", help="torch.compile the model (CUDA)."),
+) -> None:
+    """Train one proxy of a spec at one width; show progress, print the RunResult as JSON."""
+    import json
+
+    from pydantic import ValidationError
+    from rich.progress import BarColumn, Progress, TextColumn, TimeElapsedColumn, TimeRemainingColumn
+
+    import trainer
+
+    try:
+        spec = trainer.ArchitectureSpec.model_validate(json.loads(spec_file.read_text()))
+        spec.validate_width(width)
+    except (ValidationError, ValueError) as err:  # json.JSONDecodeError is a ValueError
+        typer.echo(f"error: {spec_file} is not a valid spec: {err}", err=True)
+        raise typer.Exit(code=2) from err
+    total = steps if steps is not None else spec.training.steps
+    columns = (
+        TextColumn("[bold]{task.description}"),
+        BarColumn(),
+        TextColumn("{task.completed}/{task.total} steps · loss {task.fields[loss]} · {task.fields[speed]}"),
+        TimeElapsedColumn(),
+        TimeRemainingColumn(),
+    )
+    with Progress(*columns, transient=True) as bar:
+        task = bar.add_task(f"{spec.name} @ width {width}", total=total, loss="…", speed="")
+
+        def report(p: trainer.Progress) -> None:
+            bar.update(
+                task, completed=p.step, loss=f"{p.loss:.3f}", speed=f"{p.tokens_per_second:,.0f} tok/s"
+            )
+
+        try:
+            result = trainer.train(
+                spec, width, seed=seed, steps=steps, device=device, progress=report, compile=compile
+            )
+        except (trainer.CorpusError, ValueError) as err:
+            bar.stop()
+            typer.echo(f"error: {err}", err=True)
+            raise typer.Exit(code=2) from err
+    typer.echo(json.dumps(result.to_dict(), indent=2))
+    if result.status != "succeeded":
+        raise typer.Exit(code=1)
+
+
 def main() -> None:
     cli()

@@ -61,13 +61,17 @@ def fit_points(session: Session, architecture_id: int) -> FitPoints:
         .where(Run.architecture_id == architecture_id, Run.status == RunStatus.succeeded)
         .order_by(Run.id)
     ).all()
-    rows = [r for r in rows if r[1] and r[2] is not None and math.isfinite(r[2])]
+    usable = [
+        (run_id, n, loss, width, corpus)
+        for run_id, n, loss, width, corpus in rows
+        if n and loss is not None and math.isfinite(loss)
+    ]
     return FitPoints(
-        run_ids=[r[0] for r in rows],
-        n_params=[float(r[1]) for r in rows],
-        losses=[float(r[2]) for r in rows],
-        widths=[int(r[3]) for r in rows],
-        corpus_fingerprints=sorted({r[4] for r in rows if r[4]}),
+        run_ids=[r[0] for r in usable],
+        n_params=[float(r[1]) for r in usable],
+        losses=[float(r[2]) for r in usable],
+        widths=[int(r[3]) for r in usable],
+        corpus_fingerprints=sorted({r[4] for r in usable if r[4]}),
     )
 
 

@@ -14,13 +14,19 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta, timezone
 from typing import Any
 
-from sqlalchemy import and_, delete, insert, select, update
+from sqlalchemy import CursorResult, and_, delete, insert, select, update
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.orm import Session
 
 from app.models import Architecture, Run, RunMetric, RunStatus, Sweep, SweepRun, utcnow
 
 log = logging.getLogger(__name__)
+
+
+def _changed(session: Session, statement: Any) -> int:
+    """Rows an UPDATE or DELETE changed: the conditional writes below decide by this count."""
+    result: CursorResult[Any] = session.execute(statement)  # type: ignore[assignment]
+    return int(result.rowcount)
 
 
 @dataclass(frozen=True)
@@ -159,7 +165,8 @@ def heartbeat(
 ) -> bool:
     """Renew the lease and record progress; False means the lease is gone and the worker must stop."""
     now = utcnow()
-    renewed = session.execute(
+    renewed = _changed(
+        session,
         update(Run)
         .where(_held_by(run_id, worker_id))
         .values(
@@ -169,8 +176,8 @@ def heartbeat(
             progress_total=total,
             progress_loss=loss,
             updated_at=now,
-        )
-    ).rowcount
+        ),
+    )
     if renewed and new_points:
         insert_ignoring_duplicates(
             session,
@@ -208,7 +215,8 @@ def complete(session: Session, run_id: int, worker_id: str, result: dict[str, An
     status = RunStatus.diverged if result["status"] == "diverged" else RunStatus.succeeded
     now = utcnow()
     values = {k: result.get(k) for k in RESULT_FIELDS}
-    stored = session.execute(
+    stored = _changed(
+        session,
         update(Run)
         .where(_held_by(run_id, worker_id))
         .values(
@@ -221,8 +229,8 @@ def complete(session: Session, run_id: int, worker_id: str, result: dict[str, An
             progress_step=result.get("steps", 0),
             progress_loss=result.get("final_train_loss"),
             **values,
-        )
-    ).rowcount
+        ),
+    )
     if stored:
         session.execute(delete(RunMetric).where(RunMetric.run_id == run_id))
         curve = [{"run_id": run_id, "step": s, "train_loss": v} for s, v in result.get("loss_curve", [])]
@@ -251,7 +259,8 @@ def fail(session: Session, run_id: int, worker_id: str, error: str, max_attempts
         return None
     status = RunStatus.failed if row.attempts >= max_attempts else RunStatus.queued
     now = utcnow()
-    changed = session.execute(
+    changed = _changed(
+        session,
         update(Run)
         .where(_held_by(run_id, worker_id))
         .values(
@@ -261,15 +270,16 @@ def fail(session: Session, run_id: int, worker_id: str, error: str, max_attempts
             lease_expires_at=None,
             finished_at=now if status == RunStatus.failed else None,
             updated_at=now,
-        )
-    ).rowcount
+        ),
+    )
     session.commit()
     return status if changed else None
 
 
 def release(session: Session, run_id: int, worker_id: str) -> bool:
     """Hand a run back untouched (the worker was asked to stop): it does not count as an attempt."""
-    changed = session.execute(
+    changed = _changed(
+        session,
         update(Run)
         .where(_held_by(run_id, worker_id))
         .values(
@@ -279,8 +289,8 @@ def release(session: Session, run_id: int, worker_id: str) -> bool:
             attempts=Run.attempts - 1,
             progress_step=0,
             updated_at=utcnow(),
-        )
-    ).rowcount
+        ),
+    )
     session.commit()
     return bool(changed)
 
@@ -289,7 +299,8 @@ def reap_expired(session: Session, max_attempts: int, now: datetime | None = Non
     """Requeue runs whose lease expired (their worker died); after `max_attempts` mark them failed."""
     now = now or datetime.now(timezone.utc)
     expired = and_(Run.status == RunStatus.running, Run.lease_expires_at < now)
-    requeued = session.execute(
+    requeued = _changed(
+        session,
         update(Run)
         .where(expired, Run.attempts < max_attempts)
         .values(
@@ -298,9 +309,10 @@ def reap_expired(session: Session, max_attempts: int, now: datetime | None = Non
             lease_expires_at=None,
             error="lease expired: the worker stopped sending heartbeats",
             updated_at=now,
-        )
-    ).rowcount
-    failed = session.execute(
+        ),
+    )
+    failed = _changed(
+        session,
         update(Run)
         .where(expired, Run.attempts >= max_attempts)
         .values(
@@ -310,8 +322,8 @@ def reap_expired(session: Session, max_attempts: int, now: datetime | None = Non
             finished_at=now,
             error=f"lease expired on attempt {max_attempts} of {max_attempts}: giving up",
             updated_at=now,
-        )
-    ).rowcount
+        ),
+    )
     session.commit()
     if requeued or failed:
         log.info(

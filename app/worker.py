@@ -198,24 +198,29 @@ class _Heartbeat(threading.Thread):
             total = latest.total_steps if latest is not None else self.claimed.steps
             loss = latest.loss if latest is not None else None
             try:
-                held = self.worker._db(
-                    lambda s, step=step, total=total, loss=loss, points=points: queue.heartbeat(
-                        s,
-                        self.claimed.id,
-                        self.worker.worker_id,
-                        self.worker.settings.lease_seconds,
-                        step,
-                        total,
-                        loss,
-                        points,
-                    ),
-                    "heartbeat",
-                )
+                held = self.worker._db(self._renewal(step, total, loss, points), "heartbeat")
             except DatabaseUnavailable:
                 return  # stopping while the database is down: the lease will expire and be reaped
             if not held:
                 self.lease_lost.set()
                 return
+
+    def _renewal(
+        self, step: int, total: int, loss: float | None, points: list[tuple[int, float]]
+    ) -> Callable[[Session], bool]:
+        def renew(session: Session) -> bool:
+            return queue.heartbeat(
+                session,
+                self.claimed.id,
+                self.worker.worker_id,
+                self.worker.settings.lease_seconds,
+                step,
+                total,
+                loss,
+                points,
+            )
+
+        return renew
 
     def stop(self) -> None:
         self._done.set()

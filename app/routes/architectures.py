@@ -151,13 +151,24 @@ def get_fit(
         points=[
             FitPoint(run_id=r, width=w, n_params=n, loss=y, predicted=float(p), residual=float(y - p))
             for r, w, n, y, p in zip(
-                points.run_ids, points.widths, points.n_params, points.losses, predicted, strict=True
+                points.run_ids,
+                points.widths,
+                points.n_params,
+                points.losses,
+                np.atleast_1d(predicted),
+                strict=True,
             )
         ],
         level=level,
         curve=[
             CurvePoint(n_params=float(n), mean=float(m), lower=float(lo), upper=float(up))
-            for n, m, lo, up in zip(grid, band.mean, band.lower, band.upper, strict=True)
+            for n, m, lo, up in zip(
+                grid,
+                np.atleast_1d(band.mean),
+                np.atleast_1d(band.lower),
+                np.atleast_1d(band.upper),
+                strict=True,
+            )
         ],
         created_at=fit.created_at,
         result=fit.result,

@@ -44,7 +44,8 @@ def finish_runs(
 ) -> list[int]:
     """Claim and complete every queued run of the architecture with a law-following result."""
     rng = np.random.default_rng(seed)
-    done = []
+    done: list[int] = []
+    foreign: list[int] = []  # other architectures' runs, held until the end so they are not reclaimed
     with Session(engine) as session:
         while True:
             claimed = queue.claim(session, "test-worker", lease_seconds=60)
@@ -53,7 +54,7 @@ def finish_runs(
             run = session.get(Run, claimed.id)
             assert run is not None
             if run.architecture_id != architecture_id:
-                queue.release(session, claimed.id, "test-worker")
+                foreign.append(claimed.id)
                 continue
             spec = ArchitectureSpec.model_validate(claimed.spec)
             total, non_embedding = count_params(spec, claimed.width)
@@ -78,4 +79,6 @@ def finish_runs(
             }
             assert queue.complete(session, claimed.id, "test-worker", result)
             done.append(claimed.id)
+        for run_id in foreign:
+            queue.release(session, run_id, "test-worker")
     return done

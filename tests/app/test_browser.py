@@ -9,9 +9,6 @@ error and no request leaving 127.0.0.1; screenshots go to test-artifacts/screens
 from __future__ import annotations
 
 import shutil
-import socket
-import threading
-import time
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -19,13 +16,13 @@ from urllib.parse import urlsplit
 
 import httpx
 import pytest
-import uvicorn
 from pydantic import SecretStr
 
 from app.api import create_app
 from app.db import make_engine
 from app.settings import Settings
 from tests.app.api_helpers import finish_runs, spec_dict
+from tests.app.live_server import live_server
 from tests.db_fixtures import require_service
 
 pytestmark = pytest.mark.browser
@@ -51,17 +48,11 @@ def site(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Site]:
     """The real app under uvicorn in a thread, seeded through its own API and queue."""
     db_url = f"sqlite:///{tmp_path_factory.mktemp('browser') / 'dashboard.db'}"
     app = create_app(Settings(_env_file=None, database_url=db_url, api_token=SecretStr(TOKEN)))
-    sock = socket.socket()
-    sock.bind(("127.0.0.1", 0))
-    port = sock.getsockname()[1]
-    server = uvicorn.Server(uvicorn.Config(app, log_level="warning", lifespan="on"))
-    thread = threading.Thread(target=server.run, kwargs={"sockets": [sock]}, daemon=True)
-    thread.start()
-    deadline = time.monotonic() + 20
-    while not server.started:
-        assert thread.is_alive() and time.monotonic() < deadline, "uvicorn did not start"
-        time.sleep(0.05)
-    url = f"http://127.0.0.1:{port}"
+    with live_server(app) as url:
+        yield _seed(url, db_url)
+
+
+def _seed(url: str, db_url: str) -> Site:
     engine = make_engine(db_url)
     ids = {}
     with httpx.Client(base_url=url, headers={"Authorization": f"Bearer {TOKEN}"}) as api:
@@ -78,9 +69,7 @@ def site(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Site]:
             if law is not None:
                 finish_runs(engine, arch["id"], **law)
     engine.dispose()
-    yield Site(url=url, ids=ids)
-    server.should_exit = True
-    thread.join(timeout=10)
+    return Site(url=url, ids=ids)
 
 
 @pytest.fixture(scope="module")
