@@ -40,15 +40,18 @@ class _Server(uvicorn.Server):
         pass
 
 
-def start_server(settings: Settings, host: str, port: int) -> _Server:
+def start_server(settings: Settings, host: str, port: int) -> tuple[_Server, threading.Thread]:
     server = _Server(uvicorn.Config(create_app(settings), host=host, port=port, log_level="warning"))
-    threading.Thread(target=server.run, name="api", daemon=True).start()
+    thread = threading.Thread(target=server.run, name="api", daemon=True)
+    thread.start()
     deadline = time.monotonic() + 30
     while not server.started:
         if time.monotonic() > deadline:
             raise RuntimeError(f"the API did not start on {host}:{port}: is the port in use? try --port")
+        if not thread.is_alive():
+            raise RuntimeError(f"the API could not start on {host}:{port}: is the port in use? try --port")
         time.sleep(0.05)
-    return server
+    return server, thread
 
 
 def run_demo(
@@ -59,11 +62,15 @@ def run_demo(
     target_factor: float = 30.0,
     serve: bool = True,
     console: Console | None = None,
+    specs: list[dict[str, object]] | None = None,
 ) -> dict[str, object]:
-    """Run the demo; returns the comparison (and keeps serving the dashboard when `serve`)."""
+    """Run the demo; returns the comparison (and keeps serving the dashboard when `serve`).
+
+    `specs` replaces the two example designs (the tests use tiny ones).
+    """
     console = console or Console()
     logging.basicConfig(level=logging.WARNING)
-    server = start_server(settings, host, port)
+    server, server_thread = start_server(settings, host, port)
     base_url = f"http://{host}:{port}"
     worker = Worker(settings, device="cpu", poll_seconds=0.5)
     worker_thread = threading.Thread(target=worker.run, name="worker", daemon=True)
@@ -71,10 +78,14 @@ def run_demo(
     token = settings.api_token.get_secret_value() if settings.api_token else None
     try:
         with Client(base_url, token=token) as client:
-            archs = [client.create_architecture(spec) for spec in load_demo_specs()]
+            archs = [client.create_architecture(spec) for spec in specs or load_demo_specs()]
             for arch in archs:
                 console.print(f"[bold]{arch.name}[/]: proxy widths {arch.spec.proxy_widths}")
                 sweep = client.create_sweep(arch.id)
+                if sweep.done:
+                    console.print(f"  reusing its {sweep.counts.succeeded} finished proxy runs")
+                else:
+                    console.print(f"  training {len(sweep.runs)} proxies on the local CPU worker")
                 client.wait_for(sweep, poll_seconds=0.5)
             largest = max(client.get_fit(a.id).n_params_range[1] for a in archs)
             target = largest * target_factor
@@ -107,3 +118,4 @@ def run_demo(
         worker.stopping.set()
         server.should_exit = True
         worker_thread.join(timeout=60)
+        server_thread.join(timeout=30)

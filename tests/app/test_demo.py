@@ -1,0 +1,64 @@
+"""`mupredict demo` end to end on tiny designs: server, in-process worker, real training, fit, comparison."""
+
+from __future__ import annotations
+
+import io
+import socket
+from pathlib import Path
+
+import httpx
+import pytest
+from rich.console import Console
+
+from app.demo import load_demo_specs, run_demo
+from app.settings import Settings
+from trainer import ArchitectureSpec
+
+pytestmark = pytest.mark.slow
+
+
+def tiny(name: str, activation: str) -> dict[str, object]:
+    return {
+        "name": name,
+        "activation": activation,
+        "n_layers": 1,
+        "head_dim": 8,
+        "context_length": 32,
+        "proxy_widths": [16, 24, 32, 40],
+        "training": {"steps": 30, "batch_tokens": 256, "eval_tokens": 2048},
+    }
+
+
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])
+
+
+def test_demo_trains_fits_compares_and_reuses_finished_runs(tmp_path: Path) -> None:
+    settings = Settings(_env_file=None, database_url=f"sqlite:///{tmp_path / 'demo.db'}")
+    specs = [tiny("tiny-gelu", "gelu"), tiny("tiny-swiglu", "swiglu")]
+    out = io.StringIO()
+    port = free_port()
+    result = run_demo(settings, port=port, serve=False, specs=specs, console=Console(file=out, width=200))
+    text = out.getvalue()
+    candidates = result["candidates"]
+    assert isinstance(candidates, list) and {c["name"] for c in candidates} == {"tiny-gelu", "tiny-swiglu"}
+    assert abs(sum(c["probability_best"] for c in candidates) - 1) < 1e-9
+    assert result["n_params"] >= 10 * 12 * 40**2  # at least 10× the largest proxy's non-embedding N
+    assert "wins with probability" in text and f"http://127.0.0.1:{port}/compare?ids=" in text
+    with httpx.Client(base_url=f"http://127.0.0.1:{port}") as api, pytest.raises(httpx.ConnectError):
+        api.get("/healthz")  # serve=False: the server stopped with the demo
+
+    # A second start trains nothing: the same specs map to the same runs, already finished.
+    out2 = io.StringIO()
+    again = run_demo(
+        settings, port=free_port(), serve=False, specs=specs, console=Console(file=out2, width=200)
+    )
+    assert [c["predicted_loss"] for c in again["candidates"]] == [c["predicted_loss"] for c in candidates]
+    assert "reusing" in out2.getvalue()
+
+
+def test_the_demo_designs_ship_and_validate() -> None:
+    specs = [ArchitectureSpec.model_validate(spec) for spec in load_demo_specs()]
+    assert [s.activation for s in specs] == ["gelu", "swiglu"]
