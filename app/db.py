@@ -28,14 +28,29 @@ def make_engine(url: str, **kwargs: Any) -> Engine:
             cursor.close()
 
         @event.listens_for(engine, "begin")
-        def _begin_immediate(conn: Any) -> None:
-            # Take the write lock up front: a deferred transaction that reads and then writes cannot wait
-            # for another writer (SQLite answers "database is locked" at once), an immediate one can.
-            conn.exec_driver_sql("BEGIN IMMEDIATE")
+        def _begin(conn: Any) -> None:
+            # Writers take the lock up front: a deferred transaction that reads and then writes cannot
+            # wait for another writer (SQLite answers "database is locked" at once), an immediate one
+            # can. Readers (see `for_reads`) begin deferred, so under WAL they never wait for anyone.
+            conn.exec_driver_sql(f"BEGIN {conn.get_execution_options().get(SQLITE_BEGIN, 'IMMEDIATE')}")
 
         return engine
     # pre_ping replaces connections the server dropped (a restart, pg_terminate_backend) before use.
     return create_engine(url, pool_pre_ping=True, **kwargs)
+
+
+SQLITE_BEGIN = "mupredict_sqlite_begin"
+
+
+def for_reads(engine: Engine) -> Engine:
+    """The same engine (one pool) for transactions that only read, or whose only write comes first.
+
+    On SQLite they begin DEFERRED, so many concurrent readers never queue for the write lock; on
+    PostgreSQL nothing changes.
+    """
+    if engine.dialect.name != "sqlite":
+        return engine
+    return engine.execution_options(**{SQLITE_BEGIN: "DEFERRED"})
 
 
 @lru_cache(maxsize=8)

@@ -8,19 +8,48 @@ from typing import Annotated
 
 from fastapi import Depends, HTTPException, Path, Query, Request, status
 from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
-from sqlalchemy.orm import Session
+from sqlalchemy import Engine
+from sqlalchemy.orm import Session, sessionmaker
 
+from app.fits import FitCache
 from app.settings import Settings
 
+# Dependencies that do no I/O are `async def`: FastAPI runs a sync dependency in the thread pool, and
+# on a hot endpoint each such hop costs more than the endpoint's own work.
 
-def get_settings_dep(request: Request) -> Settings:
+
+async def get_settings_dep(request: Request) -> Settings:
     settings: Settings = request.app.state.settings
     return settings
 
 
 def get_session(request: Request) -> Iterator[Session]:
+    """A session for reads (the common case: on SQLite it never waits for the write lock)."""
+    with request.app.state.read_session_factory() as session:
+        yield session
+
+
+async def get_read_sessions(request: Request) -> sessionmaker[Session]:
+    """The read-session factory itself, for hot endpoints that open their session in the handler's
+    worker thread (a generator dependency costs two extra thread-pool hops per request)."""
+    factory: sessionmaker[Session] = request.app.state.read_session_factory
+    return factory
+
+
+async def get_read_engine(request: Request) -> Engine:
+    engine: Engine = request.app.state.read_engine
+    return engine
+
+
+def get_write_session(request: Request) -> Iterator[Session]:
+    """A session for read-then-write units of work (registering a spec, enqueueing a sweep)."""
     with request.app.state.session_factory() as session:
         yield session
+
+
+async def get_fit_cache(request: Request) -> FitCache:
+    cache: FitCache = request.app.state.fit_cache
+    return cache
 
 
 # Ids are 32-bit on PostgreSQL: anything larger can name nothing (404 would hide a client bug: 422).
@@ -29,11 +58,15 @@ IdQuery = Annotated[int | None, Query(ge=1, le=2**31 - 1)]
 
 SettingsDep = Annotated[Settings, Depends(get_settings_dep)]
 SessionDep = Annotated[Session, Depends(get_session)]
+WriteSessionDep = Annotated[Session, Depends(get_write_session)]
+FitCacheDep = Annotated[FitCache, Depends(get_fit_cache)]
+ReadEngineDep = Annotated[Engine, Depends(get_read_engine)]
+ReadSessionsDep = Annotated[sessionmaker[Session], Depends(get_read_sessions)]
 
 _bearer = HTTPBearer(auto_error=False)
 
 
-def require_token(
+async def require_token(
     settings: SettingsDep,
     credentials: Annotated[HTTPAuthorizationCredentials | None, Depends(_bearer)],
 ) -> None:

@@ -10,9 +10,14 @@ from __future__ import annotations
 import hashlib
 import json
 import math
+import threading
+from collections import OrderedDict
+from collections.abc import Callable, Hashable
 from dataclasses import dataclass
+from datetime import datetime
+from typing import Any, TypeVar
 
-from sqlalchemy import func, select
+from sqlalchemy import Connection, func, select
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
@@ -20,6 +25,8 @@ import predictor
 from app.models import Fit, Run, RunStatus
 
 DEFAULT_LAW = "mu_scaling"
+K = TypeVar("K")
+V = TypeVar("V")
 
 
 @dataclass(frozen=True)
@@ -119,6 +126,9 @@ def refresh_fit(
             f"no {law} fit for the {len(points.run_ids)} finished run(s): {exc}; "
             "check the runs (GET /v1/runs?architecture_id=...) or add widths or seeds with a new sweep"
         ) from exc
+    # End the read transaction first, so that storing the fit begins a fresh one whose first statement
+    # is the write (on SQLite a deferred read transaction cannot wait to upgrade to a writer).
+    session.rollback()
     fit = Fit(
         architecture_id=architecture_id,
         law=law,
@@ -138,15 +148,116 @@ def refresh_fit(
     return fit
 
 
+@dataclass(frozen=True)
+class CurrentFit:
+    """An architecture's fit for its current results, detached from any session."""
+
+    fit_id: int
+    run_ids: list[int]
+    created_at: datetime
+    stored: dict[str, Any]  # the fit row's JSON, as FitResult.to_dict() wrote it
+    result: predictor.FitResult
+    points: FitPoints
+
+
 def current_fit(
     session: Session, architecture_id: int, min_widths: int, law: str = DEFAULT_LAW
-) -> tuple[Fit, predictor.FitResult, FitPoints]:
+) -> CurrentFit:
     """The fit to predict from, restored from its cached dict; raises NotEnoughRuns."""
     points = fit_points(session, architecture_id)
     fit = refresh_fit(session, architecture_id, min_widths, law, points)
     if fit is None:
         raise NotEnoughRuns(run_counts(session, architecture_id), min_widths)
-    return fit, _restore(fit), points
+    return CurrentFit(fit.id, list(fit.run_ids), fit.created_at, fit.result, _restore(fit), points)
+
+
+def results_version(session: Session | Connection, architecture_id: int) -> tuple[int, object]:
+    """Changes whenever a run of the architecture succeeds: (succeeded runs, latest finish time).
+
+    A succeeded run's result is written once, under its lease, and never changes after, so this pair
+    identifies the set of points a fit is made from, with one indexed aggregate instead of reading them.
+    """
+    count, latest = session.execute(
+        select(func.count(Run.id), func.max(Run.finished_at)).where(
+            Run.architecture_id == architecture_id, Run.status == RunStatus.succeeded
+        )
+    ).one()
+    return int(count), latest
+
+
+class FitCache:
+    """Per-process memo of each architecture's current fit and of the predictions made from it.
+
+    A request costs one aggregate query (`results_version`) while nothing has changed; a finished run
+    changes the version, and the next request reads (or computes and stores) the new fit. Bounded LRU.
+    """
+
+    def __init__(self, max_entries: int = 4096) -> None:
+        self.max_entries = max_entries
+        self._fits: OrderedDict[tuple[int, str, tuple[int, object]], CurrentFit] = OrderedDict()
+        self._predictions: OrderedDict[tuple[int, float, float], predictor.Prediction] = OrderedDict()
+        self._responses: OrderedDict[Hashable, bytes] = OrderedDict()
+        self._flights: dict[tuple[int, str, tuple[int, object]], threading.Lock] = {}
+        self._lock = threading.Lock()
+
+    def current(
+        self, session: Session, architecture_id: int, min_widths: int, law: str = DEFAULT_LAW
+    ) -> CurrentFit:
+        key = (architecture_id, law, results_version(session, architecture_id))
+        with self._lock:
+            hit = self._fits.get(key)
+            flight = None if hit is not None else self._flights.setdefault(key, threading.Lock())
+        if hit is not None:
+            return hit
+        # Single flight: when many requests miss at once (a run just finished), one thread loads or
+        # computes the fit and the others wait for it, instead of each fitting the same points.
+        assert flight is not None
+        with flight:
+            with self._lock:
+                hit = self._fits.get(key)
+            if hit is not None:
+                return hit
+            try:
+                fresh = current_fit(session, architecture_id, min_widths, law)
+            finally:
+                with self._lock:
+                    self._flights.pop(key, None)
+            with self._lock:
+                _remember(self._fits, key, fresh, self.max_entries)
+        return fresh
+
+    def predict(self, current: CurrentFit, n_params: float, level: float) -> predictor.Prediction:
+        key = (current.fit_id, float(n_params), float(level))
+        with self._lock:
+            hit = self._predictions.get(key)
+        if hit is not None:
+            return hit
+        prediction = current.result.predict(n_params, level=level)
+        with self._lock:
+            _remember(self._predictions, key, prediction, self.max_entries)
+        return prediction
+
+    def response(self, key: Hashable, build: Callable[[], bytes]) -> bytes:
+        """A serialized response, memoised under a key that includes `results_version`.
+
+        The hot read (the same prediction asked again) then costs the version query and a lookup;
+        errors are raised by `build` and never memoised.
+        """
+        with self._lock:
+            hit = self._responses.get(key)
+        if hit is not None:
+            return hit
+        body = build()
+        with self._lock:
+            _remember(self._responses, key, body, self.max_entries)
+        return body
+
+
+def _remember(memo: OrderedDict[K, V], key: K, value: V, max_entries: int) -> None:
+    memo[key] = value
+    memo.move_to_end(key)
+    while len(memo) > max_entries:
+        memo.popitem(last=False)
 
 
 _RESTORED: dict[tuple[str, str], predictor.FitResult] = {}

@@ -61,8 +61,12 @@ def seed(url: str) -> int:
     ids = []
     with Session(engine) as session:
         for name, activation in (("gelu", "gelu"), ("swiglu", "swiglu")):
-            arch, _ = architectures.register(session, ArchitectureSpec.model_validate(spec_dict(name, activation=activation)))
-            queue.enqueue_sweep(session, arch, arch.spec["proxy_widths"], [0, 1], arch.spec["training"]["steps"])
+            arch, _ = architectures.register(
+                session, ArchitectureSpec.model_validate(spec_dict(name, activation=activation))
+            )
+            queue.enqueue_sweep(
+                session, arch, arch.spec["proxy_widths"], [0, 1], arch.spec["training"]["steps"]
+            )
             session.commit()
             ids.append(arch.id)
     for arch_id in ids:
@@ -76,7 +80,9 @@ def wrk(url: str, method: str, body: str, connections: int, seconds: int, workdi
     script.write_text(WRK_SCRIPT.format(method=method, body=body))
     out = subprocess.run(
         ["wrk", "-t", "1", "-c", str(connections), "-d", f"{seconds}s", "--latency", "-s", str(script), url],
-        check=True, capture_output=True, text=True,
+        check=True,
+        capture_output=True,
+        text=True,
     ).stdout
     result: dict[str, float] = json.loads(out.strip().splitlines()[-1])
     result["rps"] = result["requests"] / result["seconds"]
@@ -84,10 +90,13 @@ def wrk(url: str, method: str, body: str, connections: int, seconds: int, workdi
 
 
 def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
     parser.add_argument("--connections", type=int, default=64)
     parser.add_argument("--seconds", type=int, default=10)
     parser.add_argument("--workers", type=int, default=1, help="uvicorn worker processes")
+    parser.add_argument("--out", type=Path, default=None, help="Also write the figures to this file.")
     args = parser.parse_args()
     if shutil.which("wrk") is None:
         sys.exit("this benchmark drives load with wrk: apt-get install wrk")
@@ -100,7 +109,10 @@ def main() -> None:
         env = {**os.environ, "MUPREDICT_DATABASE_URL": url}
         server = subprocess.Popen(
             [sys.executable, "-m", "app", "serve", "--port", str(port), "--workers", str(args.workers)],
-            env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, cwd=ROOT,
+            env=env,
+            stdout=subprocess.DEVNULL,
+            stderr=subprocess.DEVNULL,
+            cwd=ROOT,
         )
         try:
             base = f"http://127.0.0.1:{port}"
@@ -111,7 +123,9 @@ def main() -> None:
                 except httpx.TransportError:
                     time.sleep(0.1)
             body = json.dumps({"architecture_id": arch_id, "n_params": 1e8})
-            first = httpx.post(f"{base}/v1/predictions", content=body, headers={"Content-Type": "application/json"})
+            first = httpx.post(
+                f"{base}/v1/predictions", content=body, headers={"Content-Type": "application/json"}
+            )
             first.raise_for_status()  # also warms the fit cache, as any served prediction would
             trivial = wrk(f"{base}/healthz", "GET", "", args.connections, args.seconds, workdir)
             predict = wrk(f"{base}/v1/predictions", "POST", body, args.connections, args.seconds, workdir)
@@ -119,15 +133,29 @@ def main() -> None:
             server.terminate()
             server.wait(timeout=30)
 
-    print(f"api_load: {args.connections} connections, {args.seconds} s each, {args.workers} uvicorn worker(s), "
-          f"{os.cpu_count()} CPU cores, load from wrk (separate process, loopback)")
-    print(f"{'endpoint':<22}{'req/s':>10}{'p50 ms':>10}{'p99 ms':>10}{'errors':>8}{'non-2xx':>9}")
-    for name, r in (("GET /healthz", trivial), ("POST /v1/predictions", predict)):
-        print(f"{name:<22}{r['rps']:>10.0f}{r['p50_ms']:>10.2f}{r['p99_ms']:>10.2f}{r['errors']:>8.0f}{r['non_2xx']:>9.0f}")
     ratio = predict["rps"] / trivial["rps"]
-    print(f"throughput ratio predictions / trivial: {ratio:.2f} (target ≥ 0.50) -> {'PASS' if ratio >= 0.5 else 'FAIL'}")
-    print(f"predictions p99: {predict['p99_ms']:.1f} ms (target < 50 ms) -> "
-          f"{'PASS' if predict['p99_ms'] < 50 else 'FAIL'}")
+    verdict = {True: "PASS", False: "FAIL"}
+    lines = [
+        f"api_load: {args.connections} connections, {args.seconds} s each, {args.workers} uvicorn worker(s), "
+        f"{os.cpu_count()} CPU cores, load from wrk (separate process, loopback)",
+        f"command: python bench/api_load.py --connections {args.connections} --seconds {args.seconds} "
+        f"--workers {args.workers}",
+        f"{'endpoint':<22}{'req/s':>10}{'p50 ms':>10}{'p99 ms':>10}{'errors':>8}{'non-2xx':>9}",
+    ]
+    for name, r in (("GET /healthz", trivial), ("POST /v1/predictions", predict)):
+        lines.append(
+            f"{name:<22}{r['rps']:>10.0f}{r['p50_ms']:>10.2f}{r['p99_ms']:>10.2f}"
+            f"{r['errors']:>8.0f}{r['non_2xx']:>9.0f}"
+        )
+    lines.append(
+        f"throughput ratio predictions / trivial: {ratio:.2f} (target ≥ 0.50) -> {verdict[ratio >= 0.5]}"
+    )
+    lines.append(
+        f"predictions p99: {predict['p99_ms']:.1f} ms (target < 50 ms) -> {verdict[predict['p99_ms'] < 50]}"
+    )
+    print("\n".join(lines))
+    if args.out:
+        args.out.write_text("\n".join(lines) + "\n")
 
 
 if __name__ == "__main__":

@@ -9,8 +9,8 @@ from fastapi import APIRouter, Query, Response, status
 from sqlalchemy import select
 
 from app import architectures, queue
-from app.deps import IdPath, SessionDep, SettingsDep, WriteAccess
-from app.fits import current_fit, run_counts
+from app.deps import FitCacheDep, IdPath, SessionDep, SettingsDep, WriteAccess, WriteSessionDep
+from app.fits import run_counts
 from app.limits import check_sweep
 from app.models import Architecture
 from app.pagination import decode_cursor, encode_cursor
@@ -52,7 +52,7 @@ def architecture_public(session: SessionDep, arch: Architecture) -> Architecture
     responses={200: {"model": ArchitecturePublic, "description": "An identical spec already exists."}},
 )
 def create_architecture(
-    spec: ArchitectureSpec, session: SessionDep, response: Response
+    spec: ArchitectureSpec, session: WriteSessionDep, response: Response
 ) -> ArchitecturePublic:
     """Register a spec; the same spec again (by canonical hash) returns the existing one with 200."""
     arch, created = architectures.register(session, spec)
@@ -104,7 +104,7 @@ def get_architecture(architecture_id: IdPath, session: SessionDep) -> Architectu
     responses={404: {}, 422: {}},
 )
 def create_sweep(
-    architecture_id: IdPath, request: SweepCreate, session: SessionDep, settings: SettingsDep
+    architecture_id: IdPath, request: SweepCreate, session: WriteSessionDep, settings: SettingsDep
 ) -> SweepPublic:
     """Queue one proxy run per width and seed. Idempotent: runs that exist already are reused."""
     arch = get_or_404(session, Architecture, architecture_id)
@@ -122,6 +122,7 @@ def get_fit(
     architecture_id: IdPath,
     session: SessionDep,
     settings: SettingsDep,
+    fits: FitCacheDep,
     curve_to: Annotated[
         float | None, Query(gt=0, le=MAX_N_PARAMS, description="Last N of the curve.")
     ] = None,
@@ -130,14 +131,15 @@ def get_fit(
 ) -> FitPublic:
     """The scaling-law fit over the architecture's finished proxies (409 until enough have finished)."""
     get_or_404(session, Architecture, architecture_id)
-    fit, result, points = current_fit(session, architecture_id, settings.min_runs_for_fit)
+    current = fits.current(session, architecture_id, settings.min_runs_for_fit)
+    result, points = current.result, current.points
     predicted = result.predict(points.n_params).mean
     low, high = float(result.x_range[0]), float(result.x_range[1])
     grid = np.geomspace(low, max(curve_to or 10 * high, low * 1.01), curve_points)
     band = result.predict(grid, level=level)
     return FitPublic(
         architecture_id=architecture_id,
-        fit_id=fit.id,
+        fit_id=current.fit_id,
         law=result.law,
         parameters=result.params,
         stderr=result.stderr,
@@ -170,6 +172,6 @@ def get_fit(
                 strict=True,
             )
         ],
-        created_at=fit.created_at,
-        result=fit.result,
+        created_at=current.created_at,
+        result=current.stored,
     )

@@ -2,12 +2,13 @@
 
 from __future__ import annotations
 
-from fastapi import APIRouter, HTTPException, status
-from sqlalchemy import select
+from fastapi import APIRouter, HTTPException, Response, status
+from sqlalchemy import Connection, select
+from sqlalchemy.orm import Session
 
 import predictor
-from app.deps import SessionDep, SettingsDep
-from app.fits import current_fit
+from app.deps import FitCacheDep, ReadEngineDep, ReadSessionsDep, SettingsDep
+from app.fits import FitCache, results_version
 from app.models import Architecture
 from app.schemas import (
     Candidate,
@@ -17,29 +18,53 @@ from app.schemas import (
     PredictionRequest,
     Provenance,
 )
+from app.settings import Settings
 from app.views import get_or_404
 from trainer import ArchitectureSpec, count_params
 
 router = APIRouter(prefix="/v1", tags=["predictions"])
 
 
-def _resolve(session: SessionDep, request: PredictionRequest) -> Architecture:
+def _architecture_id(conn: Connection, request: PredictionRequest) -> int:
     if request.architecture_id is not None:
-        return get_or_404(session, Architecture, request.architecture_id)
+        return request.architecture_id
     assert request.spec is not None
-    arch = session.scalar(select(Architecture).where(Architecture.spec_hash == request.spec.spec_hash()))
-    if arch is None:
+    found = conn.scalar(select(Architecture.id).where(Architecture.spec_hash == request.spec.spec_hash()))
+    if found is None:
         raise HTTPException(
             status.HTTP_404_NOT_FOUND,
             "no architecture with this spec: POST it to /v1/architectures, then launch a sweep",
         )
-    return arch
+    return int(found)
 
 
 @router.post("/predictions", response_model=PredictionPublic, responses={404: {}, 409: {}, 422: {}})
-def predict(request: PredictionRequest, session: SessionDep, settings: SettingsDep) -> PredictionPublic:
+def predict(
+    request: PredictionRequest,
+    engine: ReadEngineDep,
+    sessions: ReadSessionsDep,
+    settings: SettingsDep,
+    fits: FitCacheDep,
+) -> Response:
     """Predicted loss at `n_params` (or at `width`) with a prediction interval, from the proxies' fit."""
-    arch = _resolve(session, request)
+    # The answer is a pure function of the request and the architecture's finished runs, so it is
+    # memoised under their version: a repeated question costs one indexed query on a bare connection.
+    with engine.connect() as conn:
+        arch_id = _architecture_id(conn, request)
+        version = results_version(conn, arch_id)
+
+    def build() -> bytes:
+        with sessions() as session:
+            return _predict(arch_id, request, session, settings, fits).model_dump_json().encode()
+
+    key = ("prediction", arch_id, version, request.n_params, request.width, request.level)
+    return Response(fits.response(key, build), media_type="application/json")
+
+
+def _predict(
+    arch_id: int, request: PredictionRequest, session: Session, settings: Settings, fits: FitCache
+) -> PredictionPublic:
+    arch = get_or_404(session, Architecture, arch_id)
     if request.width is not None:
         spec = ArchitectureSpec.model_validate(arch.spec)
         try:
@@ -53,8 +78,9 @@ def predict(request: PredictionRequest, session: SessionDep, settings: SettingsD
     else:
         assert request.n_params is not None
         n_params = request.n_params
-    fit, result, points = current_fit(session, arch.id, settings.min_runs_for_fit)
-    prediction = result.predict(n_params, level=request.level)
+    current = fits.current(session, arch.id, settings.min_runs_for_fit)
+    result, points = current.result, current.points
+    prediction = fits.predict(current, n_params, request.level)
     return PredictionPublic(
         architecture_id=arch.id,
         n_params=n_params,
@@ -72,13 +98,20 @@ def predict(request: PredictionRequest, session: SessionDep, settings: SettingsD
         extrapolation_factor=float(prediction.extrapolation_factor),
         warnings=list(prediction.warnings),
         provenance=Provenance(
-            fit_id=fit.id, run_ids=list(fit.run_ids), corpus_fingerprints=points.corpus_fingerprints
+            fit_id=current.fit_id, run_ids=current.run_ids, corpus_fingerprints=points.corpus_fingerprints
         ),
     )
 
 
 @router.post("/compare", response_model=ComparePublic, responses={404: {}, 409: {}})
-def compare(request: CompareRequest, session: SessionDep, settings: SettingsDep) -> ComparePublic:
+def compare(
+    request: CompareRequest, sessions: ReadSessionsDep, settings: SettingsDep, fits: FitCacheDep
+) -> ComparePublic:
+    with sessions() as session:
+        return _compare(request, session, settings, fits)
+
+
+def _compare(request: CompareRequest, session: Session, settings: Settings, fits: FitCache) -> ComparePublic:
     """Rank candidate architectures by predicted loss at `n_params`, with P(best) from the bootstraps."""
     ids = list(dict.fromkeys(request.architecture_ids))
     if len(ids) < 2:
@@ -94,9 +127,7 @@ def compare(request: CompareRequest, session: SessionDep, settings: SettingsDep)
         )
     archs = [get_or_404(session, Architecture, i) for i in ids]
     predictions = [
-        current_fit(session, a.id, settings.min_runs_for_fit)[1].predict(
-            request.n_params, level=request.level
-        )
+        fits.predict(fits.current(session, a.id, settings.min_runs_for_fit), request.n_params, request.level)
         for a in archs
     ]
     p_best = predictor.probability_best(predictions)

@@ -71,7 +71,7 @@ def test_pretokenized_bin(tmp_path: Path) -> None:
     corpus = load_corpus(DatasetSpec(source=str(path), tokenizer="pretokenized", vocab_size=1000))
     np.testing.assert_array_equal(np.concatenate([corpus.train, corpus.val]), tokens)
     assert corpus.vocab_size == 1000
-    with pytest.raises(CorpusError, match="set dataset.vocab_size to at least 1000"):
+    with pytest.raises(CorpusError, match=r"set dataset\.vocab_size to at least 1000"):
         load_corpus(DatasetSpec(source=str(path), tokenizer="pretokenized", vocab_size=500))
     odd = tmp_path / "odd.bin"
     odd.write_bytes(b"\1\2\3")

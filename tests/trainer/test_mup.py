@@ -64,10 +64,11 @@ def block_output_sizes(
             optimizer.step()
             optimizer.zero_grad()
         seen: list[float] = []
-        hooks = [
-            block.register_forward_hook(lambda _m, _i, out: seen.append(out.abs().mean().item()))
-            for block in model.blocks
-        ]
+
+        def record(_module: torch.nn.Module, _inputs: object, out: torch.Tensor, seen: list = seen) -> None:
+            seen.append(out.abs().mean().item())
+
+        hooks = [block.register_forward_hook(record) for block in model.blocks]
         with torch.no_grad():
             model(x)
         for hook in hooks:
@@ -236,5 +237,5 @@ def test_mup_at_base_shape_is_the_plain_base_model(
 
 
 def test_make_optimizer_needs_a_built_model() -> None:
-    with pytest.raises(TypeError, match="trainer.build_model"):
+    with pytest.raises(TypeError, match=r"trainer\.build_model"):
         make_optimizer(torch.nn.Linear(2, 2), ArchitectureSpec(name="x"))

@@ -26,7 +26,10 @@ def test_defaults_make_a_valid_tiny_model() -> None:
 @pytest.mark.parametrize(
     ("fields", "message"),
     [
-        ({"head_dim": 32, "proxy_widths": [100]}, "width 100 is not a multiple of head size 32: use 96 or 128"),
+        (
+            {"head_dim": 32, "proxy_widths": [100]},
+            "width 100 is not a multiple of head size 32: use 96 or 128",
+        ),
         ({"context_length": 100, "training": {"batch_tokens": 250}}, "use 200 or 300"),
         ({"proxy_widths": [32, 32]}, "repeats a width"),
         ({"positions": "rope", "head_dim": 15, "proxy_widths": [30]}, "even head_dim"),
@@ -71,7 +74,9 @@ def test_token_budget_resolves_to_steps_and_hashes_like_them() -> None:
 def test_hash_ignores_name_and_follows_every_training_field() -> None:
     a = ArchitectureSpec(name="a")
     assert a.spec_hash() == ArchitectureSpec(name="b").spec_hash()
-    assert a.spec_hash() != ArchitectureSpec.model_validate({"name": "a", "training": {"lr": 0.02}}).spec_hash()
+    assert (
+        a.spec_hash() != ArchitectureSpec.model_validate({"name": "a", "training": {"lr": 0.02}}).spec_hash()
+    )
     assert a.spec_hash() != ArchitectureSpec(name="a", activation="swiglu").spec_hash()
     assert json.loads(a.canonical_json())["n_layers"] == 2
 
