@@ -160,9 +160,13 @@ def train(
 
     try:
         spec = trainer.ArchitectureSpec.model_validate(json.loads(spec_file.read_text()))
-        spec.validate_width(width)
     except (ValidationError, ValueError) as err:  # json.JSONDecodeError is a ValueError
         typer.echo(f"error: {spec_file} is not a valid spec: {err}", err=True)
+        raise typer.Exit(code=2) from err
+    try:
+        spec.validate_width(width)
+    except ValueError as err:
+        typer.echo(f"error: --width: {err}", err=True)
         raise typer.Exit(code=2) from err
     total = steps if steps is not None else spec.training.steps
     columns = (

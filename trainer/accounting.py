@@ -9,8 +9,18 @@ from __future__ import annotations
 
 from trainer.spec import ArchitectureSpec
 
-# Dense bf16 peak FLOP/s by GPU name (NVIDIA datasheets, SXM parts), for MFU.
-PEAK_BF16_FLOPS = {"H100": 989e12, "H200": 989e12, "A100": 312e12}
+# Dense bf16 peak FLOP/s by a substring of torch.cuda.get_device_name (NVIDIA datasheets), for MFU.
+# Checked in order, so the PCIe and NVL parts match before the SXM default of their family.
+PEAK_BF16_FLOPS = (
+    ("H100 PCIe", 756e12),
+    ("H100 NVL", 835e12),
+    ("H100", 989e12),
+    ("H200", 989e12),
+    ("A100", 312e12),
+    ("L40S", 362e12),
+    ("L40", 181e12),
+    ("L4", 121e12),
+)
 
 
 def block_params(spec: ArchitectureSpec, width: int) -> int:
@@ -49,7 +59,7 @@ def flops_per_token(spec: ArchitectureSpec, width: int) -> int:
 
 def peak_flops(device_name: str) -> float | None:
     """Dense bf16 peak of a known GPU from its name (torch.cuda.get_device_name), else None."""
-    for key, peak in PEAK_BF16_FLOPS.items():
+    for key, peak in PEAK_BF16_FLOPS:
         if key in device_name:
             return peak
     return None

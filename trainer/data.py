@@ -2,7 +2,7 @@
 
 Nothing is downloaded. The built-in corpus is real text present wherever Python is: the standard
 library's own `.py` sources, files in sorted path order, whole files up to BUILTIN_MAX_BYTES. Its
-content (and so its fingerprint) follows the Python version, which the fingerprint records.
+content, and so its fingerprint, follows the Python version; the description names the stdlib folder.
 
 Split: documents (files) are ordered by the hash of their content, concatenated, and the last
 `val_fraction` of the tokens is held out. Hash order makes the held-out part a deterministic random

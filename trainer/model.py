@@ -18,6 +18,11 @@ NORM_EPS = 1e-5
 ROPE_BASE = 10000.0
 
 
+def scaled(x: torch.Tensor, multiplier: float) -> torch.Tensor:
+    """x × multiplier, skipping the elementwise pass when the multiplier is 1 (the base shape, SP)."""
+    return x if multiplier == 1.0 else x * multiplier
+
+
 class Norm(nn.Module):
     """LayerNorm or RMSNorm over the last dimension, with an optional trainable gain (never a bias)."""
 
@@ -99,8 +104,8 @@ class Block(nn.Module):
         self.mlp = MLP(width, spec.ffn_hidden(width), spec.activation)
 
     def forward(self, x: torch.Tensor, rope: tuple[torch.Tensor, torch.Tensor] | None) -> torch.Tensor:
-        x = x + self.residual * self.attn(self.norm1(x), rope)  # (B, T, C)
-        x = x + self.residual * self.mlp(self.norm2(x))  # (B, T, C)
+        x = x + scaled(self.attn(self.norm1(x), rope), self.residual)  # (B, T, C)
+        x = x + scaled(self.mlp(self.norm2(x)), self.residual)  # (B, T, C)
         return x
 
 
@@ -130,14 +135,14 @@ class GPT(nn.Module):
         x = self.wte(tokens)  # (B, T, C)
         if self.wpe is not None:
             x = x + self.wpe(torch.arange(T, device=tokens.device))  # (B, T, C)
-        x = x * self.embedding_mult
+        x = scaled(x, self.embedding_mult)
         rope = None if self.rope_cos is None else (self.rope_cos, self.rope_sin)
         for block in self.blocks:
             x = block(x, rope)  # (B, T, C)
         x = self.norm_f(x)
         readout = self.wte.weight if self.lm_head is None else self.lm_head.weight
         # Scaling the (B, T, C) input instead of the (B, T, V) logits is the same product, cheaper.
-        return F.linear(x * self.logit_mult, readout)  # (B, T, V)
+        return F.linear(scaled(x, self.logit_mult), readout)  # (B, T, V)
 
 
 def build_model(spec: ArchitectureSpec, width: int) -> GPT:

@@ -12,8 +12,9 @@ from __future__ import annotations
 
 import hashlib
 import json
+import math
 from pathlib import PurePath
-from typing import Literal
+from typing import Annotated, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
@@ -38,11 +39,12 @@ class ParametrizationSpec(BaseModel):
         description="'mup' (maximal update parametrization) or 'sp' (standard, for side-by-side checks).",
     )
     base_width: int = Field(
-        32, ge=1, description="Width at which μP equals the base model: m = width / base_width."
+        32, ge=1, le=65536, description="Width at which μP equals the base model: m = width / base_width."
     )
     base_depth: int | None = Field(
         None,
         ge=1,
+        le=256,
         description="Depth at which μP equals the base model: m_L = n_layers / base_depth. "
         "Defaults to n_layers (no depth transfer).",
     )
@@ -51,13 +53,15 @@ class ParametrizationSpec(BaseModel):
         description="Depth exponent α: residual branches × m_L^(−α). 0 = width-only μP, "
         "0.5 = Depth-μP (Tensor Programs VI), 1 = CompleteP (Dey et al. 2025).",
     )
-    alpha_in: float = Field(1.0, gt=0, description="Embedding output multiplier α_in (constant in width).")
-    alpha_out: float = Field(1.0, gt=0, description="Logit multiplier α_out; μP divides it by m.")
+    alpha_in: float = Field(
+        1.0, gt=0, le=1e4, description="Embedding output multiplier α_in (constant in width)."
+    )
+    alpha_out: float = Field(1.0, gt=0, le=1e4, description="Logit multiplier α_out; μP divides it by m.")
     alpha_attn: float = Field(
-        1.0, gt=0, description="Attention logit multiplier: μP scales q·k by α_attn / d_head."
+        1.0, gt=0, le=1e4, description="Attention logit multiplier: μP scales q·k by α_attn / d_head."
     )
     init_std: float = Field(
-        0.02, gt=0, description="σ: embedding init std, and hidden-matrix init std at the base width."
+        0.02, gt=0, le=10, description="σ: embedding init std, and hidden-matrix init std at the base width."
     )
 
     @field_validator("depth_alpha")
@@ -76,7 +80,7 @@ class TrainingSpec(BaseModel):
 
     model_config = ConfigDict(extra="forbid")
 
-    lr: float = Field(0.01, gt=0, description="Base Adam learning rate (the LR at the base shape).")
+    lr: float = Field(0.01, gt=0, le=10, description="Base Adam learning rate (the LR at the base shape).")
     schedule: Literal["cosine", "wsd"] = Field(
         "cosine", description="'cosine' decay to min_lr_ratio, or 'wsd' (warmup-stable-decay, linear to 0)."
     )
@@ -89,24 +93,38 @@ class TrainingSpec(BaseModel):
     min_lr_ratio: float = Field(
         0.1, ge=0, le=1, description="cosine only: final LR as a fraction of the peak LR."
     )
-    steps: int = Field(300, ge=1, description="Optimizer steps; the token budget is steps × batch_tokens.")
+    steps: int = Field(
+        300, ge=1, le=10_000_000, description="Optimizer steps; the token budget is steps × batch_tokens."
+    )
+    token_budget: int | None = Field(
+        None,
+        ge=1,
+        le=10**13,
+        description="Training tokens, as an alternative to steps: steps = ceil(token_budget / batch_tokens).",
+    )
     batch_tokens: int = Field(
-        2048, ge=1, description="Tokens per optimizer step (a multiple of context_length)."
+        2048, ge=1, le=2**24, description="Tokens per optimizer step (a multiple of context_length)."
     )
     weight_decay: float = Field(
         0.0,
         ge=0,
+        lt=1,
         description="Independent weight decay: each step shrinks matrices by weight_decay × the schedule "
         "factor, not × the LR, so it does not change with width (Lingle 2024; Kosson et al. 2025).",
     )
-    grad_clip: float = Field(1.0, ge=0, description="Clip the global gradient norm to this value; 0 = off.")
+    grad_clip: float = Field(
+        1.0, ge=0, le=1e6, description="Clip the global gradient norm to this value; 0 = off."
+    )
     betas: tuple[float, float] = Field((0.9, 0.95), description="Adam β1, β2.")
     adam_eps: float = Field(
-        1e-8, gt=0, description="Adam ε at the base shape; μP scales it for hidden matrices."
+        1e-8, gt=0, le=1, description="Adam ε at the base shape; μP scales it for hidden matrices."
     )
-    seed: int = Field(0, ge=0, description="Seed of the initialisation and of the batch order.")
+    seed: int = Field(0, ge=0, le=2**31 - 1, description="Seed of the initialisation and of the batch order.")
     eval_tokens: int = Field(
-        32768, ge=1, description="Held-out tokens (fixed windows) the validation loss is measured on."
+        32768,
+        ge=1,
+        le=2**24,
+        description="Held-out tokens (fixed windows) the validation loss is measured on.",
     )
 
     @field_validator("betas")
@@ -115,6 +133,19 @@ class TrainingSpec(BaseModel):
         if not all(0 <= b < 1 for b in value):
             raise ValueError(f"betas {value} must lie in [0, 1), e.g. [0.9, 0.95]")
         return value
+
+    @model_validator(mode="after")
+    def _resolve_steps(self) -> TrainingSpec:
+        if self.token_budget is None:
+            return self
+        steps = math.ceil(self.token_budget / self.batch_tokens)
+        if "steps" in self.model_fields_set and self.steps != steps:
+            raise ValueError(
+                f"training.steps {self.steps} disagrees with training.token_budget {self.token_budget} "
+                f"/ batch_tokens {self.batch_tokens} = {steps} steps: set one of the two"
+            )
+        self.steps = steps
+        return self
 
 
 class DatasetSpec(BaseModel):
@@ -189,9 +220,14 @@ class ArchitectureSpec(BaseModel):
     name: str = Field(..., min_length=1, max_length=200, description="Display name (not part of the hash).")
     family: Literal["gpt"] = Field("gpt", description="Model family: decoder-only pre-norm transformer.")
     n_layers: int = Field(2, ge=1, le=256, description="Number of transformer blocks (depth).")
-    head_dim: int = Field(16, ge=1, description="Head size, fixed across widths: n_heads = width / head_dim.")
+    head_dim: int = Field(
+        16, ge=1, le=1024, description="Head size, fixed across widths: n_heads = width / head_dim."
+    )
     ffn_ratio: float = Field(
-        4.0, gt=0, description="FFN hidden size = round(ffn_ratio × width), so the FFN scales with width."
+        4.0,
+        gt=0,
+        le=64,
+        description="FFN hidden size = round(ffn_ratio × width), so the FFN scales with width.",
     )
     activation: Literal["gelu", "swiglu", "relu2"] = Field(
         "gelu", description="FFN nonlinearity: 'gelu', 'swiglu' (gated SiLU) or 'relu2' (squared ReLU)."
@@ -208,9 +244,10 @@ class ArchitectureSpec(BaseModel):
     parametrization: ParametrizationSpec = Field(default_factory=ParametrizationSpec)
     training: TrainingSpec = Field(default_factory=TrainingSpec)
     dataset: DatasetSpec = Field(default_factory=DatasetSpec)
-    proxy_widths: list[int] = Field(
+    proxy_widths: list[Annotated[int, Field(ge=1, le=65536)]] = Field(
         default_factory=lambda: [32, 48, 64, 96, 128],
         min_length=1,
+        max_length=64,
         description="Default proxy ladder: the widths (d_model) a sweep trains.",
     )
 
@@ -264,9 +301,9 @@ class ArchitectureSpec(BaseModel):
 
     def canonical_json(self) -> str:
         """Every field that affects training (defaults filled, keys sorted); `name` is left out."""
-        return json.dumps(
-            self.model_dump(mode="json", exclude={"name"}), sort_keys=True, separators=(",", ":")
-        )
+        # token_budget is left out too: it is resolved into training.steps, which the hash covers.
+        fields = self.model_dump(mode="json", exclude={"name": True, "training": {"token_budget"}})
+        return json.dumps(fields, sort_keys=True, separators=(",", ":"))
 
     def spec_hash(self) -> str:
         """sha256 hex of `canonical_json()`: equal for specs that train identically."""

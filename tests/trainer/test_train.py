@@ -7,6 +7,7 @@ import math
 from pathlib import Path
 
 import pytest
+import torch
 
 from tests.trainer.helpers import tiny_spec
 from trainer import Corpus, CorpusError, Progress, RunResult, TrainingStopped, count_params, train
@@ -85,7 +86,7 @@ def test_should_stop_raises_training_stopped(builtin_corpus: Corpus) -> None:
 
 
 def test_divergence_is_a_result_not_a_crash(builtin_corpus: Corpus) -> None:
-    spec = tiny_spec(training={"lr": 1e4, "grad_clip": 0.0, "warmup_fraction": 0.0})
+    spec = tiny_spec(training={"lr": 10.0, "grad_clip": 0.0, "warmup_fraction": 0.0})
     result = train(spec, 32, corpus=builtin_corpus)
     assert result.status == "diverged"
     assert result.reason and ("blew up" in result.reason or "became" in result.reason)
@@ -126,3 +127,11 @@ def test_bad_width_and_steps_are_value_errors(builtin_corpus: Corpus) -> None:
         train(tiny_spec(), 20, corpus=builtin_corpus)
     with pytest.raises(ValueError, match="at least 1"):
         train(tiny_spec(), 16, steps=0, corpus=builtin_corpus)
+
+
+@pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a CUDA GPU")
+def test_cuda_path_bf16_fused_adamw_compile(builtin_corpus: Corpus) -> None:
+    result = train(tiny_spec(), 32, steps=10, device="cuda", corpus=builtin_corpus, compile=True)
+    assert result.status == "succeeded" and result.device.startswith("cuda")
+    assert result.val_loss is not None and result.val_loss < math.log(256)
+    assert result.mfu is None or 0 < result.mfu < 1
