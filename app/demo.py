@@ -94,8 +94,8 @@ def run_demo(
             title=f"Predicted loss at N = {target:.3g} non-embedding parameters "
             f"({target_factor:g}× the largest proxy)"
         )
-        for column in ("rank", "design", "predicted loss", "90% interval", "P(best)", "warnings"):
-            table.add_column(column)
+        for column in ("#", "design", "loss", "90% interval", "P(best)", "extrapolation"):
+            table.add_column(column, no_wrap=True)
         for c in result.candidates:
             table.add_row(
                 str(c.rank),
@@ -103,9 +103,12 @@ def run_demo(
                 f"{c.predicted_loss:.4f}",
                 f"[{c.lower:.4f}, {c.upper:.4f}]",
                 f"{c.probability_best:.2f}",
-                "; ".join(c.warnings)[:80],
+                f"{c.extrapolation_factor:.0f}×",
             )
         console.print(table)
+        for c in result.candidates:
+            for warning in c.warnings:
+                console.print(f"[yellow]{c.name}: {warning}[/]")
         best = result.candidates[0]
         console.print(f"[bold green]{best.name}[/] wins with probability {best.probability_best:.2f}.")
         ids = ",".join(str(a.id) for a in archs)
