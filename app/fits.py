@@ -17,7 +17,7 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any, TypeVar
 
-from sqlalchemy import Connection, func, select
+from sqlalchemy import Engine, func, select
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
@@ -171,18 +171,42 @@ def current_fit(
     return CurrentFit(fit.id, list(fit.run_ids), fit.created_at, fit.result, _restore(fit), points)
 
 
-def results_version(session: Session | Connection, architecture_id: int) -> tuple[int, object]:
+# Run.status is stored as its name (a non-native enum), so the literal below is RunStatus.succeeded.
+_VERSION_SQL = (
+    "SELECT count(id), max(finished_at) FROM runs WHERE architecture_id = {} AND status = 'succeeded'"
+)
+
+
+def results_version(source: Session | Engine, architecture_id: int) -> tuple[int, object]:
     """Changes whenever a run of the architecture succeeds: (succeeded runs, latest finish time).
 
     A succeeded run's result is written once, under its lease, and never changes after, so this pair
     identifies the set of points a fit is made from, with one indexed aggregate instead of reading them.
+    It runs on every prediction request, so it goes straight to the driver's cursor: SQLAlchemy's
+    per-statement machinery (transaction events, result wrapping) was most of that request's cost.
+    A Session reads inside its own transaction (the snapshot its other reads see); an Engine reads on
+    a pooled connection of its own.
     """
-    count, latest = session.execute(
-        select(func.count(Run.id), func.max(Run.finished_at)).where(
-            Run.architecture_id == architecture_id, Run.status == RunStatus.succeeded
-        )
-    ).one()
-    return int(count), latest
+    if isinstance(source, Session):
+        dialect = source.get_bind().dialect
+        raw = source.connection().connection.dbapi_connection
+        assert raw is not None
+        return _read_version(raw, dialect.paramstyle, architecture_id)
+    pooled = source.raw_connection()
+    try:
+        return _read_version(pooled, source.dialect.paramstyle, architecture_id)
+    finally:
+        pooled.close()  # back to the pool, which rolls the read back
+
+
+def _read_version(raw: Any, paramstyle: str, architecture_id: int) -> tuple[int, object]:
+    cursor = raw.cursor()
+    try:
+        cursor.execute(_VERSION_SQL.format("?" if paramstyle == "qmark" else "%s"), (architecture_id,))
+        count, latest = cursor.fetchone()
+    finally:
+        cursor.close()
+    return int(count), str(latest)
 
 
 class FitCache:

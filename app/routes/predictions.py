@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from fastapi import APIRouter, HTTPException, Response, status
-from sqlalchemy import Connection, select
+from sqlalchemy import Engine, select
 from sqlalchemy.orm import Session
 
 import predictor
@@ -25,11 +25,12 @@ from trainer import ArchitectureSpec, count_params
 router = APIRouter(prefix="/v1", tags=["predictions"])
 
 
-def _architecture_id(conn: Connection, request: PredictionRequest) -> int:
+def _architecture_id(engine: Engine, request: PredictionRequest) -> int:
     if request.architecture_id is not None:
         return request.architecture_id
     assert request.spec is not None
-    found = conn.scalar(select(Architecture.id).where(Architecture.spec_hash == request.spec.spec_hash()))
+    with engine.connect() as conn:
+        found = conn.scalar(select(Architecture.id).where(Architecture.spec_hash == request.spec.spec_hash()))
     if found is None:
         raise HTTPException(
             status.HTTP_404_NOT_FOUND,
@@ -48,10 +49,9 @@ def predict(
 ) -> Response:
     """Predicted loss at `n_params` (or at `width`) with a prediction interval, from the proxies' fit."""
     # The answer is a pure function of the request and the architecture's finished runs, so it is
-    # memoised under their version: a repeated question costs one indexed query on a bare connection.
-    with engine.connect() as conn:
-        arch_id = _architecture_id(conn, request)
-        version = results_version(conn, arch_id)
+    # memoised under their version: a repeated question costs one indexed query.
+    arch_id = _architecture_id(engine, request)
+    version = results_version(engine, arch_id)
 
     def build() -> bytes:
         with sessions() as session:
