@@ -13,9 +13,9 @@
 from __future__ import annotations
 
 import argparse
-import csv
 import os
 import platform
+import sys
 import time
 from collections.abc import Callable
 from itertools import product
@@ -32,22 +32,11 @@ from scipy.special import huber
 
 import predictor
 
-DATA = (
-    Path(__file__).resolve().parents[1] / "tests" / "predictor" / "data" / "chinchilla_svg_extracted_data.csv"
-)
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+from tests.predictor.helpers import chinchilla_points
+
 DELTA = 1e-3
 T = TypeVar("T")
-
-
-def chinchilla_points() -> tuple[np.ndarray, np.ndarray]:
-    """(N, D) and loss, dropping the 5 highest losses as Epoch did; D = C / 6N."""
-    with DATA.open() as f:
-        rows = list(csv.DictReader(f))
-    n = np.array([float(r["Model Size"]) for r in rows])
-    c = np.array([float(r["Training FLOP"]) for r in rows])
-    loss = np.array([float(r["loss"]) for r in rows])
-    keep = np.argsort(loss)[:-5]
-    return np.column_stack([n[keep], c[keep] / (6 * n[keep])]), loss[keep]
 
 
 def epoch_objective(params: np.ndarray, log_n: np.ndarray, log_d: np.ndarray, log_loss: np.ndarray) -> float:
