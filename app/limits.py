@@ -2,16 +2,9 @@
 
 from __future__ import annotations
 
-from typing import Any
-
-from fastapi import HTTPException, status
-
 from app.settings import Settings
+from app.views import field_error, unprocessable
 from trainer import ArchitectureSpec
-
-
-def _error(field: str, msg: str) -> dict[str, Any]:
-    return {"loc": ["body", field], "msg": msg, "type": "value_error"}
 
 
 def check_sweep(
@@ -22,9 +15,10 @@ def check_sweep(
     for width in sorted(set(widths)):
         if width > settings.max_width:
             errors.append(
-                _error(
+                field_error(
+                    "body",
                     "widths",
-                    f"width {width} exceeds the largest proxy width {settings.max_width} "
+                    msg=f"width {width} exceeds the largest proxy width {settings.max_width} "
                     "(MUPREDICT_MAX_WIDTH): use smaller proxies",
                 )
             )
@@ -32,25 +26,27 @@ def check_sweep(
         try:
             spec.validate_width(width)
         except ValueError as exc:
-            errors.append(_error("widths", str(exc)))
+            errors.append(field_error("body", "widths", msg=str(exc)))
     n_runs = len(set(widths)) * len(set(seeds))
     if n_runs > settings.max_runs_per_sweep:
         errors.append(
-            _error(
+            field_error(
+                "body",
                 "seeds",
-                f"{n_runs} runs (widths × seeds) exceed the limit of {settings.max_runs_per_sweep} "
+                msg=f"{n_runs} runs (widths × seeds) exceed the limit of {settings.max_runs_per_sweep} "
                 "per sweep (MUPREDICT_MAX_RUNS_PER_SWEEP): split the sweep or use fewer seeds",
             )
         )
     tokens = steps * spec.training.batch_tokens
     if tokens > settings.max_tokens_per_run:
         errors.append(
-            _error(
+            field_error(
+                "body",
                 "steps",
-                f"{steps} steps × {spec.training.batch_tokens} tokens per step = {tokens} tokens exceed "
+                msg=f"{steps} steps × {spec.training.batch_tokens} tokens per step = {tokens} tokens exceed "
                 f"the per-run limit {settings.max_tokens_per_run} (MUPREDICT_MAX_TOKENS_PER_RUN): "
                 "lower `steps`",
             )
         )
     if errors:
-        raise HTTPException(status.HTTP_422_UNPROCESSABLE_CONTENT, detail=errors)
+        raise unprocessable(*errors)

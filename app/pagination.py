@@ -5,7 +5,7 @@ from __future__ import annotations
 import base64
 import binascii
 
-from fastapi import HTTPException, status
+from app.views import field_error, unprocessable
 
 
 def encode_cursor(last_id: int) -> str:
@@ -20,13 +20,10 @@ def decode_cursor(cursor: str) -> int:
             raise ValueError(text)
         return int(value)
     except (ValueError, binascii.Error, UnicodeDecodeError):
-        raise HTTPException(
-            status.HTTP_422_UNPROCESSABLE_CONTENT,
-            detail=[
-                {
-                    "loc": ["query", "cursor"],
-                    "msg": "not a cursor from this API: pass the `next_cursor` of the previous page",
-                    "type": "value_error",
-                }
-            ],
+        raise unprocessable(
+            field_error(
+                "query",
+                "cursor",
+                msg="not a cursor from this API: pass the `next_cursor` of the previous page",
+            )
         ) from None

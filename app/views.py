@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from typing import TypeVar
+from typing import Any, TypeVar
 
 from fastapi import HTTPException, status
 from sqlalchemy import select
@@ -12,6 +12,15 @@ from app.models import FINISHED, Run, RunStatus, Sweep, SweepRun
 from app.schemas import LossPoint, RunCounts, RunPublic, RunSummary, SweepPublic
 
 M = TypeVar("M")
+
+
+def field_error(*loc: str, msg: str) -> dict[str, Any]:
+    """One entry of a 422's `detail`, in FastAPI's own shape, so clients read every 422 the same way."""
+    return {"loc": list(loc), "msg": msg, "type": "value_error"}
+
+
+def unprocessable(*errors: dict[str, Any]) -> HTTPException:
+    return HTTPException(status.HTTP_422_UNPROCESSABLE_CONTENT, detail=list(errors))
 
 
 def get_or_404(session: Session, model: type[M], ident: int) -> M:

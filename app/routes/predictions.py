@@ -19,7 +19,7 @@ from app.schemas import (
     Provenance,
 )
 from app.settings import Settings
-from app.views import get_or_404
+from app.views import field_error, get_or_404, unprocessable
 from trainer import ArchitectureSpec, count_params
 
 router = APIRouter(prefix="/v1", tags=["predictions"])
@@ -70,10 +70,7 @@ def _predict(
         try:
             spec.validate_width(request.width)
         except ValueError as exc:
-            raise HTTPException(
-                status.HTTP_422_UNPROCESSABLE_CONTENT,
-                detail=[{"loc": ["body", "width"], "msg": str(exc), "type": "value_error"}],
-            ) from None
+            raise unprocessable(field_error("body", "width", msg=str(exc))) from None
         n_params = float(count_params(spec, request.width)[1])
     else:
         assert request.n_params is not None
@@ -115,16 +112,7 @@ def _compare(request: CompareRequest, session: Session, settings: Settings, fits
     """Rank candidate architectures by predicted loss at `n_params`, with P(best) from the bootstraps."""
     ids = list(dict.fromkeys(request.architecture_ids))
     if len(ids) < 2:
-        raise HTTPException(
-            status.HTTP_422_UNPROCESSABLE_CONTENT,
-            detail=[
-                {
-                    "loc": ["body", "architecture_ids"],
-                    "msg": "give at least two different ids",
-                    "type": "value_error",
-                }
-            ],
-        )
+        raise unprocessable(field_error("body", "architecture_ids", msg="give at least two different ids"))
     archs = [get_or_404(session, Architecture, i) for i in ids]
     predictions = [
         fits.predict(fits.current(session, a.id, settings.min_runs_for_fit), request.n_params, request.level)
