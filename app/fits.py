@@ -168,7 +168,14 @@ def current_fit(
     fit = refresh_fit(session, architecture_id, min_widths, law, points)
     if fit is None:
         raise NotEnoughRuns(run_counts(session, architecture_id), min_widths)
-    return CurrentFit(fit.id, list(fit.run_ids), fit.created_at, fit.result, _restore(fit), points)
+    return CurrentFit(
+        fit.id,
+        list(fit.run_ids),
+        fit.created_at,
+        fit.result,
+        predictor.FitResult.from_dict(fit.result),
+        points,
+    )
 
 
 # Run.status is stored as its name (a non-native enum), so the literal below is RunStatus.succeeded.
@@ -282,18 +289,3 @@ def _remember(memo: OrderedDict[K, V], key: K, value: V, max_entries: int) -> No
     memo.move_to_end(key)
     while len(memo) > max_entries:
         memo.popitem(last=False)
-
-
-_RESTORED: dict[tuple[str, str], predictor.FitResult] = {}
-_RESTORED_MAX = 256
-
-
-def _restore(fit: Fit) -> predictor.FitResult:
-    """FitResult from its stored dict, memoised: a fit row never changes once written."""
-    key = (fit.law, fit.data_hash)
-    result = _RESTORED.get(key)
-    if result is None:
-        if len(_RESTORED) >= _RESTORED_MAX:
-            _RESTORED.pop(next(iter(_RESTORED)))
-        result = _RESTORED[key] = predictor.FitResult.from_dict(fit.result)
-    return result
