@@ -40,12 +40,17 @@ def migrate(
 def serve(
     host: str = typer.Option("127.0.0.1", help="Interface to bind (0.0.0.0 in a container)."),
     port: int = typer.Option(8000, help="TCP port."),
-    workers: int = typer.Option(1, help="Uvicorn worker processes."),
+    workers: int = typer.Option(1, help="Uvicorn worker processes (one per core for a busy API)."),
+    access_log: bool = typer.Option(
+        True, help="Log every request (off where a proxy in front already logs them: it costs throughput)."
+    ),
 ) -> None:
     """Serve the HTTP API and the dashboard (migrates the database first when auto-migrate is on)."""
     import uvicorn
 
-    uvicorn.run("app.api:create_app", factory=True, host=host, port=port, workers=workers)
+    uvicorn.run(
+        "app.api:create_app", factory=True, host=host, port=port, workers=workers, access_log=access_log
+    )
 
 
 @cli.command()

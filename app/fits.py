@@ -22,6 +22,7 @@ from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
 import predictor
+from app.coalesce import CoalescedReads
 from app.models import Fit, Run, RunStatus
 
 DEFAULT_LAW = "mu_scaling"
@@ -230,6 +231,8 @@ class FitCache:
         self._responses: OrderedDict[Hashable, bytes] = OrderedDict()
         self._flights: dict[tuple[int, str, tuple[int, object]], threading.Lock] = {}
         self._lock = threading.Lock()
+        # Each architecture's results_version, read once for all the requests that ask at the same time.
+        self.versions: CoalescedReads[tuple[int, object]] = CoalescedReads()
 
     def current(
         self, session: Session, architecture_id: int, min_widths: int, law: str = DEFAULT_LAW
@@ -243,7 +246,13 @@ class FitCache:
         # Single flight: when many requests miss at once (a run just finished), one thread loads or
         # computes the fit and the others wait for it, instead of each fitting the same points.
         assert flight is not None
-        with flight:
+        if not flight.acquire(blocking=False):
+            # Another thread is loading this fit. Wait without holding a pooled connection: when every
+            # connection is held by a waiter, the loader cannot get one to store the fit, and all of them
+            # stall until the pool's checkout timeout. The caller's session reconnects on its next use.
+            session.rollback()
+            flight.acquire()
+        try:
             with self._lock:
                 hit = self._fits.get(key)
             if hit is not None:
@@ -255,6 +264,8 @@ class FitCache:
                     self._flights.pop(key, None)
             with self._lock:
                 _remember(self._fits, key, fresh, self.max_entries)
+        finally:
+            flight.release()
         return fresh
 
     def predict(self, current: CurrentFit, n_params: float, level: float) -> predictor.Prediction:
@@ -268,14 +279,17 @@ class FitCache:
             _remember(self._predictions, key, prediction, self.max_entries)
         return prediction
 
+    def memoised_response(self, key: Hashable) -> bytes | None:
+        with self._lock:
+            return self._responses.get(key)
+
     def response(self, key: Hashable, build: Callable[[], bytes]) -> bytes:
         """A serialized response, memoised under a key that includes `results_version`.
 
         The hot read (the same prediction asked again) then costs the version query and a lookup;
         errors are raised by `build` and never memoised.
         """
-        with self._lock:
-            hit = self._responses.get(key)
+        hit = self.memoised_response(key)
         if hit is not None:
             return hit
         body = build()

@@ -2,8 +2,11 @@
 
 from __future__ import annotations
 
+import asyncio
+import time
 from collections.abc import Iterator
 
+import httpx
 import pytest
 from fastapi.testclient import TestClient
 from pydantic import SecretStr
@@ -201,6 +204,36 @@ def test_fit_is_cached_and_invalidated_by_a_new_run(api: TestClient) -> None:
     assert all(abs(p["residual"]) < 0.05 for p in fit["points"])
     assert fit["curve"][-1]["n_params"] == pytest.approx(1e8)
     assert all(c["lower"] <= c["mean"] <= c["upper"] for c in fit["curve"])
+
+
+def test_a_burst_of_cold_predictions_shares_one_fit(api: TestClient) -> None:
+    """More concurrent misses than the pool has connections: one fit, every request answered.
+
+    Right after a run finishes every prediction misses at once. The requests that wait for the one
+    computing the fit must not hold pooled connections meanwhile, or it cannot get one to store the fit.
+    """
+    arch = _create(api)
+    _sweep(api, arch["id"])
+    engine = api.app.state.engine  # type: ignore[attr-defined]
+    finish_runs(engine, arch["id"])
+    concurrent = 64  # more than the thread pool's 40 workers and the connection pool's 5 + 10
+
+    async def burst() -> list[httpx.Response]:
+        transport = httpx.ASGITransport(app=api.app)
+        async with httpx.AsyncClient(transport=transport, base_url="http://test", timeout=60) as client:
+            body = {"architecture_id": arch["id"], "n_params": 1e8}
+            return await asyncio.gather(
+                *(client.post("/v1/predictions", json=body) for _ in range(concurrent))
+            )
+
+    started = time.monotonic()
+    responses = asyncio.run(burst())
+    assert [r.status_code for r in responses] == [200] * concurrent, responses[0].text
+    assert len({r.json()["provenance"]["fit_id"] for r in responses}) == 1
+    with Session(engine) as session:
+        assert session.scalar(select(func.count()).select_from(Fit)) == 1
+    # A pool starved by waiters shows up as the pool's 30 s checkout timeout, not as an error.
+    assert time.monotonic() - started < 20
 
 
 def test_compare_ranks_candidates_with_probability_best(api: TestClient) -> None:
