@@ -2,10 +2,10 @@
 
 A read joins the batch that will start next: the requests that arrive in one turn of the event loop share
 a query, and while it is in flight every request that arrives waits for the following one, which starts
-when the first returns and answers them all. Each
-caller therefore sees a value read after it arrived (never a stale one), and a key has at most one query
-in flight however many requests ask. It is the request-coalescing ("group commit") pattern, here for
-`results_version`, which every prediction must read and which only changes when a run finishes.
+when the first returns and answers them all. Each caller therefore sees a value read after it arrived
+(never a stale one), and a key has at most one query in flight however many requests ask. It is the
+request-coalescing ("group commit") pattern, here for `results_version`, which every prediction must read
+and which only changes when a run finishes.
 """
 
 from __future__ import annotations

@@ -8,7 +8,6 @@ from typing import Annotated
 
 from fastapi import Depends, HTTPException, Path, Query, Request, status
 from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
-from sqlalchemy import Engine
 from sqlalchemy.orm import Session, sessionmaker
 
 from app.fits import FitCache
@@ -36,11 +35,6 @@ async def get_read_sessions(request: Request) -> sessionmaker[Session]:
     return factory
 
 
-async def get_read_engine(request: Request) -> Engine:
-    engine: Engine = request.app.state.read_engine
-    return engine
-
-
 def get_write_session(request: Request) -> Iterator[Session]:
     """A session for read-then-write units of work (registering a spec, enqueueing a sweep)."""
     with request.app.state.session_factory() as session:
@@ -60,7 +54,6 @@ SettingsDep = Annotated[Settings, Depends(get_settings_dep)]
 SessionDep = Annotated[Session, Depends(get_session)]
 WriteSessionDep = Annotated[Session, Depends(get_write_session)]
 FitCacheDep = Annotated[FitCache, Depends(get_fit_cache)]
-ReadEngineDep = Annotated[Engine, Depends(get_read_engine)]
 ReadSessionsDep = Annotated[sessionmaker[Session], Depends(get_read_sessions)]
 
 _bearer = HTTPBearer(auto_error=False)

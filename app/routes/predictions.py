@@ -28,7 +28,7 @@ from trainer import ArchitectureSpec, count_params
 router = APIRouter(prefix="/v1", tags=["predictions"])
 
 
-def _architecture_id(engine: Engine, request: PredictionRequest) -> int:
+def _architecture_id_of_spec(engine: Engine, request: PredictionRequest) -> int:
     assert request.spec is not None
     with engine.connect() as conn:
         found = conn.scalar(select(Architecture.id).where(Architecture.spec_hash == request.spec.spec_hash()))
@@ -55,7 +55,7 @@ async def predict(request: PredictionRequest, http: Request) -> Response:
     if request.architecture_id is not None:
         arch_id = request.architecture_id
     else:
-        arch_id = await run_in_threadpool(_architecture_id, engine, request)
+        arch_id = await run_in_threadpool(_architecture_id_of_spec, engine, request)
     version = await fits.versions.read(arch_id, partial(results_version, engine, arch_id))
     key = ("prediction", arch_id, version, request.n_params, request.width, request.level)
     body = fits.memoised_response(key)
