@@ -59,7 +59,10 @@ class CausalSelfAttention(nn.Module):
         self.qkv = nn.Linear(width, 3 * width, bias=False)  # rows [0:C] are Q, zero-init under μP
         self.out = nn.Linear(width, width, bias=False)
 
-    def forward(self, x: torch.Tensor, rope: tuple[torch.Tensor, torch.Tensor] | None) -> torch.Tensor:
+    def heads(
+        self, x: torch.Tensor, rope: tuple[torch.Tensor, torch.Tensor] | None
+    ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+        """q, k, v, each (B, nh, T, hd), with the rotary embedding applied to q and k."""
         B, T, C = x.size()
         q, k, v = self.qkv(x).split(C, dim=2)  # (B, T, C) each
         q = q.view(B, T, self.n_head, C // self.n_head).transpose(1, 2)  # (B, nh, T, hd)
@@ -68,6 +71,17 @@ class CausalSelfAttention(nn.Module):
         if rope is not None:
             cos, sin = rope[0][:T], rope[1][:T]
             q, k = apply_rotary(q, cos, sin), apply_rotary(k, cos, sin)
+        return q, k, v
+
+    def logits(self, x: torch.Tensor, rope: tuple[torch.Tensor, torch.Tensor] | None) -> torch.Tensor:
+        """The scaled attention logits q·k × scale, (B, nh, T, T), for the coordinate check
+        (the forward never materialises them)."""
+        q, k, _ = self.heads(x, rope)
+        return (q @ k.transpose(-2, -1)) * self.scale
+
+    def forward(self, x: torch.Tensor, rope: tuple[torch.Tensor, torch.Tensor] | None) -> torch.Tensor:
+        B, T, C = x.size()
+        q, k, v = self.heads(x, rope)  # (B, nh, T, hd) each
         # Flash attention on CUDA; the explicit scale replaces SDPA's default 1/√hd.
         y = F.scaled_dot_product_attention(q, k, v, is_causal=True, scale=self.scale)  # (B, nh, T, hd)
         y = y.transpose(1, 2).contiguous().view(B, T, C)  # (B, T, C)

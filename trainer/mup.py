@@ -12,7 +12,10 @@ Sources cited below:
   [TP-V]      Yang et al. 2022, Tensor Programs V, Table 8 (μP for Adam) and Table 3 (SP).
   [TP-VI]     Yang et al. 2023, Tensor Programs VI (Depth-μP): branches × L^(−½), Adam LR × L^(−½).
   [CompleteP] Dey et al. 2025, Table 1: the α-family — branches × m_L^(−α), hidden Adam LR
-              × m_L^(α−1), Adam ε × m_N^(−1) m_L^(−α), norm-gain LR × m_L^(α−1).
+              × m_L^(α−1), Adam ε × m_N^(−1) m_L^(−α), norm-gain LR × m_L^(α−1). Its reference code
+              (EleutherAI/nanoGPT-mup, branch completep, `configure_optimizers`, fix of 2025-01-19
+              after Mlodozeniec et al. 2025, arXiv 2512.22382) gives embeddings, the readout and the
+              final norm ε × m_N^(−1), and every in-block group ε × m_N^(−1) m_L^(−α) (its Eq. 40).
   [Lingle]    Lingle 2024, "A large-scale exploration of μ-transfer": trainable gains hurt transfer;
               independent weight decay.
   [Everett]   Everett et al. 2024, "Scaling exponents across parameterizations and optimizers": Adam ε
@@ -79,7 +82,7 @@ def forward_multipliers(spec: ArchitectureSpec, width: int) -> ForwardMultiplier
         residual=depth_mult(spec) ** (-p.depth_alpha),  # [CompleteP Table 1; TP-VI for α = ½]
         # With a fixed head size 1/d_head vs 1/√d_head is a constant factor; 1/d_head keeps q·k Θ(1)
         # once q and k align during training [mup README].
-        attention=p.alpha_attn / spec.head_dim,
+        attention=spec.attention_multiplier / spec.head_dim,
         logits=p.alpha_out / width_mult(spec, width),  # [mup layer.py MuReadout: / width_mult]
     )
 
@@ -113,11 +116,22 @@ def parameter_rule(spec: ArchitectureSpec, width: int, name: str) -> ParameterRu
     p = spec.parametrization
     role = parameter_role(name)
     sigma, alpha = p.init_std, p.depth_alpha
+    # Adam ε. Under μP the readout's 1/m multiplier makes every gradient Θ(1/m) per coordinate (the
+    # backward signal into the residual stream is W_outᵀ·dlogits / m), so every group's ε shrinks by 1/m
+    # or it dominates √v in wide models [Everett]; in-block groups also sit behind the m_L^(−α) branch
+    # multiplier, so their gradients and ε shrink by it too [CompleteP Table 1 and its reference code's
+    # ε fix]. Under SP one ε for all, as in PyTorch.
+    m_width, m_depth = width_mult(spec, width), depth_mult(spec)
+    outer_eps = 1.0 / m_width  # embeddings, readout, final norm
+    block_eps = m_depth ** (-alpha) / m_width  # in-block gains (hidden matrices: per fan-in, below)
     if role in ("block_gain", "final_gain"):
         # Gains start at 1 in both modes. Block gains: LR × m_L^(α−1) [CompleteP Table 1];
         # the final norm sits outside the residual stack: LR × 1 [CompleteP Table 1].
-        depth_lr = depth_mult(spec) ** (alpha - 1) if role == "block_gain" and p.mode == "mup" else 1.0
-        return ParameterRule(role, 1.0, depth_lr, 1.0, weight_decay=False)
+        if p.mode == "sp":
+            return ParameterRule(role, 1.0, 1.0, 1.0, weight_decay=False)
+        if role == "block_gain":
+            return ParameterRule(role, 1.0, m_depth ** (alpha - 1), block_eps, weight_decay=False)
+        return ParameterRule(role, 1.0, 1.0, outer_eps, weight_decay=False)
     if p.mode == "sp":
         # SP [TP-V Table 3]: embeddings σ; matrices (readout included) σ ∝ 1/√fan_in, calibrated to σ
         # at the base width like PyTorch's default init; one global LR and ε.
@@ -127,15 +141,15 @@ def parameter_rule(spec: ArchitectureSpec, width: int, name: str) -> ParameterRu
         return ParameterRule(role, std, 1.0, 1.0, weight_decay=True)
     if role in ("embedding", "position"):
         # Input weights: init and Adam LR constant in width [mup optim.py: vector-like, LR unscaled;
-        # TP-V Table 8 "input weights & all biases"].
-        return ParameterRule(role, sigma, 1.0, 1.0, weight_decay=True)
+        # TP-V Table 8 "input weights & all biases"]; ε × 1/m [CompleteP reference code].
+        return ParameterRule(role, sigma, 1.0, outer_eps, weight_decay=True)
     if role == "readout":
         # Zero init [mup README]; LR constant, the 1/m sits in the forward multiplier instead
-        # [mup layer.py MuReadout].
-        return ParameterRule(role, 0.0, 1.0, 1.0, weight_decay=True)
+        # [mup layer.py MuReadout]; ε × 1/m [CompleteP reference code].
+        return ParameterRule(role, 0.0, 1.0, outer_eps, weight_decay=True)
     # Hidden matrices: init σ/√m ∝ 1/√fan_in [TP-V Table 8]; Adam LR × 1/m [mup optim.py MuAdam] and
     # × m_L^(α−1) [CompleteP Table 1]; Adam ε × 1/m × m_L^(−α) [CompleteP Table 1; Everett].
-    m, m_depth = fan_in_mult(spec, width, name), depth_mult(spec)
+    m = fan_in_mult(spec, width, name)
     return ParameterRule(
         role,
         init_std=sigma / math.sqrt(m),

@@ -57,8 +57,12 @@ class ParametrizationSpec(BaseModel):
         1.0, gt=0, le=1e4, description="Embedding output multiplier α_in (constant in width)."
     )
     alpha_out: float = Field(1.0, gt=0, le=1e4, description="Logit multiplier α_out; μP divides it by m.")
-    alpha_attn: float = Field(
-        1.0, gt=0, le=1e4, description="Attention logit multiplier: μP scales q·k by α_attn / d_head."
+    alpha_attn: float | None = Field(
+        None,
+        gt=0,
+        le=1e4,
+        description="Attention logit multiplier: μP scales q·k by α_attn / d_head. Default √head_dim, so "
+        "that at the base shape μP's α_attn / d_head equals SP's 1/√d_head.",
     )
     init_std: float = Field(
         0.02, gt=0, le=10, description="σ: embedding init std, and hidden-matrix init std at the base width."
@@ -257,6 +261,10 @@ class ArchitectureSpec(BaseModel):
             raise ValueError(f"rotary embeddings need an even head_dim, not {self.head_dim}")
         if self.parametrization.base_depth is None:
             self.parametrization.base_depth = self.n_layers
+        if self.parametrization.alpha_attn is None:
+            # μP's attention scale α_attn / d_head equals SP's 1/√d_head at the base shape when
+            # α_attn = √d_head; the head size is fixed, so this holds at every width [mup README].
+            self.parametrization.alpha_attn = math.sqrt(self.head_dim)
         tokens, context = self.training.batch_tokens, self.context_length
         if tokens % context:
             raise ValueError(
@@ -279,6 +287,18 @@ class ArchitectureSpec(BaseModel):
     def batch_size(self) -> int:
         """Sequences per optimizer step."""
         return self.training.batch_tokens // self.context_length
+
+    @property
+    def attention_multiplier(self) -> float:
+        """α_attn, resolved (√head_dim unless the spec sets it)."""
+        assert self.parametrization.alpha_attn is not None  # filled by _check_consistency
+        return self.parametrization.alpha_attn
+
+    def at_depth(self, depth: int) -> ArchitectureSpec:
+        """The same family with `depth` blocks; base_depth stays, so m_L = depth / base_depth."""
+        if depth == self.n_layers:
+            return self
+        return ArchitectureSpec.model_validate({**self.model_dump(mode="json"), "n_layers": depth})
 
     @property
     def base_depth(self) -> int:

@@ -51,6 +51,7 @@ class RunResult:
     reason: str | None  # why a run diverged
     width: int
     seed: int
+    lr: float  # the base Adam LR this run used (μP scales it per parameter group)
     steps: int  # steps completed (fewer than planned when the run diverged)
     final_train_loss: float | None  # mean training loss of the last k steps (None if diverged)
     val_loss: float | None  # held-out loss on fixed windows (None if diverged)
@@ -106,6 +107,7 @@ def train(
     *,
     seed: int | None = None,
     steps: int | None = None,
+    lr: float | None = None,
     device: str = "auto",
     corpus: Corpus | None = None,
     progress: Callable[[Progress], None] | None = None,
@@ -113,13 +115,16 @@ def train(
     compile: bool = False,
     log_every: int = 10,
 ) -> RunResult:
-    """Train `spec` at `width`; `seed` and `steps` override spec.training.seed and .steps."""
+    """Train `spec` at `width`; `seed`, `steps` and `lr` override spec.training.seed, .steps and .lr."""
     started = time.perf_counter()
     spec.validate_width(width)
     seed = spec.training.seed if seed is None else seed
     total_steps = spec.training.steps if steps is None else steps
+    base_lr = spec.training.lr if lr is None else lr
     if total_steps < 1:
         raise ValueError(f"steps must be at least 1, not {total_steps}")
+    if not (math.isfinite(base_lr) and base_lr > 0):
+        raise ValueError(f"lr must be a positive number, not {base_lr}")
     dev = resolve_device(device)
     corpus = load_corpus(spec.dataset) if corpus is None else corpus
     if corpus.vocab_size > spec.vocab_size:
@@ -135,7 +140,7 @@ def train(
 
     torch.manual_seed(seed)  # initialisation on the CPU, so CPU and CUDA runs start identical
     model = build_model(spec, width).to(dev)
-    optimizer = make_optimizer(model, spec)
+    optimizer = make_optimizer(model, spec, lr=base_lr)
     schedule = torch.optim.lr_scheduler.LambdaLR(optimizer, lambda s: lr_factor(spec, s, total_steps))
     forward = torch.compile(model) if compile else model
     rng = np.random.default_rng(seed)
@@ -206,6 +211,7 @@ def train(
         reason=reason,
         width=width,
         seed=seed,
+        lr=base_lr,
         steps=len(read),
         final_train_loss=float(np.mean(read[-k:])) if reason is None else None,
         val_loss=val_loss,

@@ -33,6 +33,7 @@ RESULT_KEYS = {
     "corpus_fingerprint",
     "code_version",
     "loss_curve",
+    "lr",
 }
 
 
