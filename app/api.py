@@ -12,7 +12,7 @@ from fastapi.responses import JSONResponse
 from app import migrate
 from app.db import for_reads, make_engine, session_factory
 from app.fits import FitCache, FitFailed, NotEnoughRuns
-from app.routes import architectures, dashboard, health, predictions, runs, sweeps
+from app.routes import architectures, dashboard, health, predictions, runs, sweeps, tuning
 from app.settings import Settings, get_settings
 
 
@@ -44,7 +44,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     app.state.read_engine = for_reads(engine)
     app.state.read_session_factory = session_factory(app.state.read_engine)
     app.state.fit_cache = FitCache()
-    for module in (health, architectures, sweeps, runs, predictions, dashboard):
+    for module in (health, architectures, tuning, sweeps, runs, predictions, dashboard):
         app.include_router(module.router)
     app.mount("/static", dashboard.static_files(), name="static")
 

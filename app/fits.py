@@ -17,17 +17,29 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any, TypeVar
 
-from sqlalchemy import Engine, func, select
+from sqlalchemy import Engine, and_, func, select
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
 import predictor
 from app.coalesce import CoalescedReads
-from app.models import Fit, Run, RunStatus
+from app.models import Architecture, Fit, Run, RunStatus, Sweep
 
 DEFAULT_LAW = "mu_scaling"
 K = TypeVar("K")
 V = TypeVar("V")
+
+
+@dataclass(frozen=True)
+class LadderRecipe:
+    """What a fit pools: the runs at the latest sweep's LR and steps, at the spec's depth. Tuning runs
+    (other LRs and depths) and earlier ladders at another LR are never mixed into one fit."""
+
+    sweep_id: int
+    lr: float
+    lr_source: str
+    steps: int
+    depth: int
 
 
 @dataclass(frozen=True)
@@ -37,6 +49,7 @@ class FitPoints:
     losses: list[float]  # held-out validation loss
     widths: list[int]
     corpus_fingerprints: list[str]
+    recipe: LadderRecipe | None
 
     @property
     def distinct_widths(self) -> int:
@@ -63,10 +76,32 @@ class FitFailed(Exception):
     """The proxies' results exist but no law could be fitted to them (e.g. losses that rise with N)."""
 
 
+def ladder_recipe(session: Session, architecture_id: int) -> LadderRecipe | None:
+    """The recipe of the architecture's most recently created sweep (None before the first sweep)."""
+    row = session.execute(
+        select(Sweep.id, Sweep.lr, Sweep.lr_source, Sweep.steps, Architecture.spec)
+        .join(Architecture, Architecture.id == Sweep.architecture_id)
+        .where(Sweep.architecture_id == architecture_id)
+        .order_by(Sweep.id.desc())
+        .limit(1)
+    ).first()
+    if row is None:
+        return None
+    sweep_id, lr, source, steps, spec = row
+    return LadderRecipe(sweep_id, float(lr), source, int(steps), int(spec["n_layers"]))
+
+
+def in_recipe(recipe: LadderRecipe) -> Any:
+    return and_(Run.lr == recipe.lr, Run.steps == recipe.steps, Run.depth == recipe.depth)
+
+
 def fit_points(session: Session, architecture_id: int) -> FitPoints:
+    recipe = ladder_recipe(session, architecture_id)
+    if recipe is None:
+        return FitPoints([], [], [], [], [], None)
     rows = session.execute(
         select(Run.id, Run.n_params_non_embedding, Run.val_loss, Run.width, Run.corpus_fingerprint)
-        .where(Run.architecture_id == architecture_id, Run.status == RunStatus.succeeded)
+        .where(Run.architecture_id == architecture_id, Run.status == RunStatus.succeeded, in_recipe(recipe))
         .order_by(Run.id)
     ).all()
     usable = [
@@ -80,20 +115,21 @@ def fit_points(session: Session, architecture_id: int) -> FitPoints:
         losses=[float(r[2]) for r in usable],
         widths=[int(r[3]) for r in usable],
         corpus_fingerprints=sorted({r[4] for r in usable if r[4]}),
+        recipe=recipe,
     )
 
 
-def run_counts(session: Session, architecture_id: int) -> dict[str, int]:
+def run_counts(session: Session, architecture_id: int, recipe: LadderRecipe | None = None) -> dict[str, int]:
+    """Runs per status (and distinct succeeded widths): all of the architecture's, or one recipe's."""
+    where = [Run.architecture_id == architecture_id]
+    if recipe is not None:
+        where.append(in_recipe(recipe))
     counts = {status.value: 0 for status in RunStatus}
-    for status, n in session.execute(
-        select(Run.status, func.count()).where(Run.architecture_id == architecture_id).group_by(Run.status)
-    ):
+    for status, n in session.execute(select(Run.status, func.count()).where(*where).group_by(Run.status)):
         counts[RunStatus(status).value] = int(n)
     counts["succeeded_widths"] = int(
         session.scalar(
-            select(func.count(func.distinct(Run.width))).where(
-                Run.architecture_id == architecture_id, Run.status == RunStatus.succeeded
-            )
+            select(func.count(func.distinct(Run.width))).where(*where, Run.status == RunStatus.succeeded)
         )
         or 0
     )
@@ -168,7 +204,8 @@ def current_fit(
     points = fit_points(session, architecture_id)
     fit = refresh_fit(session, architecture_id, min_widths, law, points)
     if fit is None:
-        raise NotEnoughRuns(run_counts(session, architecture_id), min_widths)
+        counts = run_counts(session, architecture_id, points.recipe) if points.recipe else {}
+        raise NotEnoughRuns(counts, min_widths)
     return CurrentFit(
         fit.id,
         list(fit.run_ids),
@@ -181,15 +218,21 @@ def current_fit(
 
 # Run.status is stored as its name (a non-native enum), so the literal below is RunStatus.succeeded.
 _VERSION_SQL = (
-    "SELECT count(id), max(finished_at) FROM runs WHERE architecture_id = {} AND status = 'succeeded'"
+    "SELECT count(id), max(finished_at), "
+    "(SELECT max(updated_at) FROM tunings WHERE architecture_id = {p}), "
+    "(SELECT max(id) FROM sweeps WHERE architecture_id = {p}) "
+    "FROM runs WHERE architecture_id = {p} AND status = 'succeeded'"
 )
+Version = tuple[int, str, str, object]
 
 
-def results_version(source: Session | Engine, architecture_id: int) -> tuple[int, object]:
-    """Changes whenever a run of the architecture succeeds: (succeeded runs, latest finish time).
+def results_version(source: Session | Engine, architecture_id: int) -> Version:
+    """Changes whenever a run of the architecture succeeds, a tuning changes or a sweep is created:
+    (succeeded runs, latest finish time, latest tuning update, latest sweep).
 
-    A succeeded run's result is written once, under its lease, and never changes after, so this pair
-    identifies the set of points a fit is made from, with one indexed aggregate instead of reading them.
+    A succeeded run's result is written once, under its lease, and never changes after, so the first two
+    identify the set of points a fit can be made from; the latest sweep picks the recipe the fit pools
+    and the tuning's state decides the warnings. One indexed aggregate instead of reading them.
     It runs on every prediction request, so it goes straight to the driver's cursor: SQLAlchemy's
     per-statement machinery (transaction events, result wrapping) was most of that request's cost.
     A Session reads inside its own transaction (the snapshot its other reads see); an Engine reads on
@@ -207,14 +250,14 @@ def results_version(source: Session | Engine, architecture_id: int) -> tuple[int
         pooled.close()  # back to the pool, which rolls the read back
 
 
-def _read_version(raw: Any, paramstyle: str, architecture_id: int) -> tuple[int, object]:
+def _read_version(raw: Any, paramstyle: str, architecture_id: int) -> Version:
     cursor = raw.cursor()
     try:
-        cursor.execute(_VERSION_SQL.format("?" if paramstyle == "qmark" else "%s"), (architecture_id,))
-        count, latest = cursor.fetchone()
+        cursor.execute(_VERSION_SQL.format(p="?" if paramstyle == "qmark" else "%s"), (architecture_id,) * 3)
+        count, latest, tuned, sweep = cursor.fetchone()
     finally:
         cursor.close()
-    return int(count), str(latest)
+    return int(count), str(latest), str(tuned), sweep
 
 
 class FitCache:
@@ -226,13 +269,13 @@ class FitCache:
 
     def __init__(self, max_entries: int = 4096) -> None:
         self.max_entries = max_entries
-        self._fits: OrderedDict[tuple[int, str, tuple[int, object]], CurrentFit] = OrderedDict()
+        self._fits: OrderedDict[tuple[int, str, Version], CurrentFit] = OrderedDict()
         self._predictions: OrderedDict[tuple[int, float, float], predictor.Prediction] = OrderedDict()
         self._responses: OrderedDict[Hashable, bytes] = OrderedDict()
-        self._flights: dict[tuple[int, str, tuple[int, object]], threading.Lock] = {}
+        self._flights: dict[tuple[int, str, Version], threading.Lock] = {}
         self._lock = threading.Lock()
         # Each architecture's results_version, read once for all the requests that ask at the same time.
-        self.versions: CoalescedReads[tuple[int, object]] = CoalescedReads()
+        self.versions: CoalescedReads[Version] = CoalescedReads()
 
     def current(
         self, session: Session, architecture_id: int, min_widths: int, law: str = DEFAULT_LAW

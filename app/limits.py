@@ -2,15 +2,16 @@
 
 from __future__ import annotations
 
+from typing import Any
+
 from app.settings import Settings
 from app.views import field_error, unprocessable
 from trainer import ArchitectureSpec
 
+MAX_DEPTH = 256  # ArchitectureSpec.n_layers' bound
 
-def check_sweep(
-    spec: ArchitectureSpec, widths: list[int], seeds: list[int], steps: int, settings: Settings
-) -> None:
-    """Raise 422 with one field-level entry per violated limit; each message names the fix."""
+
+def _width_errors(spec: ArchitectureSpec, widths: list[int], settings: Settings) -> list[dict[str, Any]]:
     errors = []
     for width in sorted(set(widths)):
         if width > settings.max_width:
@@ -27,6 +28,62 @@ def check_sweep(
             spec.validate_width(width)
         except ValueError as exc:
             errors.append(field_error("body", "widths", msg=str(exc)))
+    return errors
+
+
+def _token_errors(spec: ArchitectureSpec, steps: int, settings: Settings) -> list[dict[str, Any]]:
+    tokens = steps * spec.training.batch_tokens
+    if tokens <= settings.max_tokens_per_run:
+        return []
+    return [
+        field_error(
+            "body",
+            "steps",
+            msg=f"{steps} steps × {spec.training.batch_tokens} tokens per step = {tokens} tokens exceed "
+            f"the per-run limit {settings.max_tokens_per_run} (MUPREDICT_MAX_TOKENS_PER_RUN): lower `steps`",
+        )
+    ]
+
+
+def check_tuning(spec: ArchitectureSpec, params: dict[str, Any], settings: Settings) -> None:
+    """Raise 422 for a tuning the workers must not be asked to run; each message names the fix."""
+    base = params["base_width"]
+    errors = []
+    try:
+        spec.validate_width(base)
+    except ValueError as exc:
+        errors.append(
+            field_error(
+                "body", "widths", msg=f"the base width cannot be built: {exc} (parametrization.base_width)"
+            )
+        )
+    errors += _width_errors(spec, params["widths"], settings)
+    for depth in params["depths"]:
+        if not 1 <= depth <= MAX_DEPTH:
+            errors.append(field_error("body", "depths", msg=f"depth {depth} must lie in [1, {MAX_DEPTH}]"))
+    errors += _token_errors(spec, params["steps"], settings)
+    shapes = 1 + len(params["widths"]) + len(params["depths"])
+    per_curve = params["grid_points"] + 2 * params["max_extensions"]
+    most = shapes * per_curve * len(params["seeds"])
+    if most > settings.max_runs_per_tuning:
+        errors.append(
+            field_error(
+                "body",
+                "seeds",
+                msg=f"up to {most} runs ({shapes} shapes × up to {per_curve} LRs × {len(params['seeds'])} "
+                f"seeds) exceed the limit of {settings.max_runs_per_tuning} per tuning "
+                "(MUPREDICT_MAX_RUNS_PER_TUNING): use fewer widths, depths or seeds, or fewer max_extensions",
+            )
+        )
+    if errors:
+        raise unprocessable(*errors)
+
+
+def check_sweep(
+    spec: ArchitectureSpec, widths: list[int], seeds: list[int], steps: int, settings: Settings
+) -> None:
+    """Raise 422 with one field-level entry per violated limit; each message names the fix."""
+    errors = _width_errors(spec, widths, settings)
     n_runs = len(set(widths)) * len(set(seeds))
     if n_runs > settings.max_runs_per_sweep:
         errors.append(
@@ -37,16 +94,6 @@ def check_sweep(
                 "per sweep (MUPREDICT_MAX_RUNS_PER_SWEEP): split the sweep or use fewer seeds",
             )
         )
-    tokens = steps * spec.training.batch_tokens
-    if tokens > settings.max_tokens_per_run:
-        errors.append(
-            field_error(
-                "body",
-                "steps",
-                msg=f"{steps} steps × {spec.training.batch_tokens} tokens per step = {tokens} tokens exceed "
-                f"the per-run limit {settings.max_tokens_per_run} (MUPREDICT_MAX_TOKENS_PER_RUN): "
-                "lower `steps`",
-            )
-        )
+    errors += _token_errors(spec, steps, settings)
     if errors:
         raise unprocessable(*errors)

@@ -94,6 +94,8 @@ class Sweep(Base):
     widths: Mapped[list[int]] = mapped_column(JSON)
     seeds: Mapped[list[int]] = mapped_column(JSON)
     steps: Mapped[int]
+    lr: Mapped[float] = mapped_column(Float)  # the base LR every run of the sweep trains at
+    lr_source: Mapped[str] = mapped_column(String(16))  # "tuned" (η*), "pinned" (the request) or "spec"
     created_at: Mapped[datetime] = mapped_column(default=utcnow)
 
     runs: Mapped[list[SweepRun]] = relationship(cascade="all, delete-orphan")
@@ -113,8 +115,9 @@ class SweepRun(Base):
 class Run(Base):
     __tablename__ = "runs"
     __table_args__ = (
-        # Idempotent enqueue: one run per (architecture, width, seed, budget).
-        UniqueConstraint("architecture_id", "width", "seed", "steps", name="uq_runs_proxy"),
+        # Idempotent enqueue: one run per (architecture, shape, seed, budget, LR); a sweep and a tuning
+        # that ask for the same proxy share it.
+        UniqueConstraint("architecture_id", "width", "depth", "seed", "steps", "lr", name="uq_runs_proxy"),
         # The claim query scans queued runs oldest first, and the reaper scans expired leases.
         Index("ix_runs_claim", "status", "created_at"),
         Index("ix_runs_lease", "status", "lease_expires_at"),
@@ -125,8 +128,10 @@ class Run(Base):
         ForeignKey("architectures.id", ondelete="CASCADE"), index=True
     )
     width: Mapped[int]
+    depth: Mapped[int]  # blocks: the spec's n_layers, or another depth for a depth-transfer check
     seed: Mapped[int]
     steps: Mapped[int]
+    lr: Mapped[float] = mapped_column(Float)  # the base Adam LR (μP scales it per parameter group)
     status: Mapped[RunStatus] = mapped_column(
         Enum(RunStatus, name="run_status", native_enum=False, length=16), default=RunStatus.queued
     )
@@ -188,5 +193,61 @@ class Fit(Base):
     law: Mapped[str] = mapped_column(String(32))
     data_hash: Mapped[str] = mapped_column(String(64))
     run_ids: Mapped[list[int]] = mapped_column(JSON)
+    result: Mapped[dict[str, Any]]
+    created_at: Mapped[datetime] = mapped_column(default=utcnow)
+
+
+class TuningStatus(str, enum.Enum):
+    queued = "queued"
+    running = "running"
+    succeeded = "succeeded"
+    failed = "failed"
+
+
+class Tuning(Base):
+    """An LR sweep at the base shape and the transfer check at larger widths and depths (app/tuning.py)."""
+
+    __tablename__ = "tunings"
+    __table_args__ = (UniqueConstraint("architecture_id", "params_hash", name="uq_tunings_params"),)
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    architecture_id: Mapped[int] = mapped_column(
+        ForeignKey("architectures.id", ondelete="CASCADE"), index=True
+    )
+    params: Mapped[dict[str, Any]]  # the resolved request: the plan (centre LR, shapes, seeds, grid)
+    params_hash: Mapped[str] = mapped_column(String(64))
+    status: Mapped[TuningStatus] = mapped_column(
+        Enum(TuningStatus, name="tuning_status", native_enum=False, length=16), default=TuningStatus.queued
+    )
+    result: Mapped[dict[str, Any] | None] = mapped_column(JSON)  # trainer.tuning.TuningResult, when final
+    error: Mapped[str | None] = mapped_column(Text)
+    created_at: Mapped[datetime] = mapped_column(default=utcnow)
+    updated_at: Mapped[datetime] = mapped_column(default=utcnow, onupdate=utcnow)
+    finished_at: Mapped[datetime | None]
+
+
+class TuningRun(Base):
+    """A run of a tuning, at a position of its LR grid (lr = centre × grid_factor^lr_index)."""
+
+    __tablename__ = "tuning_runs"
+
+    tuning_id: Mapped[int] = mapped_column(ForeignKey("tunings.id", ondelete="CASCADE"), primary_key=True)
+    run_id: Mapped[int] = mapped_column(
+        ForeignKey("runs.id", ondelete="CASCADE"), primary_key=True, index=True
+    )
+    lr_index: Mapped[float] = mapped_column(Float)
+
+
+class CoordCheckRecord(Base):
+    """A coordinate check, computed on first request and kept (keyed by LR, sizes and trainer code)."""
+
+    __tablename__ = "coord_checks"
+    __table_args__ = (UniqueConstraint("architecture_id", "key", name="uq_coord_checks_key"),)
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    architecture_id: Mapped[int] = mapped_column(
+        ForeignKey("architectures.id", ondelete="CASCADE"), index=True
+    )
+    key: Mapped[str] = mapped_column(String(64))
     result: Mapped[dict[str, Any]]
     created_at: Mapped[datetime] = mapped_column(default=utcnow)

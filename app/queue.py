@@ -35,9 +35,22 @@ class ClaimedRun:
     architecture_id: int
     spec: dict[str, Any]
     width: int
+    depth: int
     seed: int
     steps: int
+    lr: float
     attempts: int
+
+
+@dataclass(frozen=True)
+class RunKey:
+    """What makes a run: its shape, seed, budget and LR (one row per key and architecture)."""
+
+    width: int
+    depth: int
+    seed: int
+    steps: int
+    lr: float
 
 
 def insert_ignoring_duplicates(session: Session, table: Any, rows: list[dict[str, Any]]) -> int:
@@ -59,51 +72,77 @@ def insert_ignoring_duplicates(session: Session, table: Any, rows: list[dict[str
     return len(session.execute(stmt.returning(*primary_key)).all())
 
 
-def enqueue_sweep(
-    session: Session, architecture: Architecture, widths: list[int], seeds: list[int], steps: int
-) -> tuple[Sweep, bool]:
-    """One run per (width, seed) at `steps`; returns the sweep and whether anything new was created.
-
-    The same request twice creates nothing new: runs are unique per (architecture, width, seed, steps)
-    and an identical sweep is returned as it is.
-    """
-    widths, seeds = sorted(set(widths)), sorted(set(seeds))
-    existing = session.scalars(
-        select(Sweep).where(Sweep.architecture_id == architecture.id, Sweep.steps == steps)
-    ).all()
-    for sweep in existing:
-        if sweep.widths == widths and sweep.seeds == seeds:
-            return sweep, False
+def enqueue_runs(session: Session, architecture_id: int, keys: Sequence[RunKey]) -> dict[RunKey, int]:
+    """Queue a run per key unless it exists (whatever its status); returns every key's run id."""
     now = utcnow()
+    keys = list(dict.fromkeys(keys))
     insert_ignoring_duplicates(
         session,
         Run.__table__,
         [
             {
-                "architecture_id": architecture.id,
-                "width": w,
-                "seed": s,
-                "steps": steps,
+                "architecture_id": architecture_id,
+                "width": k.width,
+                "depth": k.depth,
+                "seed": k.seed,
+                "steps": k.steps,
+                "lr": k.lr,
                 "status": RunStatus.queued.value,
                 "attempts": 0,
                 "progress_step": 0,
-                "progress_total": steps,
+                "progress_total": k.steps,
                 "created_at": now,
                 "updated_at": now,
             }
-            for w in widths
-            for s in seeds
+            for k in keys
         ],
     )
-    run_ids = session.scalars(
-        select(Run.id).where(
-            Run.architecture_id == architecture.id,
-            Run.width.in_(widths),
-            Run.seed.in_(seeds),
-            Run.steps == steps,
+    if not keys:
+        return {}
+    rows = session.execute(
+        select(Run.id, Run.width, Run.depth, Run.seed, Run.steps, Run.lr).where(
+            Run.architecture_id == architecture_id,
+            Run.width.in_({k.width for k in keys}),
+            Run.depth.in_({k.depth for k in keys}),
+            Run.seed.in_({k.seed for k in keys}),
+            Run.steps.in_({k.steps for k in keys}),
+            Run.lr.in_({k.lr for k in keys}),
         )
     ).all()
-    sweep = Sweep(architecture_id=architecture.id, widths=widths, seeds=seeds, steps=steps)
+    found = {RunKey(w, d, s, n, lr): run_id for run_id, w, d, s, n, lr in rows}
+    return {k: found[k] for k in keys}
+
+
+def enqueue_sweep(
+    session: Session,
+    architecture: Architecture,
+    widths: list[int],
+    seeds: list[int],
+    steps: int,
+    *,
+    depth: int,
+    lr: float,
+    lr_source: str,
+) -> tuple[Sweep, bool]:
+    """One run per (width, seed) at `steps`, `depth` and `lr`; returns the sweep and whether anything new
+    was created.
+
+    The same request twice creates nothing new: runs are unique per (architecture, shape, seed, steps,
+    LR) and an identical sweep is returned as it is.
+    """
+    widths, seeds = sorted(set(widths)), sorted(set(seeds))
+    existing = session.scalars(
+        select(Sweep).where(Sweep.architecture_id == architecture.id, Sweep.steps == steps, Sweep.lr == lr)
+    ).all()
+    for sweep in existing:
+        if sweep.widths == widths and sweep.seeds == seeds:
+            return sweep, False
+    run_ids = enqueue_runs(
+        session, architecture.id, [RunKey(w, depth, s, steps, lr) for w in widths for s in seeds]
+    ).values()
+    sweep = Sweep(
+        architecture_id=architecture.id, widths=widths, seeds=seeds, steps=steps, lr=lr, lr_source=lr_source
+    )
     session.add(sweep)
     session.flush()
     session.execute(insert(SweepRun), [{"sweep_id": sweep.id, "run_id": rid} for rid in run_ids])
@@ -141,7 +180,17 @@ def claim(session: Session, worker_id: str, lease_seconds: float) -> ClaimedRun 
         session.commit()
         return None
     run = session.execute(
-        select(Run.id, Run.architecture_id, Architecture.spec, Run.width, Run.seed, Run.steps, Run.attempts)
+        select(
+            Run.id,
+            Run.architecture_id,
+            Architecture.spec,
+            Run.width,
+            Run.depth,
+            Run.seed,
+            Run.steps,
+            Run.lr,
+            Run.attempts,
+        )
         .join(Architecture, Architecture.id == Run.architecture_id)
         .where(Run.id == run_id)
     ).one()

@@ -24,6 +24,9 @@ class Settings(BaseSettings):
         2_000_000_000, ge=1, description="Most training tokens (steps × batch tokens) one run may use."
     )
     max_runs_per_sweep: int = Field(64, ge=1, description="Most runs (widths × seeds) in one sweep request.")
+    max_runs_per_tuning: int = Field(
+        256, ge=1, description="Most runs one LR tuning may reach (shapes × LRs with extensions × seeds)."
+    )
     lease_seconds: float = Field(
         60.0, gt=0, description="How long a claimed run stays leased without a heartbeat before requeue."
     )

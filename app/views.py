@@ -71,6 +71,8 @@ def sweep_public(session: Session, sweep: Sweep) -> SweepPublic:
         widths=sweep.widths,
         seeds=sweep.seeds,
         steps=sweep.steps,
+        lr=sweep.lr,
+        lr_source=sweep.lr_source,
         created_at=sweep.created_at,
         counts=counts,
         done=all(r.status in FINISHED for r in runs),

@@ -24,7 +24,7 @@ from sqlalchemy.exc import DBAPIError, OperationalError
 from sqlalchemy.orm import Session, sessionmaker
 
 import trainer
-from app import queue
+from app import queue, tuning
 from app.db import make_engine, session_factory
 from app.fits import refresh_fit
 from app.settings import Settings
@@ -104,6 +104,10 @@ class Worker:
                     lambda s: queue.claim(s, self.worker_id, self.settings.lease_seconds), "claim"
                 )
                 if claimed is None:
+                    # Idle: finish any tuning whose runs are all done but was never advanced (its
+                    # worker died in between, or a run failed for good). That may queue new runs.
+                    if self._db(tuning.advance_stalled, "advance tunings"):
+                        continue
                     if once:
                         break
                     self.stopping.wait(self.poll_seconds)
@@ -118,17 +122,24 @@ class Worker:
 
     def process(self, claimed: queue.ClaimedRun) -> None:
         log.info(
-            "worker %s: run %s (width %d, seed %d)", self.worker_id, claimed.id, claimed.width, claimed.seed
+            "worker %s: run %s (width %d, depth %d, seed %d, lr %g)",
+            self.worker_id,
+            claimed.id,
+            claimed.width,
+            claimed.depth,
+            claimed.seed,
+            claimed.lr,
         )
         beat = _Heartbeat(self, claimed)
         beat.start()
         try:
-            spec = trainer.ArchitectureSpec.model_validate(claimed.spec)
+            spec = trainer.ArchitectureSpec.model_validate(claimed.spec).at_depth(claimed.depth)
             result = trainer.train(
                 spec,
                 claimed.width,
                 seed=claimed.seed,
                 steps=claimed.steps,
+                lr=claimed.lr,
                 device=self.device,
                 progress=beat.on_progress,
                 should_stop=lambda: self.stopping.is_set() or beat.lease_lost.is_set(),
@@ -154,22 +165,27 @@ class Worker:
             log.info(
                 "run %s: stored (%s, val loss %s)", claimed.id, payload["status"], payload.get("val_loss")
             )
-            self.refit(claimed.architecture_id)
+            self.after_result(claimed)
 
-    def refit(self, architecture_id: int) -> None:
-        """Refit now, off the request path: predictions read the cached fit and never refit.
+    def after_result(self, claimed: queue.ClaimedRun) -> None:
+        """Refit now, off the request path (predictions read the cached fit and never refit), and
+        advance the tunings the run belongs to (they may queue their next grid points).
 
-        The result is already stored; a fit that fails (say, data no law fits yet) is logged and
-        retried on the next read, and must never take the worker down with it.
+        The result is already stored; a failure here (say, data no law fits yet) is logged and retried
+        later (the next prediction refits, the idle loop advances stalled tunings), and must never take
+        the worker down with it.
         """
-        try:
-            self._db(lambda s: refresh_fit(s, architecture_id, self.settings.min_runs_for_fit), "refit")
-        except DatabaseUnavailable:
-            raise
-        except Exception:
-            log.exception(
-                "architecture %s: refit failed; the next prediction request retries it", architecture_id
-            )
+        steps: list[tuple[str, Callable[[Session], object]]] = [
+            ("refit", lambda s: refresh_fit(s, claimed.architecture_id, self.settings.min_runs_for_fit)),
+            ("advance tunings", lambda s: tuning.advance_for_run(s, claimed.id)),
+        ]
+        for what, step in steps:
+            try:
+                self._db(step, what)
+            except DatabaseUnavailable:
+                raise
+            except Exception:
+                log.exception("run %s: %s failed; retried later", claimed.id, what)
 
 
 class _Heartbeat(threading.Thread):

@@ -66,11 +66,17 @@ def seed(url: str) -> int:
     ids = []
     with Session(engine) as session:
         for name, activation in (("gelu", "gelu"), ("swiglu", "swiglu")):
-            arch, _ = architectures.register(
-                session, ArchitectureSpec.model_validate(spec_dict(name, activation=activation))
-            )
+            spec = ArchitectureSpec.model_validate(spec_dict(name, activation=activation))
+            arch, _ = architectures.register(session, spec)
             queue.enqueue_sweep(
-                session, arch, arch.spec["proxy_widths"], [0, 1], arch.spec["training"]["steps"]
+                session,
+                arch,
+                spec.proxy_widths,
+                [0, 1],
+                spec.training.steps,
+                depth=spec.n_layers,
+                lr=spec.training.lr,
+                lr_source="spec",
             )
             session.commit()
             ids.append(arch.id)

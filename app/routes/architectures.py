@@ -8,7 +8,7 @@ import numpy as np
 from fastapi import APIRouter, Query, Response, status
 from sqlalchemy import select
 
-from app import architectures, queue
+from app import architectures, queue, tuning
 from app.deps import FitCacheDep, IdPath, SessionDep, SettingsDep, WriteAccess, WriteSessionDep
 from app.fits import run_counts
 from app.limits import check_sweep
@@ -106,13 +106,23 @@ def get_architecture(architecture_id: IdPath, session: SessionDep) -> Architectu
 def create_sweep(
     architecture_id: IdPath, request: SweepCreate, session: WriteSessionDep, settings: SettingsDep
 ) -> SweepPublic:
-    """Queue one proxy run per width and seed. Idempotent: runs that exist already are reused."""
+    """Queue one proxy run per width and seed, at the tuned η* (else the spec's LR) unless `lr` pins one.
+    Idempotent: runs that exist already are reused."""
     arch = get_or_404(session, Architecture, architecture_id)
     spec = ArchitectureSpec.model_validate(arch.spec)
     widths = request.widths or list(spec.proxy_widths)
     steps = request.steps or spec.training.steps
     check_sweep(spec, widths, request.seeds, steps, settings)
-    sweep, _ = queue.enqueue_sweep(session, arch, widths, request.seeds, steps)
+    tuned = tuning.ladder_lr(tuning.latest(session, arch.id, succeeded=True))
+    if request.lr is not None:
+        lr, source = request.lr, "pinned"
+    elif tuned is not None:
+        lr, source = tuned, "tuned"
+    else:
+        lr, source = spec.training.lr, "spec"
+    sweep, _ = queue.enqueue_sweep(
+        session, arch, widths, request.seeds, steps, depth=spec.n_layers, lr=lr, lr_source=source
+    )
     session.commit()
     return sweep_public(session, sweep)
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 from functools import partial
 
 from fastapi import APIRouter, HTTPException, Request, Response, status
@@ -10,8 +11,9 @@ from sqlalchemy.orm import Session
 from starlette.concurrency import run_in_threadpool
 
 import predictor
+from app import tuning
 from app.deps import FitCacheDep, ReadSessionsDep, SettingsDep
-from app.fits import FitCache, results_version
+from app.fits import FitCache, FitPoints, results_version
 from app.models import Architecture
 from app.schemas import (
     Candidate,
@@ -20,6 +22,7 @@ from app.schemas import (
     PredictionPublic,
     PredictionRequest,
     Provenance,
+    Recipe,
 )
 from app.settings import Settings
 from app.views import field_error, get_or_404, unprocessable
@@ -73,8 +76,8 @@ def _predict(
     arch_id: int, request: PredictionRequest, session: Session, settings: Settings, fits: FitCache
 ) -> PredictionPublic:
     arch = get_or_404(session, Architecture, arch_id)
+    spec = ArchitectureSpec.model_validate(arch.spec)
     if request.width is not None:
-        spec = ArchitectureSpec.model_validate(arch.spec)
         try:
             spec.validate_width(request.width)
         except ValueError as exc:
@@ -86,6 +89,7 @@ def _predict(
     current = fits.current(session, arch.id, settings.min_runs_for_fit)
     result, points = current.result, current.points
     prediction = fits.predict(current, n_params, request.level)
+    assert points.recipe is not None  # a fit exists, so a sweep does
     return PredictionPublic(
         architecture_id=arch.id,
         n_params=n_params,
@@ -101,11 +105,20 @@ def _predict(
         widths_used=sorted(set(points.widths)),
         n_params_range=(float(result.x_range[0]), float(result.x_range[1])),
         extrapolation_factor=float(prediction.extrapolation_factor),
-        warnings=list(prediction.warnings),
+        warnings=[*prediction.warnings, *lr_warnings(session, arch, spec, points)],
         provenance=Provenance(
-            fit_id=current.fit_id, run_ids=current.run_ids, corpus_fingerprints=points.corpus_fingerprints
+            fit_id=current.fit_id,
+            run_ids=current.run_ids,
+            corpus_fingerprints=points.corpus_fingerprints,
+            recipe=Recipe(**dataclasses.asdict(points.recipe)),
         ),
     )
+
+
+def lr_warnings(session: Session, arch: Architecture, spec: ArchitectureSpec, points: FitPoints) -> list[str]:
+    """What the LR tuning says about this ladder: never tuned, still running, failed, or drifting."""
+    assert points.recipe is not None
+    return tuning.warnings(session, arch.id, spec, points.recipe.lr)
 
 
 @router.post("/compare", response_model=ComparePublic, responses={404: {}, 409: {}})
@@ -122,9 +135,11 @@ def _compare(request: CompareRequest, session: Session, settings: Settings, fits
     if len(ids) < 2:
         raise unprocessable(field_error("body", "architecture_ids", msg="give at least two different ids"))
     archs = [get_or_404(session, Architecture, i) for i in ids]
-    predictions = [
-        fits.predict(fits.current(session, a.id, settings.min_runs_for_fit), request.n_params, request.level)
-        for a in archs
+    currents = [fits.current(session, a.id, settings.min_runs_for_fit) for a in archs]
+    predictions = [fits.predict(c, request.n_params, request.level) for c in currents]
+    lr_notes = [
+        lr_warnings(session, a, ArchitectureSpec.model_validate(a.spec), c.points)
+        for a, c in zip(archs, currents, strict=True)
     ]
     p_best = predictor.probability_best(predictions)
     order = sorted(range(len(archs)), key=lambda k: float(predictions[k].mean))
@@ -138,7 +153,7 @@ def _compare(request: CompareRequest, session: Session, settings: Settings, fits
             upper=float(predictions[k].upper),
             probability_best=float(p_best[k]),
             extrapolation_factor=float(predictions[k].extrapolation_factor),
-            warnings=list(predictions[k].warnings),
+            warnings=[*predictions[k].warnings, *lr_notes[k]],
         )
         for rank, k in enumerate(order)
     ]

@@ -6,13 +6,15 @@ a known power law in the proxies' true non-embedding parameter counts, so fits b
 
 from __future__ import annotations
 
+import math
+from collections.abc import Callable
 from typing import Any
 
 import numpy as np
 from sqlalchemy import Engine
 from sqlalchemy.orm import Session
 
-from app import queue
+from app import queue, tuning
 from app.models import Run
 from trainer import ArchitectureSpec, count_params
 
@@ -32,6 +34,22 @@ def law_loss(n_params: float, e: float = 1.8, a: float = 60.0, alpha: float = 0.
     return e + a * n_params ** (-alpha)
 
 
+# A run's loss as a function of the run: (claimed run, its non-embedding parameters) -> loss, or None
+# for a run that diverged.
+LossOf = Callable[[queue.ClaimedRun, int], float | None]
+
+
+def lr_basin(optimum: Callable[[int], float], curvature: float = 0.06, noise: float = 0.002) -> LossOf:
+    """Law-following losses plus a basin in log2 LR around optimum(width): a stand-in for LR sweeps."""
+    rng = np.random.default_rng(1)
+
+    def loss(claimed: queue.ClaimedRun, n_params: int) -> float:
+        distance = math.log2(claimed.lr) - math.log2(optimum(claimed.width))
+        return law_loss(n_params) + curvature * distance**2 + noise * rng.standard_normal()
+
+    return loss
+
+
 def finish_runs(
     engine: Engine,
     architecture_id: int,
@@ -41,8 +59,11 @@ def finish_runs(
     alpha: float = 0.3,
     noise: float = 0.002,
     seed: int = 0,
+    loss_of: LossOf | None = None,
+    advance: bool = True,
 ) -> list[int]:
-    """Claim and complete every queued run of the architecture with a law-following result."""
+    """Claim and complete every queued run of the architecture with a law-following result (or the
+    loss `loss_of` gives), advancing its tunings after each as the worker does, until none is queued."""
     rng = np.random.default_rng(seed)
     done: list[int] = []
     foreign: list[int] = []  # other architectures' runs, held until the end so they are not reclaimed
@@ -56,14 +77,17 @@ def finish_runs(
             if run.architecture_id != architecture_id:
                 foreign.append(claimed.id)
                 continue
-            spec = ArchitectureSpec.model_validate(claimed.spec)
+            spec = ArchitectureSpec.model_validate(claimed.spec).at_depth(claimed.depth)
             total, non_embedding = count_params(spec, claimed.width)
-            loss = law_loss(non_embedding, e, a, alpha) * (1 + noise * rng.standard_normal())
+            if loss_of is not None:
+                loss = loss_of(claimed, non_embedding)
+            else:
+                loss = law_loss(non_embedding, e, a, alpha) * (1 + noise * rng.standard_normal())
             result = {
-                "status": "succeeded",
-                "reason": None,
+                "status": "succeeded" if loss is not None else "diverged",
                 "steps": claimed.steps,
-                "final_train_loss": loss - 0.01,
+                "reason": None if loss is not None else "training loss became nan at step 3",
+                "final_train_loss": loss - 0.01 if loss is not None else None,
                 "val_loss": loss,
                 "n_params": total,
                 "n_params_non_embedding": non_embedding,
@@ -75,9 +99,11 @@ def finish_runs(
                 "device": "cpu",
                 "corpus_fingerprint": "c" * 64,
                 "code_version": "test",
-                "loss_curve": [(1, 5.5), (claimed.steps, loss - 0.01)],
+                "loss_curve": [(1, 5.5), (claimed.steps, (loss or 5.5) - 0.01)],
             }
             assert queue.complete(session, claimed.id, "test-worker", result)
+            if advance:
+                tuning.advance_for_run(session, claimed.id)
             done.append(claimed.id)
         for run_id in foreign:
             queue.release(session, run_id, "test-worker")

@@ -30,6 +30,9 @@ RESULT = {
 }
 
 
+RECIPE = {"depth": 2, "lr": 0.01, "lr_source": "spec"}
+
+
 def _architecture(session: Session, name: str = "a") -> Architecture:
     arch = Architecture(name=name, spec_hash=name.ljust(64, "0"), spec={"name": name})
     session.add(arch)
@@ -39,13 +42,13 @@ def _architecture(session: Session, name: str = "a") -> Architecture:
 
 def test_enqueue_is_idempotent(db_session: Session) -> None:
     arch = _architecture(db_session)
-    sweep, created = queue.enqueue_sweep(db_session, arch, [64, 32, 32], [0, 1], steps=10)
+    sweep, created = queue.enqueue_sweep(db_session, arch, [64, 32, 32], [0, 1], steps=10, **RECIPE)
     assert created and sweep.widths == [32, 64] and sweep.seeds == [0, 1]
-    again, created_again = queue.enqueue_sweep(db_session, arch, [32, 64], [1, 0], steps=10)
+    again, created_again = queue.enqueue_sweep(db_session, arch, [32, 64], [1, 0], steps=10, **RECIPE)
     assert not created_again and again.id == sweep.id
     assert db_session.scalar(select(func.count()).select_from(Run)) == 4
     # An overlapping sweep reuses the runs it shares and adds only the new width.
-    bigger, _ = queue.enqueue_sweep(db_session, arch, [32, 64, 128], [0, 1], steps=10)
+    bigger, _ = queue.enqueue_sweep(db_session, arch, [32, 64, 128], [0, 1], steps=10, **RECIPE)
     assert bigger.id != sweep.id
     assert db_session.scalar(select(func.count()).select_from(Run)) == 6
     assert len(bigger.runs) == 6
@@ -54,7 +57,7 @@ def test_enqueue_is_idempotent(db_session: Session) -> None:
 
 def test_claim_takes_oldest_and_leases(db_session: Session) -> None:
     arch = _architecture(db_session)
-    queue.enqueue_sweep(db_session, arch, [32, 64], [0], steps=10)
+    queue.enqueue_sweep(db_session, arch, [32, 64], [0], steps=10, **RECIPE)
     first = queue.claim(db_session, "w1", lease_seconds=30)
     second = queue.claim(db_session, "w2", lease_seconds=30)
     assert first is not None and second is not None and first.id != second.id
@@ -69,7 +72,7 @@ def test_claim_takes_oldest_and_leases(db_session: Session) -> None:
 
 def test_only_the_lease_holder_writes(db_session: Session) -> None:
     arch = _architecture(db_session)
-    queue.enqueue_sweep(db_session, arch, [32], [0], steps=10)
+    queue.enqueue_sweep(db_session, arch, [32], [0], steps=10, **RECIPE)
     claimed = queue.claim(db_session, "holder", lease_seconds=30)
     assert claimed is not None
     assert not queue.heartbeat(db_session, claimed.id, "zombie", 30, 5, 10, 3.0)
@@ -88,7 +91,7 @@ def test_only_the_lease_holder_writes(db_session: Session) -> None:
 
 def test_zombie_write_refused_after_reap(db_session: Session) -> None:
     arch = _architecture(db_session)
-    queue.enqueue_sweep(db_session, arch, [32], [0], steps=10)
+    queue.enqueue_sweep(db_session, arch, [32], [0], steps=10, **RECIPE)
     zombie = queue.claim(db_session, "zombie", lease_seconds=30)
     assert zombie is not None
     assert queue.reap_expired(db_session, max_attempts=3, now=utcnow() + timedelta(seconds=60)) == 1
@@ -100,7 +103,7 @@ def test_zombie_write_refused_after_reap(db_session: Session) -> None:
 
 def test_reaper_fails_after_max_attempts_and_fail_keeps_error(db_session: Session) -> None:
     arch = _architecture(db_session)
-    queue.enqueue_sweep(db_session, arch, [32, 64], [0], steps=10)
+    queue.enqueue_sweep(db_session, arch, [32, 64], [0], steps=10, **RECIPE)
     later = utcnow() + timedelta(seconds=60)
     for _ in range(2):
         assert queue.claim(db_session, "w", lease_seconds=30) is not None
@@ -115,7 +118,7 @@ def test_reaper_fails_after_max_attempts_and_fail_keeps_error(db_session: Sessio
 
 def test_crash_requeues_then_fails(db_session: Session) -> None:
     arch = _architecture(db_session)
-    queue.enqueue_sweep(db_session, arch, [32], [0], steps=10)
+    queue.enqueue_sweep(db_session, arch, [32], [0], steps=10, **RECIPE)
     claimed = queue.claim(db_session, "w", lease_seconds=30)
     assert claimed is not None
     assert queue.fail(db_session, claimed.id, "w", "boom 1", max_attempts=2) == RunStatus.queued
@@ -130,7 +133,7 @@ def test_crash_requeues_then_fails(db_session: Session) -> None:
 
 def test_release_hands_back_without_spending_an_attempt(db_session: Session) -> None:
     arch = _architecture(db_session)
-    queue.enqueue_sweep(db_session, arch, [32], [0], steps=10)
+    queue.enqueue_sweep(db_session, arch, [32], [0], steps=10, **RECIPE)
     claimed = queue.claim(db_session, "w", lease_seconds=30)
     assert claimed is not None
     assert queue.release(db_session, claimed.id, "w")

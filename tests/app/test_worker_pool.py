@@ -59,7 +59,9 @@ def enqueue(url: str, spec: ArchitectureSpec, widths: list[int], seeds: list[int
     engine = make_engine(url)
     with Session(engine) as session:
         arch, _ = architectures.register(session, spec)
-        queue.enqueue_sweep(session, arch, widths, seeds, steps)
+        queue.enqueue_sweep(
+            session, arch, widths, seeds, steps, depth=spec.n_layers, lr=spec.training.lr, lr_source="spec"
+        )
         session.commit()
         arch_id = arch.id
     engine.dispose()

@@ -1,0 +1,71 @@
+"""Coordinate checks as a stored feature: computed on the first request (seconds on a CPU), then kept.
+
+A check is keyed by everything it depends on (the LR, the sizes, the trainer's code), so a new tuned LR
+or new trainer code computes a new one. One computation at a time per process: each is a burst of CPU
+work that would only slow the others down.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import threading
+from typing import Any
+
+from sqlalchemy import select
+from sqlalchemy.exc import IntegrityError
+from sqlalchemy.orm import Session, sessionmaker
+
+from app import tuning
+from app.models import Architecture, CoordCheckRecord
+from trainer import ArchitectureSpec
+from trainer.coord_check import coord_check, default_depths, default_widths
+from trainer.train import code_version
+
+_computing = threading.Lock()
+
+
+def request_of(session: Session, architecture: Architecture) -> dict[str, Any]:
+    """What the check for this architecture runs: at the tuned η* when there is one, else the spec's LR."""
+    spec = ArchitectureSpec.model_validate(architecture.spec)
+    tuned = tuning.ladder_lr(tuning.latest(session, architecture.id, succeeded=True))
+    return {
+        "lr": tuned if tuned is not None else spec.training.lr,
+        "lr_source": "tuned" if tuned is not None else "spec",
+        "widths": default_widths(spec),
+        "depths": default_depths(spec) if spec.parametrization.depth_alpha > 0 else None,
+        "code_version": code_version(),
+    }
+
+
+def stored_or_computed(
+    read: Session, write_sessions: sessionmaker[Session], architecture: Architecture
+) -> tuple[CoordCheckRecord, dict[str, Any]]:
+    """The stored check for the architecture's current LR, computing and storing it if there is none."""
+    request = request_of(read, architecture)
+    key = hashlib.sha256(json.dumps(request, sort_keys=True).encode()).hexdigest()
+    query = select(CoordCheckRecord).where(
+        CoordCheckRecord.architecture_id == architecture.id, CoordCheckRecord.key == key
+    )
+    found = read.scalar(query)
+    if found is not None:
+        return found, request
+    read.rollback()  # no transaction (nor, on SQLite, a snapshot) held through seconds of compute
+    spec = ArchitectureSpec.model_validate(architecture.spec)
+    with _computing:
+        width = coord_check(spec, sizes=request["widths"], lr=request["lr"])
+        depth = (
+            coord_check(spec, axis="depth", sizes=request["depths"], lr=request["lr"])
+            if request["depths"]
+            else None
+        )
+    result = {"width": width.to_dict(), "depth": depth.to_dict() if depth else None}
+    with write_sessions() as session:
+        record = CoordCheckRecord(architecture_id=architecture.id, key=key, result=result)
+        session.add(record)
+        try:
+            session.commit()
+        except IntegrityError:  # another request stored the same check first
+            session.rollback()
+            record = session.scalars(query).one()
+        return record, request

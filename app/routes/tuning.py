@@ -1,0 +1,149 @@
+"""LR tuning and the μP transfer check, and the coordinate check, per architecture."""
+
+from __future__ import annotations
+
+from typing import Annotated, Any
+
+from fastapi import APIRouter, Body, HTTPException, Request, status
+
+from app import coord_checks, tuning
+from app.deps import IdPath, SessionDep, SettingsDep, WriteAccess, WriteSessionDep
+from app.limits import check_tuning
+from app.models import Architecture, Tuning
+from app.schemas import (
+    CoordCheckAxis,
+    CoordCheckPublic,
+    LrCurve,
+    RunCounts,
+    TransferPublic,
+    TuningCreate,
+    TuningPublic,
+)
+from app.views import get_or_404
+from trainer import ArchitectureSpec
+
+router = APIRouter(prefix="/v1/architectures", tags=["tuning"])
+
+
+def resolve(spec: ArchitectureSpec, request: TuningCreate) -> dict[str, Any]:
+    """The request with every default filled in: what the tuning is keyed and planned by."""
+    base_width, base_depth = spec.parametrization.base_width, spec.n_layers
+    widths = tuning.default_widths(spec) if request.widths is None else request.widths
+    depths = tuning.default_depths(spec) if request.depths is None else request.depths
+    return {
+        "center_lr": spec.training.lr if request.lr is None else request.lr,
+        "base_width": base_width,
+        "base_depth": base_depth,
+        "widths": sorted(set(widths) - {base_width}),
+        "depths": sorted(set(depths) - {base_depth}),
+        "seeds": sorted(set(request.seeds)),
+        "steps": request.steps or spec.training.steps,
+        "grid_factor": request.grid_factor,
+        "grid_points": request.grid_points,
+        "max_extensions": request.max_extensions,
+        "level": request.level,
+    }
+
+
+def tuning_public(session: SessionDep, row: Tuning) -> TuningPublic:
+    state, result, rows = tuning.current_result(session, row)
+    params = row.params
+    curves = []
+    for curve in result["curves"]:
+        optimum = curve.get("optimum") or {}
+        curves.append(
+            LrCurve(
+                width=curve["shape"]["width"],
+                depth=curve["shape"]["depth"],
+                state=curve["state"],
+                reason=curve["reason"],
+                extensions=curve["extensions"],
+                lr_star=optimum.get("lr_star"),
+                lower=optimum.get("lower"),
+                upper=optimum.get("upper"),
+                curvature=optimum.get("curvature"),
+                method=optimum.get("method"),
+                note=optimum.get("note"),
+                curve=curve["points"],
+            )
+        )
+    counts = RunCounts()
+    for r in rows:
+        setattr(counts, r.status.value, getattr(counts, r.status.value) + 1)
+    counts.succeeded_widths = len({r.width for r in rows if r.status.value == "succeeded"})
+    return TuningPublic(
+        id=row.id,
+        architecture_id=row.architecture_id,
+        status=state.value,
+        params=params,
+        level=params["level"],
+        lr_star=result["lr_star"],
+        lower=result["lower"],
+        upper=result["upper"],
+        ladder_lr=result["ladder_lr"],
+        per_width=[c for c in curves if c.depth == params["base_depth"]],
+        per_depth=[c for c in curves if c.width == params["base_width"] and params["depths"]],
+        transfer={axis: TransferPublic(**t) for axis, t in (result.get("transfer") or {}).items()},
+        runs=counts,
+        error=row.error,
+        created_at=row.created_at,
+        updated_at=row.updated_at,
+        finished_at=row.finished_at,
+    )
+
+
+@router.post(
+    "/{architecture_id}/tuning",
+    response_model=TuningPublic,
+    status_code=status.HTTP_202_ACCEPTED,
+    dependencies=[WriteAccess],
+    responses={404: {}, 422: {}},
+)
+def create_tuning(
+    architecture_id: IdPath,
+    session: WriteSessionDep,
+    settings: SettingsDep,
+    request: Annotated[TuningCreate | None, Body()] = None,
+) -> TuningPublic:
+    """Queue an LR sweep at the base shape and the transfer check (idempotent: the same request returns
+    the same tuning). Once it succeeds, new sweeps train at its η* unless they pin `lr`."""
+    arch = get_or_404(session, Architecture, architecture_id)
+    spec = ArchitectureSpec.model_validate(arch.spec)
+    params = resolve(spec, request or TuningCreate())
+    check_tuning(spec, params, settings)
+    row, _ = tuning.create(session, arch, params)
+    return tuning_public(session, row)
+
+
+@router.get("/{architecture_id}/tuning", response_model=TuningPublic, responses={404: {}})
+def get_tuning(architecture_id: IdPath, session: SessionDep) -> TuningPublic:
+    """The architecture's latest tuning: status, η* with its interval, each curve, the transfer check."""
+    get_or_404(session, Architecture, architecture_id)
+    row = tuning.latest(session, architecture_id)
+    if row is None:
+        raise HTTPException(
+            status.HTTP_404_NOT_FOUND,
+            f"architecture {architecture_id} has no tuning yet: "
+            f"POST /v1/architectures/{architecture_id}/tuning",
+        )
+    return tuning_public(session, row)
+
+
+@router.get("/{architecture_id}/coord-check", response_model=CoordCheckPublic, responses={404: {}})
+def get_coord_check(architecture_id: IdPath, session: SessionDep, http: Request) -> CoordCheckPublic:
+    """The coordinate check at the tuned η* (else the spec's LR): mean |x| of every module's output and
+    of its change, widths ×1…×8 (and depths, with depth_alpha > 0); computed on the first request."""
+    arch = get_or_404(session, Architecture, architecture_id)
+    record, request = coord_checks.stored_or_computed(session, http.app.state.session_factory, arch)
+    width = CoordCheckAxis(**record.result["width"])
+    depth = CoordCheckAxis(**record.result["depth"]) if record.result.get("depth") else None
+    passes = width.verdict == "passes" and (depth is None or depth.verdict == "passes")
+    return CoordCheckPublic(
+        architecture_id=arch.id,
+        lr=request["lr"],
+        lr_source=request["lr_source"],
+        verdict="passes" if passes else "fails",
+        width=width,
+        depth=depth,
+        created_at=record.created_at,
+    )
