@@ -19,6 +19,7 @@ from pydantic import BaseModel
 from app.schemas import (
     ArchitecturePublic,
     ComparePublic,
+    CoordCheckPublic,
     FitPublic,
     Page,
     PredictionPublic,
@@ -26,6 +27,7 @@ from app.schemas import (
     RunPublic,
     RunSummary,
     SweepPublic,
+    TuningPublic,
 )
 from trainer import ArchitectureSpec
 
@@ -125,15 +127,71 @@ class Client:
 
     # -- sweeps and runs ---------------------------------------------------------------------------
 
+    # -- LR tuning and the μP checks ---------------------------------------------------------------
+
+    def create_tuning(self, architecture_id: int, **options: Any) -> TuningPublic:
+        """Queue the LR sweep at the base shape and the transfer check (idempotent). Options as the API:
+        widths, depths, seeds, steps, lr, grid_factor, grid_points, max_extensions, level."""
+        body = {k: v for k, v in options.items() if v is not None}
+        return self._post(f"/v1/architectures/{architecture_id}/tuning", TuningPublic, body, idempotent=True)
+
+    def get_tuning(self, architecture_id: int) -> TuningPublic:
+        """The architecture's latest tuning: η* with its interval, the curves, the transfer verdicts."""
+        return self._get(f"/v1/architectures/{architecture_id}/tuning", TuningPublic)
+
+    def wait_for_tuning(
+        self,
+        architecture_id: int,
+        *,
+        poll_seconds: float = 2.0,
+        timeout: float | None = None,
+        progress: bool = True,
+    ) -> TuningPublic:
+        """Poll until the latest tuning has succeeded or failed, with a progress bar over its runs
+        (the total grows when the grid is extended)."""
+        from rich.progress import BarColumn, Progress, TextColumn, TimeElapsedColumn
+
+        deadline = None if timeout is None else time.monotonic() + timeout
+        with Progress(
+            TextColumn("tuning {task.fields[tuning]}"),
+            BarColumn(),
+            TextColumn("{task.fields[status]}"),
+            TimeElapsedColumn(),
+            disable=not progress,
+        ) as bar:
+            task = bar.add_task("tuning", total=None, tuning="", status="")
+            while True:
+                tuning = self.get_tuning(architecture_id)
+                counts = tuning.runs
+                finished = counts.succeeded + counts.diverged + counts.failed + counts.cancelled
+                bar.update(
+                    task,
+                    total=finished + counts.running + counts.queued,
+                    completed=finished,
+                    tuning=tuning.id,
+                    status=f"{tuning.status} · {finished} runs done · {counts.queued} queued",
+                )
+                if tuning.status in ("succeeded", "failed"):
+                    return tuning
+                if deadline is not None and time.monotonic() > deadline:
+                    raise TimeoutError(f"tuning {tuning.id} not finished after {timeout} s")
+                time.sleep(poll_seconds)
+
+    def coord_check(self, architecture_id: int) -> CoordCheckPublic:
+        """The coordinate check at the tuned η* (computed on the first request: seconds on a CPU)."""
+        return self._get(f"/v1/architectures/{architecture_id}/coord-check", CoordCheckPublic)
+
     def create_sweep(
         self,
         architecture_id: int,
         widths: list[int] | None = None,
         seeds: list[int] | None = None,
         steps: int | None = None,
+        lr: float | None = None,
     ) -> SweepPublic:
-        """Queue proxy runs (idempotent: runs that exist are reused, an identical sweep is returned)."""
-        body: dict[str, Any] = {"widths": widths, "steps": steps}
+        """Queue proxy runs at the tuned η* (else the spec's LR) unless `lr` pins one (idempotent: runs
+        that exist are reused, an identical sweep is returned)."""
+        body: dict[str, Any] = {"widths": widths, "steps": steps, "lr": lr}
         if seeds is not None:
             body["seeds"] = seeds
         return self._post(f"/v1/architectures/{architecture_id}/sweeps", SweepPublic, body, idempotent=True)

@@ -12,9 +12,16 @@ from sqlalchemy import Engine
 from app.api import create_app
 from app.client import APIError, Client
 from app.db import make_engine
-from app.schemas import ArchitecturePublic, ComparePublic, PredictionPublic, SweepPublic
+from app.schemas import (
+    ArchitecturePublic,
+    ComparePublic,
+    CoordCheckPublic,
+    PredictionPublic,
+    SweepPublic,
+    TuningPublic,
+)
 from app.settings import Settings
-from tests.app.api_helpers import finish_runs, spec_dict
+from tests.app.api_helpers import finish_runs, lr_basin, spec_dict
 from tests.app.live_server import live_server
 
 TOKEN = "client-test-token"
@@ -76,6 +83,34 @@ def test_every_endpoint_from_the_client(served: tuple[str, Engine]) -> None:
         assert ranked.best_architecture_id == swiglu.id  # smaller A: lower loss everywhere
         assert abs(sum(c.probability_best for c in ranked.candidates) - 1) < 1e-9
         assert list(ranked.to_pandas()["name"]) == ["swiglu", "gelu"]
+
+
+def test_tuning_and_checks_from_the_client(served: tuple[str, Engine]) -> None:
+    url, engine = served
+    with Client(url, token=TOKEN) as client:
+        arch = client.create_architecture(spec_dict(parametrization={"base_width": 32}))
+        with pytest.raises(APIError) as none_yet:
+            client.get_tuning(arch.id)
+        assert none_yet.value.status_code == 404
+        tuning = client.create_tuning(arch.id, widths=[128], seeds=[0, 1])
+        assert isinstance(tuning, TuningPublic) and tuning.status == "queued"
+        assert client.create_tuning(arch.id, widths=[128], seeds=[0, 1]).id == tuning.id  # idempotent
+        with pytest.raises(APIError) as bad:
+            client.create_tuning(arch.id, grid_points=2)
+        assert bad.value.status_code == 422 and "cannot bracket" in str(bad.value.detail)
+        finish_runs(engine, arch.id, loss_of=lr_basin(lambda width: 0.012))
+        done = client.wait_for_tuning(arch.id, poll_seconds=0.05, timeout=10, progress=False)
+        assert done.status == "succeeded" and done.lr_star is not None
+        assert done.lr_star == pytest.approx(0.012, rel=0.1)
+        assert done.transfer["width"].verdict == "transfers"
+        assert list(done.to_pandas()["width"]) == [32, 128]
+        sweep = client.create_sweep(arch.id, widths=[32, 64])
+        assert (sweep.lr, sweep.lr_source) == (done.ladder_lr, "tuned")
+        pinned = client.create_sweep(arch.id, widths=[32], lr=0.002)
+        assert (pinned.lr, pinned.lr_source) == (0.002, "pinned")
+        check = client.coord_check(arch.id)
+        assert isinstance(check, CoordCheckPublic)
+        assert (check.lr, check.lr_source, check.verdict) == (done.ladder_lr, "tuned", "passes")
 
 
 def test_errors_carry_the_servers_explanation(served: tuple[str, Engine]) -> None:
