@@ -1,28 +1,23 @@
-"""Evidence that μP works on real data, on a CPU, in a few minutes (issue 3, point 7).
+"""μP transfer, measured the way the product measures it: a thin driver of trainer.tuning.
 
-    python bench/mup_transfer.py [--steps 1500] [--jobs 2]   # -> bench/results/mup_transfer_cpu.txt
+    python bench/mup_transfer.py --profile cpu   # 2-core CPU, widths 16…128  -> results/mup_transfer_cpu.txt
+    python bench/mup_transfer.py --profile gpu   # one CUDA GPU, 256…1024     -> results/mup_transfer_gpu.txt
 
-1. LR transfer: a 5-point ×2 LR grid at the smallest and the largest width: the best LR is the same
-   within one grid step.
-2. Width ladder: widths ×1…×4 the base width at one fixed budget, with the LR the sweep picked at ×1
-   (the μTransfer workflow): under μP the validation loss falls as width grows.
-
-Data: the built-in corpus (Python standard library sources, byte-level), validation loss on its fixed
-held-out windows, averaged over `--seeds` seeds (initialisation and batch order) because at a CPU budget
-the width effect is a few hundredths of a nat. Every run is trainer.train with one torch thread;
-`--jobs` runs that many at once.
+For `mup` and `sp` versions of one recipe (nothing else differs), the LR is tuned at the base width and at
+×4/×8 (×2/×4 on the GPU) with the product's bracketed grid; the report gives η* with its interval per width,
+the slope of log2 η* against log2 width with its interval, the verdict, and every curve. Protocol and pass
+criteria: bench/PROTOCOL.md. Finished runs are cached next to the report (delete the cache to retrain).
 """
 
 from __future__ import annotations
 
 import argparse
-import itertools
-import math
+import json
 import os
 import platform
 import sys
 import time
-from concurrent.futures import ProcessPoolExecutor
+from dataclasses import dataclass
 from pathlib import Path
 
 import torch
@@ -30,129 +25,156 @@ import torch
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
-from trainer import ArchitectureSpec, train  # noqa: E402
+from bench.tuning_runs import CachedTuner, default_jobs  # noqa: E402
+from trainer import ArchitectureSpec  # noqa: E402
+from trainer.tuning import Shape, TuningPlan, TuningResult  # noqa: E402
 
-WIDTHS = [16, 32, 48, 64]  # ×1 … ×4 the base width
-LR_GRID = [0.0025, 0.005, 0.01, 0.02, 0.04]  # ×2 steps around the spec's LR
+RESULTS = ROOT / "bench" / "results"
+TARGET_SLOPE = 0.1  # μP: |slope| ≤ 0.1 with its interval including 0 (bench/PROTOCOL.md)
 
 
-def make_spec(steps: int, lr: float) -> ArchitectureSpec:
-    return ArchitectureSpec.model_validate(
-        {
-            "name": "mup-transfer",
+@dataclass(frozen=True)
+class Profile:
+    spec: dict[str, object]
+    base_width: int
+    widths: tuple[int, ...]
+    device: str
+    jobs: int
+
+
+PROFILES = {
+    # The accuracy backtest's CPU recipe (bench/accuracy.py), so its ladder can reuse the μP base curve.
+    "cpu": Profile(
+        spec={
+            "name": "accuracy-cpu",
             "n_layers": 2,
-            # The capacity-limited CPU regime of the demo and the accuracy backtest: tiny widths with
-            # 1.5M tokens each, so width, not optimisation noise, decides the loss.
             "head_dim": 8,
             "context_length": 64,
-            "parametrization": {"mode": "mup", "base_width": 16},
-            # Warmup-stable-decay to zero: the final anneal removes most of the LR noise, which at
-            # this budget is as large as the width effect.
-            "training": {
-                "lr": lr,
-                "steps": steps,
-                "batch_tokens": 1024,
-                "schedule": "wsd",
-                "decay_fraction": 0.4,
-            },
-            "proxy_widths": WIDTHS,
-        }
+            "parametrization": {"base_width": 16},
+            "training": {"steps": 1500, "batch_tokens": 1024, "lr": 0.01},
+        },
+        base_width=16,
+        widths=(64, 128),
+        device="cpu",
+        jobs=default_jobs(),
+    ),
+    "gpu": Profile(
+        spec={
+            "name": "transfer-gpu",
+            "n_layers": 4,
+            "head_dim": 64,
+            "context_length": 256,
+            "parametrization": {"base_width": 256},
+            # Short enough for one 8-minute call on a lent GPU: ~300 runs-worth of launches dominate.
+            "training": {"steps": 300, "batch_tokens": 16384, "lr": 0.01},
+        },
+        base_width=256,
+        widths=(512, 1024),
+        device="cuda",
+        jobs=6,
+    ),
+}
+
+
+def spec_for(profile: Profile, mode: str) -> ArchitectureSpec:
+    spec = json.loads(json.dumps(profile.spec))
+    spec["parametrization"]["mode"] = mode
+    return ArchitectureSpec.model_validate(spec)
+
+
+def plan_for(profile: Profile, spec: ArchitectureSpec) -> TuningPlan:
+    return TuningPlan(
+        center_lr=spec.training.lr, base=Shape(profile.base_width, spec.n_layers), widths=profile.widths
     )
 
 
-def run(job: tuple[int, float, int, int]) -> tuple[int, float, float | None, float]:
-    """(width, lr, val loss or None if diverged, seconds) of one trainer.train call."""
-    width, lr, steps, seed = job
-    torch.set_num_threads(1)
-    result = train(make_spec(steps, lr), width, seed=seed, device="cpu")
-    return width, lr, result.val_loss, result.wall_seconds
+def machine(device: str) -> str:
+    if device.startswith("cuda") and torch.cuda.is_available():
+        return f"{torch.cuda.get_device_name(0)}, torch {torch.__version__}"
+    cpu = platform.processor() or platform.machine()
+    return f"{os.cpu_count()}-core CPU ({cpu}), torch {torch.__version__}"
 
 
-def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--steps", type=int, default=1500)
-    parser.add_argument("--seeds", type=int, default=2, help="Seeds per (width, lr), averaged.")
-    parser.add_argument(
-        "--lr", type=float, default=None, help="LR of the width ladder (default: the sweep's best at ×1)."
+def report(mode: str, result: TuningResult) -> tuple[list[str], bool | None]:
+    lines = [f"{mode}: tuning {result.status}" + (f" ({result.reason})" if result.reason else "")]
+    for curve in result.curves:
+        o = curve.optimum
+        head = f"  width {curve.shape.width:5d}: {curve.state}, {curve.extensions} extension(s)"
+        if o is not None:
+            curvature = f"{o.curvature:.3f}" if o.curvature is not None else "n/a"
+            head += f"; η* {o.lr_star:.4g} [{o.lower:.4g}, {o.upper:.4g}] ({o.method}); curvature {curvature}"
+        lines.append(head)
+        if curve.reason:
+            lines.append(f"    {curve.reason}")
+        for p in curve.points:
+            loss = "diverged" if p.loss_mean is None else f"{p.loss_mean:.4f}"
+            sd = f" ± {p.loss_sd:.4f}" if p.loss_sd is not None else ""
+            mark = " <- best" if o is not None and abs(p.lr - o.lr_star) / o.lr_star < 1e-9 else ""
+            lines.append(f"      lr {p.lr:<9.4g} {loss}{sd}  (n={p.n}, diverged {p.diverged}){mark}")
+    transfer = result.transfer.get("width")
+    if transfer is None or transfer.slope is None or transfer.lower is None or transfer.upper is None:
+        lines.append("  transfer: not measured")
+        return lines, None
+    ratio = f"{transfer.curvature_ratio:.2f}" if transfer.curvature_ratio is not None else "n/a"
+    lines.append(
+        f"  slope of log2 η* per doubling of width: {transfer.slope:+.3f}, 90% interval "
+        f"[{transfer.lower:+.3f}, {transfer.upper:+.3f}]; spread {transfer.spread_log2:.2f} log2; "
+        f"curvature ×{ratio} from the base to the widest"
     )
-    parser.add_argument("--jobs", type=int, default=2, help="Runs at once, one torch thread each.")
-    args = parser.parse_args()
+    lines.append(f"  verdict: {transfer.verdict} ({transfer.reason})")
+    if mode == "mup":
+        ok = abs(transfer.slope) <= TARGET_SLOPE and transfer.lower <= 0 <= transfer.upper
+        verdict = "PASS" if ok else "FAIL"
+        lines.append(f"  criterion 1 (|slope| ≤ {TARGET_SLOPE} and the interval includes 0): {verdict}")
+    else:
+        ok = not transfer.lower <= 0 <= transfer.upper
+        lines.append(f"  criterion 2 (the interval excludes 0): {'PASS' if ok else 'FAIL'}")
+    return lines, ok
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
+    parser.add_argument("--profile", choices=sorted(PROFILES), default="cpu")
+    parser.add_argument("--modes", default="mup,sp", help="Comma-separated parametrizations to check.")
+    parser.add_argument("--jobs", type=int, default=None, help="Runs at once (default: the profile's).")
+    parser.add_argument("--out", type=Path, default=None, help="Report file (default bench/results/).")
+    args = parser.parse_args(argv)
+    profile = PROFILES[args.profile]
+    out = args.out or RESULTS / f"mup_transfer_{args.profile}.txt"
+    out.parent.mkdir(parents=True, exist_ok=True)
+    tuner = CachedTuner(
+        RESULTS / f"tuning_{args.profile}.runs.jsonl", profile.device, args.jobs or profile.jobs
+    )
     started = time.perf_counter()
-    results: dict[tuple[int, float], tuple[float | None, float]] = {}
-    with ProcessPoolExecutor(max_workers=args.jobs) as pool:
-
-        def measure(points: set[tuple[int, float]]) -> None:
-            jobs = sorted(
-                ((w, lr, args.steps, seed) for w, lr in points for seed in range(args.seeds)),
-                key=lambda job: -job[0],  # widest first, so the pool ends on short runs
-            )
-            runs: dict[tuple[int, float], list[tuple[float | None, float]]] = {p: [] for p in points}
-            for w, lr, loss, seconds in pool.map(run, jobs):
-                runs[(w, lr)].append((loss, seconds))
-            results.update({point: _mean(point_runs) for point, point_runs in runs.items()})
-
-        ends = (WIDTHS[0], WIDTHS[-1])
-        measure({(w, lr) for w in ends for lr in LR_GRID})  # 1. the LR sweep
-        best = {}
-        for w in ends:
-            finite = {lr: loss for lr in LR_GRID if (loss := results[(w, lr)][0]) is not None}
-            best[w] = min(finite, key=finite.__getitem__)
-        # μTransfer: the LR tuned at the base width is used at every width.
-        ladder_lr = best[WIDTHS[0]] if args.lr is None else args.lr
-        measure({(w, ladder_lr) for w in WIDTHS} - set(results))  # 2. the rest of the width ladder
-
-    spec = make_spec(args.steps, ladder_lr)
     lines = [
-        f"μP transfer on real data, measured {time.strftime('%Y-%m-%d %H:%M')}",
-        f"machine: {os.cpu_count()}-core CPU ({platform.processor() or platform.machine()}), shared "
-        f"with other jobs; {args.jobs} runs at once, 1 torch thread each; torch {torch.__version__}",
-        f"model: gpt, {spec.n_layers} layers, head_dim {spec.head_dim}, gelu, layernorm, context "
-        f"{spec.context_length}; μP base width {spec.parametrization.base_width}",
-        f"budget: {args.steps} steps × {spec.training.batch_tokens} tokens, warmup-stable-decay to 0; "
-        "data: builtin corpus (Python stdlib sources, byte-level); loss: validation, nats/token, mean of "
-        f"{args.seeds} seed(s); seconds: per run",
+        f"μP transfer (bench/mup_transfer.py --profile {args.profile}), "
+        f"measured {time.strftime('%Y-%m-%d %H:%M')}",
+        f"machine: {machine(profile.device)}; {tuner.jobs} runs at once",
+        f"recipe: {json.dumps(profile.spec)}",
+        f"plan: base width {profile.base_width}, widths {list(profile.widths)}, grid ×√2 around the "
+        "spec's lr (5 points, ≤ 4 extensions), seeds 0 and 1, 90% intervals",
         "",
-        "1. LR sweep (×2 grid)",
-        "   lr        " + "".join(f"width {w:<6d}" for w in ends),
     ]
-    for lr in LR_GRID:
-        cells = "".join(f"{_fmt(results[(w, lr)][0])}{'*' if best[w] == lr else ' '}     " for w in ends)
-        lines.append(f"   {lr:<9g} {cells}")
-    shift = abs(math.log2(best[WIDTHS[-1]] / best[WIDTHS[0]]))
+    verdicts = []
+    for mode in args.modes.split(","):
+        spec = spec_for(profile, mode)
+        result = tuner.tune(spec, plan_for(profile, spec))
+        body, ok = report(mode, result)
+        verdicts.append(ok)
+        lines += [*body, ""]
+        print("\n".join(body), flush=True)
     lines.append(
-        f"   best lr: {best[WIDTHS[0]]:g} at width {WIDTHS[0]}, {best[WIDTHS[-1]]:g} at width {WIDTHS[-1]} "
-        f"-> {shift:.0f} grid step(s) apart (within one: {'yes' if shift <= 1 else 'NO'})"
-    )
-    source = "the best LR at ×1, transferred" if args.lr is None else "given by --lr"
-    lines += ["", f"2. width ladder at lr {ladder_lr:g} ({source})"]
-    ladder = [results[(w, ladder_lr)][0] for w in WIDTHS]
-    for w, loss in zip(WIDTHS, ladder, strict=True):
-        seconds = results[(w, ladder_lr)][1]
-        lines.append(f"   width {w:4d} (×{w // WIDTHS[0]})  val loss {_fmt(loss)}  ({seconds:.0f} s)")
-    falls = all(a is not None and b is not None and b < a for a, b in itertools.pairwise(ladder))
-    drop = ladder[0] - ladder[-1] if ladder[0] is not None and ladder[-1] is not None else float("nan")
-    lines.append(f"   falls with every width step: {'yes' if falls else 'NO'}; ×1 → ×4 drop {drop:.4f}")
-    lines.append(
-        f"\ntotal wall time {time.perf_counter() - started:.0f} s for {len(results) * args.seeds} runs"
+        f"{tuner.trained} runs trained in {tuner.seconds:.0f} s this invocation "
+        f"({len(tuner.done)} in the cache); total wall time {time.perf_counter() - started:.0f} s"
     )
     text = "\n".join(lines) + "\n"
-    print(text, end="")
-    out = ROOT / "bench" / "results" / "mup_transfer_cpu.txt"
-    out.parent.mkdir(parents=True, exist_ok=True)
     out.write_text(text)
-    print(f"written to {out.relative_to(ROOT)}")
-
-
-def _mean(point_runs: list[tuple[float | None, float]]) -> tuple[float | None, float]:
-    """Mean loss (None if any seed diverged) and mean seconds over seeds."""
-    losses = [loss for loss, _ in point_runs if loss is not None]
-    mean_loss = sum(losses) / len(losses) if len(losses) == len(point_runs) else None
-    return mean_loss, sum(seconds for _, seconds in point_runs) / len(point_runs)
-
-
-def _fmt(loss: float | None) -> str:
-    return "diverged" if loss is None else f"{loss:.4f}"
+    print(text, end="")
+    print(f"written to {out.relative_to(ROOT) if out.is_relative_to(ROOT) else out}")
+    return 0 if all(v is not False for v in verdicts) else 1
 
 
 if __name__ == "__main__":
-    main()
+    sys.exit(main())

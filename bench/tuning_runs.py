@@ -1,0 +1,98 @@
+"""The product's LR tuning (trainer.tuning), driven locally for the benches: real `trainer.train` runs in a
+process pool, each finished run appended to a JSON-lines cache so that an interrupted bench resumes and
+two benches with the same recipe share their runs (the accuracy backtest reuses the μP base curve).
+"""
+
+from __future__ import annotations
+
+import json
+import multiprocessing
+import os
+import time
+from concurrent.futures import ProcessPoolExecutor
+from functools import cache
+from pathlib import Path
+from typing import Any
+
+import torch
+
+import trainer
+from trainer.tuning import Observation, Point, TuningPlan, TuningResult, run_locally
+
+
+@cache
+def _corpus(dataset_json: str) -> trainer.Corpus:
+    return trainer.load_corpus(trainer.DatasetSpec.model_validate_json(dataset_json))
+
+
+def _train(job: tuple[dict[str, Any], Point, str, int]) -> dict[str, Any]:
+    spec_dict, point, device, threads = job
+    torch.set_num_threads(threads)
+    spec = trainer.ArchitectureSpec.model_validate(spec_dict).at_depth(point.shape.depth)
+    corpus = _corpus(spec.dataset.model_dump_json())
+    result = trainer.train(
+        spec, point.shape.width, seed=point.seed, lr=point.lr, corpus=corpus, device=device
+    ).to_dict()
+    result.pop("loss_curve", None)
+    return result
+
+
+def run_key(spec: trainer.ArchitectureSpec, point: Point) -> str:
+    return json.dumps(
+        [spec.spec_hash(), point.shape.width, point.shape.depth, point.seed, spec.training.steps, point.lr]
+    )
+
+
+class CachedTuner:
+    """Train a plan's points in a pool, reusing (and appending to) the cache file."""
+
+    def __init__(self, cache_file: Path, device: str, jobs: int, threads: int = 1) -> None:
+        self.cache_file, self.device, self.jobs, self.threads = cache_file, device, jobs, threads
+        self.done: dict[str, dict[str, Any]] = {}
+        if cache_file.exists():
+            for line in cache_file.read_text().splitlines():
+                row = json.loads(line)
+                self.done[row["key"]] = row
+        self.trained = 0
+        self.seconds = 0.0
+
+    def tune(self, spec: trainer.ArchitectureSpec, plan: TuningPlan) -> TuningResult:
+        context = multiprocessing.get_context("spawn")  # CUDA and torch threads do not survive fork
+        # Build the corpus cache once, before the pool's processes each look for it.
+        _corpus(spec.dataset.model_dump_json())
+        with ProcessPoolExecutor(self.jobs, mp_context=context) as pool:
+            return run_locally(plan, lambda points: self._observe(pool, spec, points))
+
+    def _observe(
+        self, pool: ProcessPoolExecutor, spec: trainer.ArchitectureSpec, points: list[Point]
+    ) -> list[Observation]:
+        todo = [p for p in points if run_key(spec, p) not in self.done]
+        # Widest first, so the pool ends on short runs.
+        todo.sort(key=lambda p: -(p.shape.width**2) * p.shape.depth)
+        started = time.perf_counter()
+        jobs = [(spec.model_dump(mode="json"), p, self.device, self.threads) for p in todo]
+        for point, result in zip(todo, pool.map(_train, jobs), strict=True):
+            row = {"key": run_key(spec, point), "width": point.shape.width, "lr": point.lr, **result}
+            self.done[row["key"]] = row
+            with self.cache_file.open("a") as f:
+                f.write(json.dumps(row) + "\n")
+            print(
+                f"  {spec.parametrization.mode} width {point.shape.width:5d} depth {point.shape.depth} "
+                f"lr {point.lr:.4g} seed {point.seed}: "
+                + (f"val loss {result['val_loss']:.4f}" if result["val_loss"] is not None else "diverged")
+                + f" ({result['wall_seconds']:.0f} s)",
+                flush=True,
+            )
+        self.trained += len(todo)
+        self.seconds += time.perf_counter() - started
+        return [_observation(p, self.done[run_key(spec, p)]) for p in points]
+
+
+def _observation(point: Point, row: dict[str, Any]) -> Observation:
+    if row["status"] == "succeeded" and row["val_loss"] is not None:
+        return Observation(point.shape, point.index, point.seed, "ok", float(row["val_loss"]))
+    return Observation(point.shape, point.index, point.seed, "diverged")
+
+
+def default_jobs() -> int:
+    return max(1, min(2, os.cpu_count() or 1))
