@@ -65,6 +65,7 @@ PROFILES = {
             "head_dim": 64,
             "context_length": 256,
             "parametrization": {"base_width": 256},
+            "proxy_widths": [256, 512, 1024],
             # Short enough for one 8-minute call on a lent GPU: ~300 runs-worth of launches dominate.
             "training": {"steps": 300, "batch_tokens": 16384, "lr": 0.01},
         },
