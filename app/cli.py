@@ -82,12 +82,16 @@ def demo(
         30.0, min=10.0, help="Predict at this multiple of the largest proxy."
     ),
     serve: bool = typer.Option(True, help="Keep serving the dashboard after printing the prediction."),
+    workers: int | None = typer.Option(
+        None, min=1, help="Local worker processes, one torch thread each (default: one per core, up to 4)."
+    ),
 ) -> None:
-    """Train two candidate designs' proxies on CPU, fit, print the winner, serve the dashboard."""
+    """Tune two candidate designs' LR, train their proxies at η* on CPU, fit, print the winner, serve
+    the dashboard."""
     from app.demo import run_demo
     from app.settings import get_settings
 
-    run_demo(get_settings(), host=host, port=port, target_factor=target_factor, serve=serve)
+    run_demo(get_settings(), host=host, port=port, target_factor=target_factor, serve=serve, workers=workers)
 
 
 @cli.command()
@@ -152,6 +156,9 @@ def train(
     width: int = typer.Option(..., "--width", help="Proxy width (d_model), a multiple of head_dim."),
     seed: int | None = typer.Option(None, help="Overrides training.seed."),
     steps: int | None = typer.Option(None, help="Overrides training.steps."),
+    lr: float | None = typer.Option(
+        None, help="Overrides training.lr (the base LR; μP scales it per group)."
+    ),
     device: str = typer.Option("auto", help="auto, cpu, cuda or cuda:N."),
     compile: bool = typer.Option(False, "--compile", help="torch.compile the model (CUDA)."),
 ) -> None:
@@ -191,7 +198,7 @@ def train(
 
         try:
             result = trainer.train(
-                spec, width, seed=seed, steps=steps, device=device, progress=report, compile=compile
+                spec, width, seed=seed, steps=steps, lr=lr, device=device, progress=report, compile=compile
             )
         except (trainer.CorpusError, ValueError) as err:
             bar.stop()
@@ -204,3 +211,7 @@ def train(
 
 def main() -> None:
     cli()
+
+
+if __name__ == "__main__":  # `python -m app.cli`, as the demo starts its workers
+    main()

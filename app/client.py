@@ -10,7 +10,7 @@ client.predict(architecture_id=arch.id, n_params=1e9)
 from __future__ import annotations
 
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from typing import Any, TypeVar
 
 import httpx
@@ -146,9 +146,10 @@ class Client:
         poll_seconds: float = 2.0,
         timeout: float | None = None,
         progress: bool = True,
+        on_poll: Callable[[], None] | None = None,
     ) -> TuningPublic:
         """Poll until the latest tuning has succeeded or failed, with a progress bar over its runs
-        (the total grows when the grid is extended)."""
+        (the total grows when the grid is extended). `on_poll` as for `wait_for`."""
         from rich.progress import BarColumn, Progress, TextColumn, TimeElapsedColumn
 
         deadline = None if timeout is None else time.monotonic() + timeout
@@ -161,6 +162,8 @@ class Client:
         ) as bar:
             task = bar.add_task("tuning", total=None, tuning="", status="")
             while True:
+                if on_poll is not None:
+                    on_poll()
                 tuning = self.get_tuning(architecture_id)
                 counts = tuning.runs
                 finished = counts.succeeded + counts.diverged + counts.failed + counts.cancelled
@@ -213,8 +216,10 @@ class Client:
         poll_seconds: float = 2.0,
         timeout: float | None = None,
         progress: bool = True,
+        on_poll: Callable[[], None] | None = None,
     ) -> SweepPublic:
-        """Poll until every run of the sweep has finished, with a progress bar over training steps."""
+        """Poll until every run of the sweep has finished, with a progress bar over training steps.
+        `on_poll` runs before each poll (raise from it to stop waiting, e.g. when local workers died)."""
         from rich.progress import BarColumn, Progress, TextColumn, TimeElapsedColumn
 
         sweep_id = sweep if isinstance(sweep, int) else sweep.id
@@ -228,6 +233,8 @@ class Client:
         ) as bar:
             task = bar.add_task("sweep", total=None, sweep=sweep_id, status="")
             while True:
+                if on_poll is not None:
+                    on_poll()
                 current = self.get_sweep(sweep_id)
                 total = sum(r.steps for r in current.runs)
                 done = sum(

@@ -10,8 +10,11 @@ from __future__ import annotations
 import hashlib
 import json
 import threading
+from collections.abc import Iterator
+from contextlib import contextmanager
 from typing import Any
 
+import torch
 from sqlalchemy import select
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session, sessionmaker
@@ -23,6 +26,19 @@ from trainer.coord_check import coord_check, default_depths, default_widths
 from trainer.train import code_version
 
 _computing = threading.Lock()
+
+
+@contextmanager
+def _one_torch_thread() -> Iterator[None]:
+    """The check's models are small: a second intra-op thread gains little, and next to busy workers
+    it spins against them (measured here: 41 s with two threads beside two training processes, 4.9 s
+    with one). The API process does no other torch work, so the process-wide setting is safe to flip."""
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)
+    try:
+        yield
+    finally:
+        torch.set_num_threads(threads)
 
 
 def request_of(session: Session, architecture: Architecture) -> dict[str, Any]:
@@ -52,7 +68,7 @@ def stored_or_computed(
         return found, request
     read.rollback()  # no transaction (nor, on SQLite, a snapshot) held through seconds of compute
     spec = ArchitectureSpec.model_validate(architecture.spec)
-    with _computing:
+    with _computing, _one_torch_thread():
         width = coord_check(spec, sizes=request["widths"], lr=request["lr"])
         depth = (
             coord_check(spec, axis="depth", sizes=request["depths"], lr=request["lr"])

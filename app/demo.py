@@ -1,14 +1,19 @@
 """`mupredict demo`: the whole mission on the embedded default (SQLite, CPU, the built-in corpus).
 
-It serves the API and dashboard, runs a local worker, submits two candidate designs, trains their proxy
-ladders, fits, and prints which design wins at a target N far beyond the largest proxy. Everything goes
-through the public HTTP API, as a researcher's notebook would; a second start reuses finished runs.
+It serves the API and dashboard, starts local worker processes, submits two candidate designs, tunes
+each one's LR at its base width, trains each proxy ladder at its tuned η*, fits, and prints which design
+wins at a target N far beyond the largest proxy. Everything goes through the public HTTP API, as a
+researcher's notebook would; a second start reuses finished runs (tuning and ladder alike).
 """
 
 from __future__ import annotations
 
 import json
 import logging
+import os
+import subprocess
+import sys
+import tempfile
 import threading
 import time
 from pathlib import Path
@@ -19,8 +24,8 @@ from rich.table import Table
 
 from app.api import create_app
 from app.client import Client
+from app.schemas import ComparePublic
 from app.settings import Settings
-from app.worker import Worker
 
 EXAMPLES = Path(__file__).resolve().parents[1] / "examples" / "specs"
 DEMO_SPECS = ("gpt_gelu.json", "gpt_swiglu.json")
@@ -33,6 +38,12 @@ def load_demo_specs() -> list[dict[str, object]]:
             f"demo specs {missing} not found under {EXAMPLES}: run the demo from a checkout of the repository"
         )
     return [json.loads((EXAMPLES / name).read_text()) for name in DEMO_SPECS]
+
+
+def default_workers() -> int:
+    """One single-threaded worker per core, up to 4: a tiny proxy gains little from a second thread
+    (1.3× on the 2-core box) but a second process doubles the runs done at once."""
+    return max(1, min(4, os.cpu_count() or 1))
 
 
 class _Server(uvicorn.Server):
@@ -54,6 +65,42 @@ def start_server(settings: Settings, host: str, port: int) -> tuple[_Server, thr
     return server, thread
 
 
+class LocalWorkers:
+    """`mupredict worker` processes on this machine, one torch thread each, logging to one file."""
+
+    def __init__(self, settings: Settings, count: int) -> None:
+        self.log_path = Path(tempfile.gettempdir()) / f"mupredict-demo-workers-{os.getpid()}.log"
+        env = {
+            **os.environ,
+            "MUPREDICT_DATABASE_URL": settings.database_url,
+            "OMP_NUM_THREADS": "1",
+            "MKL_NUM_THREADS": "1",
+        }
+        command = [sys.executable, "-m", "app.cli", "worker", "--device", "cpu", "--poll-seconds", "0.5"]
+        self._log = self.log_path.open("ab")
+        self.processes = [
+            subprocess.Popen(command, env=env, stdout=self._log, stderr=subprocess.STDOUT)
+            for _ in range(count)
+        ]
+
+    def check(self) -> None:
+        """Raise when every worker has exited: nothing would ever finish the queued runs."""
+        if all(p.poll() is not None for p in self.processes):
+            raise RuntimeError(f"every local worker exited: see {self.log_path}")
+
+    def stop(self) -> None:
+        """SIGTERM: each worker hands its run in flight back to the queue and exits."""
+        for p in self.processes:
+            if p.poll() is None:
+                p.terminate()
+        for p in self.processes:
+            try:
+                p.wait(timeout=60)
+            except subprocess.TimeoutExpired:
+                p.kill()
+        self._log.close()
+
+
 def run_demo(
     settings: Settings,
     *,
@@ -63,6 +110,7 @@ def run_demo(
     serve: bool = True,
     console: Console | None = None,
     specs: list[dict[str, object]] | None = None,
+    workers: int | None = None,
 ) -> dict[str, object]:
     """Run the demo; returns the comparison (and keeps serving the dashboard when `serve`).
 
@@ -72,53 +120,78 @@ def run_demo(
     logging.basicConfig(level=logging.WARNING)
     server, server_thread = start_server(settings, host, port)
     base_url = f"http://{host}:{port}"
-    worker = Worker(settings, device="cpu", poll_seconds=0.5)
-    worker_thread = threading.Thread(target=worker.run, name="worker", daemon=True)
-    worker_thread.start()
+    pool = LocalWorkers(settings, workers or default_workers())
     token = settings.api_token.get_secret_value() if settings.api_token else None
     try:
         with Client(base_url, token=token) as client:
             archs = [client.create_architecture(spec) for spec in specs or load_demo_specs()]
+            # 1. Tune: an LR sweep at each design's base width (×√2 grid, 2 seeds, extended until the
+            #    minimum is bracketed). Both are queued first, so the workers run them side by side.
             for arch in archs:
-                console.print(f"[bold]{arch.name}[/]: proxy widths {arch.spec.proxy_widths}")
-                sweep = client.create_sweep(arch.id)
-                if sweep.done:
-                    console.print(f"  reusing its {sweep.counts.succeeded} finished proxy runs")
+                tuning = client.create_tuning(arch.id, widths=[])
+                done = tuning.runs.succeeded + tuning.runs.diverged
+                what = "reusing its finished runs" if tuning.status == "succeeded" else f"{done} run(s) done"
+                console.print(
+                    f"[bold]{arch.name}[/]: tuning the LR at width {arch.spec.parametrization.base_width} "
+                    f"around {arch.spec.training.lr:g} ({what})"
+                )
+            # 2. Train each ladder at its η*, as soon as its tuning is done.
+            sweeps = []
+            for arch in archs:
+                tuning = client.wait_for_tuning(arch.id, poll_seconds=0.5, on_poll=pool.check)
+                if tuning.status == "succeeded":
+                    console.print(
+                        f"[bold]{arch.name}[/]: η* = {tuning.lr_star:.3g} "
+                        f"[{tuning.lower:.3g}, {tuning.upper:.3g}] at width {tuning.per_width[0].width}"
+                    )
                 else:
-                    console.print(f"  training {len(sweep.runs)} proxies on the local CPU worker")
-                client.wait_for(sweep, poll_seconds=0.5)
+                    console.print(
+                        f"[yellow]{arch.name}: tuning failed ({tuning.error}); the spec's lr is used[/]"
+                    )
+                sweep = client.create_sweep(arch.id)
+                reuse = f", reusing its {sweep.counts.succeeded} finished runs" if sweep.done else ""
+                console.print(
+                    f"[bold]{arch.name}[/]: ladder {arch.spec.proxy_widths} at lr {sweep.lr:g} "
+                    f"({sweep.lr_source}){reuse}"
+                )
+                sweeps.append(sweep)
+            for sweep in sweeps:
+                client.wait_for(sweep, poll_seconds=0.5, on_poll=pool.check)
             largest = max(client.get_fit(a.id).n_params_range[1] for a in archs)
             target = largest * target_factor
             result = client.compare([a.id for a in archs], n_params=target)
-        table = Table(
-            title=f"Predicted loss at N = {target:.3g} non-embedding parameters "
-            f"({target_factor:g}× the largest proxy)"
-        )
-        for column in ("#", "design", "loss", "90% interval", "P(best)", "extrapolation"):
-            table.add_column(column, no_wrap=True)
-        for c in result.candidates:
-            table.add_row(
-                str(c.rank),
-                c.name,
-                f"{c.predicted_loss:.4f}",
-                f"[{c.lower:.4f}, {c.upper:.4f}]",
-                f"{c.probability_best:.2f}",
-                f"{c.extrapolation_factor:.0f}×",
-            )
-        console.print(table)
-        for c in result.candidates:
-            for warning in c.warnings:
-                console.print(f"[yellow]{c.name}: {warning}[/]")
-        best = result.candidates[0]
-        console.print(f"[bold green]{best.name}[/] wins with probability {best.probability_best:.2f}.")
+        print_table(console, result, target, target_factor)
         ids = ",".join(str(a.id) for a in archs)
         console.print(f"Dashboard: {base_url}/compare?ids={ids}&n={target:.3g}  (Ctrl-C to stop)")
         if serve:
-            while worker_thread.is_alive():
+            while True:
                 time.sleep(0.5)
         return result.model_dump()
     finally:
-        worker.stopping.set()
+        pool.stop()
         server.should_exit = True
-        worker_thread.join(timeout=60)
         server_thread.join(timeout=30)
+
+
+def print_table(console: Console, result: ComparePublic, target: float, target_factor: float) -> None:
+    table = Table(
+        title=f"Predicted loss at N = {target:.3g} non-embedding parameters "
+        f"({target_factor:g}× the largest proxy)"
+    )
+    for column in ("#", "design", "loss", "90% interval", "P(best)", "extrapolation"):
+        table.add_column(column, no_wrap=True)
+    for c in result.candidates:
+        table.add_row(
+            str(c.rank),
+            c.name,
+            f"{c.predicted_loss:.4f}",
+            f"[{c.lower:.4f}, {c.upper:.4f}]",
+            f"{c.probability_best:.2f}",
+            f"{c.extrapolation_factor:.0f}×",
+        )
+    console.print(table)
+    for c in result.candidates:
+        for warning in c.warnings:
+            console.print(f"[yellow]{c.name}: {warning}[/]")
+    best = result.candidates[0]
+    console.print(f"[bold green]{best.name}[/] wins with probability {best.probability_best:.2f}.")

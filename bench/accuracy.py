@@ -3,10 +3,13 @@
     python bench/accuracy.py --profile cpu            # here: 2-core CPU, built-in corpus (30 runs)
     python bench/accuracy.py --profile gpu            # on a CUDA machine: widths to 1536
 
-Every run is a real `trainer.train` on the default corpus with one μP recipe for all widths (no
-per-size search). The law is fitted with `predictor.fit` on the fitted widths only (every seed a point);
-each held-out width is then predicted and compared with what training actually reached: the mean over
-its seeds, since the law predicts the expected loss and one seed's loss differs from the next by ~1 %.
+Every run is a real `trainer.train` on the default corpus with one μP recipe for all widths (no per-size
+search), at the LR tuned at the base width first (the product's tuning, trainer.tuning: the bracketed ×√2
+grid around the spec's lr, two seeds, η* rounded to 3 significant digits; its runs are shared with
+bench/mup_transfer.py through one cache). The law is fitted with `predictor.fit` on the fitted widths
+only (every seed a point); each held-out width is then predicted and compared with what training actually
+reached: the mean over its seeds, since the law predicts the expected loss and one seed's loss differs
+from the next by ~1 %.
 Target: median relative error ≤ 1 % at ≥ 4× extrapolation in non-embedding parameters, with the 90 %
 intervals covering.
 
@@ -28,8 +31,13 @@ from pathlib import Path
 import numpy as np
 import torch
 
-import predictor
-import trainer
+ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT))
+
+import predictor  # noqa: E402
+import trainer  # noqa: E402
+from bench.tuning_runs import CachedTuner, default_jobs  # noqa: E402
+from trainer.tuning import Shape, TuningPlan  # noqa: E402
 
 RESULTS = Path(__file__).resolve().parent / "results"
 
@@ -89,8 +97,31 @@ def machine() -> str:
     return f"{cpu}, {torch.get_num_threads()} threads, torch {torch.__version__}"
 
 
-def train_ladder(profile: Profile, cache: Path, device: str) -> list[dict[str, object]]:
+def tune(profile: Profile, name: str, device: str, jobs: int) -> tuple[float, list[str]]:
+    """η* at the base width, as `POST /v1/architectures/{id}/tuning` with `widths: []` finds it."""
     spec = trainer.ArchitectureSpec.model_validate(profile.spec)
+    plan = TuningPlan(center_lr=spec.training.lr, base=Shape(spec.parametrization.base_width, spec.n_layers))
+    tuner = CachedTuner(RESULTS / f"tuning_{name}.runs.jsonl", device, jobs)
+    result = tuner.tune(spec, plan)
+    if result.ladder_lr is None:
+        raise SystemExit(f"the LR tuning failed: {result.reason}")
+    curve = result.curves[0]
+    points = ", ".join(
+        f"{p.lr:.3g}: {p.loss_mean:.4f}" if p.loss_mean is not None else f"{p.lr:.3g}: diverged"
+        for p in curve.points
+    )
+    lines = [
+        f"LR tuned at width {curve.shape.width} (seeds 0, 1; mean validation loss per lr): {points}",
+        f"η* = {result.lr_star:.4g} [{result.lower:.4g}, {result.upper:.4g}] (90%); the ladder trains at "
+        f"lr {result.ladder_lr:g} (the spec's lr was {spec.training.lr:g})",
+        "",
+    ]
+    return result.ladder_lr, lines
+
+
+def train_ladder(profile: Profile, cache: Path, device: str, lr: float) -> list[dict[str, object]]:
+    spec = trainer.ArchitectureSpec.model_validate(profile.spec)
+    spec = spec.model_copy(update={"training": spec.training.model_copy(update={"lr": lr})})
     wanted = [(w, s) for w in profile.fit_widths for s in profile.fit_seeds]
     wanted += [(w, s) for w in profile.holdout_widths for s in profile.holdout_seeds]
     done: dict[tuple[int, int], dict[str, object]] = {}
@@ -182,6 +213,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--profile", choices=sorted(PROFILES), default="cpu")
     parser.add_argument("--device", default=None, help="Override the profile's device.")
     parser.add_argument("--level", type=float, default=0.9)
+    parser.add_argument("--jobs", type=int, default=default_jobs(), help="Tuning runs at once.")
     parser.add_argument("--out", type=Path, default=None, help="Report file (default bench/results/).")
     args = parser.parse_args(argv)
     profile = PROFILES[args.profile]
@@ -197,8 +229,12 @@ def main(argv: list[str] | None = None) -> int:
         "",
     ]
     print("\n".join(header), flush=True)
-    runs = train_ladder(profile, cache, args.device or profile.device)
+    device = args.device or profile.device
+    lr, tuning_lines = tune(profile, args.profile, device, args.jobs)
+    print("\n".join(tuning_lines), flush=True)
+    runs = train_ladder(profile, cache, device, lr)
     lines, ok = backtest(profile, runs, args.level)
+    lines = tuning_lines + lines
     lines.append(f"wall time of this invocation: {time.perf_counter() - started:.0f} s (cached runs reused)")
     text = "\n".join(header + lines) + "\n"
     print("\n".join(lines))

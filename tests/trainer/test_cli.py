@@ -23,6 +23,13 @@ def test_train_prints_the_result_as_json(tmp_path: Path) -> None:
     assert result.exit_code == 0, result.output
     payload = json.loads(result.stdout[result.stdout.index("{") :])
     assert payload["status"] == "succeeded" and payload["steps"] == 3 and payload["width"] == 16
+    assert payload["lr"] == tiny_spec().training.lr
+    pinned = CliRunner().invoke(
+        cli, ["train", "--spec", str(spec), "--width", "16", "--steps", "3", "--lr", "0.003"]
+    )
+    assert pinned.exit_code == 0, pinned.output
+    other = json.loads(pinned.stdout[pinned.stdout.index("{") :])
+    assert other["lr"] == 0.003 and other["val_loss"] != payload["val_loss"]
 
 
 def test_bad_spec_prints_the_validation_error(tmp_path: Path) -> None:
