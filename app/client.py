@@ -150,17 +150,9 @@ class Client:
     ) -> TuningPublic:
         """Poll until the latest tuning has succeeded or failed, with a progress bar over its runs
         (the total grows when the grid is extended). `on_poll` as for `wait_for`."""
-        from rich.progress import BarColumn, Progress, TextColumn, TimeElapsedColumn
-
         deadline = None if timeout is None else time.monotonic() + timeout
-        with Progress(
-            TextColumn("tuning {task.fields[tuning]}"),
-            BarColumn(),
-            TextColumn("{task.fields[status]}"),
-            TimeElapsedColumn(),
-            disable=not progress,
-        ) as bar:
-            task = bar.add_task("tuning", total=None, tuning="", status="")
+        with _progress_bar("tuning", progress) as bar:
+            task = bar.add_task("tuning", total=None, label="", status="")
             while True:
                 if on_poll is not None:
                     on_poll()
@@ -171,7 +163,7 @@ class Client:
                     task,
                     total=finished + counts.running + counts.queued,
                     completed=finished,
-                    tuning=tuning.id,
+                    label=tuning.id,
                     status=f"{tuning.status} · {finished} runs done · {counts.queued} queued",
                 )
                 if tuning.status in ("succeeded", "failed"):
@@ -220,18 +212,10 @@ class Client:
     ) -> SweepPublic:
         """Poll until every run of the sweep has finished, with a progress bar over training steps.
         `on_poll` runs before each poll (raise from it to stop waiting, e.g. when local workers died)."""
-        from rich.progress import BarColumn, Progress, TextColumn, TimeElapsedColumn
-
         sweep_id = sweep if isinstance(sweep, int) else sweep.id
         deadline = None if timeout is None else time.monotonic() + timeout
-        with Progress(
-            TextColumn("sweep {task.fields[sweep]}"),
-            BarColumn(),
-            TextColumn("{task.fields[status]}"),
-            TimeElapsedColumn(),
-            disable=not progress,
-        ) as bar:
-            task = bar.add_task("sweep", total=None, sweep=sweep_id, status="")
+        with _progress_bar("sweep", progress) as bar:
+            task = bar.add_task("sweep", total=None, label=sweep_id, status="")
             while True:
                 if on_poll is not None:
                     on_poll()
@@ -290,3 +274,16 @@ class Client:
             if page.next_cursor is None:
                 return
             cursor = page.next_cursor
+
+
+def _progress_bar(what: str, enabled: bool) -> Any:
+    """The bar `wait_for` and `wait_for_tuning` show: "<what> <id>", the bar, a status, the time taken."""
+    from rich.progress import BarColumn, Progress, TextColumn, TimeElapsedColumn
+
+    return Progress(
+        TextColumn(f"{what} {{task.fields[label]}}"),
+        BarColumn(),
+        TextColumn("{task.fields[status]}"),
+        TimeElapsedColumn(),
+        disable=not enabled,
+    )

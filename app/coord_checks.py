@@ -22,7 +22,7 @@ from sqlalchemy.orm import Session, sessionmaker
 from app import tuning
 from app.models import Architecture, CoordCheckRecord
 from trainer import ArchitectureSpec
-from trainer.coord_check import coord_check, default_depths, default_widths
+from trainer.coord_check import coord_check, default_depths, default_widths, largest_model
 from trainer.train import code_version
 
 _computing = threading.Lock()
@@ -41,24 +41,38 @@ def _one_torch_thread() -> Iterator[None]:
         torch.set_num_threads(threads)
 
 
-def request_of(session: Session, architecture: Architecture) -> dict[str, Any]:
-    """What the check for this architecture runs: at the tuned η* when there is one, else the spec's LR."""
+class TooLarge(Exception):
+    """The check would build a model past the configured budget; the message names the fix."""
+
+
+def request_of(session: Session, architecture: Architecture, max_params: int) -> dict[str, Any]:
+    """What the check for this architecture runs: at the tuned η* when there is one, else the spec's LR.
+    Raises TooLarge when its largest model exceeds `max_params` (it runs in the API process, on a CPU)."""
     spec = ArchitectureSpec.model_validate(architecture.spec)
     tuned = tuning.ladder_lr(tuning.latest(session, architecture.id, succeeded=True))
+    widths = default_widths(spec)
+    depths = default_depths(spec) if spec.parametrization.depth_alpha > 0 else []
+    total, shape = largest_model(spec, widths, depths)
+    if total > max_params:
+        raise TooLarge(
+            f"the coordinate check would build a {total / 1e6:.0f}M-parameter model ({shape}), past the "
+            f"limit of {max_params / 1e6:.0f}M (MUPREDICT_COORD_CHECK_MAX_PARAMS): raise the limit, or "
+            "check a spec with a smaller base width, depth or vocabulary"
+        )
     return {
         "lr": tuned if tuned is not None else spec.training.lr,
         "lr_source": "tuned" if tuned is not None else "spec",
-        "widths": default_widths(spec),
-        "depths": default_depths(spec) if spec.parametrization.depth_alpha > 0 else None,
+        "widths": widths,
+        "depths": depths or None,
         "code_version": code_version(),
     }
 
 
 def stored_or_computed(
-    read: Session, write_sessions: sessionmaker[Session], architecture: Architecture
+    read: Session, write_sessions: sessionmaker[Session], architecture: Architecture, max_params: int
 ) -> tuple[CoordCheckRecord, dict[str, Any]]:
     """The stored check for the architecture's current LR, computing and storing it if there is none."""
-    request = request_of(read, architecture)
+    request = request_of(read, architecture, max_params)
     key = hashlib.sha256(json.dumps(request, sort_keys=True).encode()).hexdigest()
     query = select(CoordCheckRecord).where(
         CoordCheckRecord.architecture_id == architecture.id, CoordCheckRecord.key == key

@@ -61,6 +61,18 @@ class RunCounts(BaseModel):
     succeeded_widths: int = Field(0, description="Distinct proxy widths with a finished run.")
 
 
+class TuningSummary(BaseModel):
+    """The latest LR tuning in brief (GET /v1/architectures/{id}/tuning has the curves)."""
+
+    id: int
+    status: str = Field(description="queued, running, succeeded or failed.")
+    lr_star: float | None
+    lower: float | None
+    upper: float | None
+    ladder_lr: float | None = Field(description="What a new sweep trains at (η* to 3 significant digits).")
+    transfer: dict[str, str] = Field(description="The verdict per checked axis ('width', 'depth').")
+
+
 class ArchitecturePublic(BaseModel):
     model_config = ConfigDict(from_attributes=True)
 
@@ -70,6 +82,7 @@ class ArchitecturePublic(BaseModel):
     spec: ArchitectureSpec
     created_at: datetime
     runs: RunCounts
+    tuning: TuningSummary | None = Field(None, description="The latest LR tuning; null if never tuned.")
 
 
 class ProxySize(BaseModel):

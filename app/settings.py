@@ -27,6 +27,11 @@ class Settings(BaseSettings):
     max_runs_per_tuning: int = Field(
         256, ge=1, description="Most runs one LR tuning may reach (shapes × LRs with extensions × seeds)."
     )
+    coord_check_max_params: int = Field(
+        100_000_000,
+        ge=1,
+        description="Largest model (total parameters) a coordinate check may build in the API process.",
+    )
     lease_seconds: float = Field(
         60.0, gt=0, description="How long a claimed run stays leased without a heartbeat before requeue."
     )

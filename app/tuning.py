@@ -193,10 +193,24 @@ def current_result(session: Session, tuning: Tuning) -> tuple[TuningStatus, dict
     rows = _runs(session, tuning.id)
     status = tuning.status
     if status == TuningStatus.queued and any(r.status != RunStatus.queued for r in rows):
-        status = TuningStatus.running
+        status = TuningStatus.running  # as effective_status, from the rows already read
     if tuning.result is not None:
         return status, tuning.result, rows
     return status, analyze(plan_of(tuning.params), observations(rows)).to_dict(), rows
+
+
+def effective_status(session: Session, tuning: Tuning) -> TuningStatus:
+    """The stored status, except that a queued tuning is running once one of its runs has started."""
+    if tuning.status != TuningStatus.queued:
+        return tuning.status
+    started = session.scalar(
+        select(
+            exists().where(
+                TuningRun.tuning_id == tuning.id, TuningRun.run_id == Run.id, Run.status != RunStatus.queued
+            )
+        )
+    )
+    return TuningStatus.running if started else TuningStatus.queued
 
 
 def ladder_lr(tuning: Tuning | None) -> float | None:

@@ -26,6 +26,7 @@ from app.schemas import (
     SpecCheck,
     SweepCreate,
     SweepPublic,
+    TuningSummary,
 )
 from app.views import get_or_404, sweep_public
 from trainer import ArchitectureSpec, count_params
@@ -34,6 +35,19 @@ router = APIRouter(prefix="/v1/architectures", tags=["architectures"])
 
 
 def architecture_public(session: SessionDep, arch: Architecture) -> ArchitecturePublic:
+    latest = tuning.latest(session, arch.id)
+    summary = None
+    if latest is not None:
+        result = latest.result or {}
+        summary = TuningSummary(
+            id=latest.id,
+            status=tuning.effective_status(session, latest).value,
+            lr_star=result.get("lr_star"),
+            lower=result.get("lower"),
+            upper=result.get("upper"),
+            ladder_lr=tuning.ladder_lr(latest),
+            transfer={axis: t["verdict"] for axis, t in (result.get("transfer") or {}).items()},
+        )
     return ArchitecturePublic(
         id=arch.id,
         name=arch.name,
@@ -41,6 +55,7 @@ def architecture_public(session: SessionDep, arch: Architecture) -> Architecture
         spec=ArchitectureSpec.model_validate(arch.spec),
         created_at=arch.created_at,
         runs=RunCounts(**run_counts(session, arch.id)),
+        tuning=summary,
     )
 
 

@@ -129,12 +129,20 @@ def get_tuning(architecture_id: IdPath, session: SessionDep) -> TuningPublic:
     return tuning_public(session, row)
 
 
-@router.get("/{architecture_id}/coord-check", response_model=CoordCheckPublic, responses={404: {}})
-def get_coord_check(architecture_id: IdPath, session: SessionDep, http: Request) -> CoordCheckPublic:
+@router.get("/{architecture_id}/coord-check", response_model=CoordCheckPublic, responses={404: {}, 409: {}})
+def get_coord_check(
+    architecture_id: IdPath, session: SessionDep, settings: SettingsDep, http: Request
+) -> CoordCheckPublic:
     """The coordinate check at the tuned η* (else the spec's LR): mean |x| of every module's output and
-    of its change, widths ×1…×8 (and depths, with depth_alpha > 0); computed on the first request."""
+    of its change, widths ×1…×8 (and depths, with depth_alpha > 0); computed on the first request.
+    409 when its largest model exceeds MUPREDICT_COORD_CHECK_MAX_PARAMS."""
     arch = get_or_404(session, Architecture, architecture_id)
-    record, request = coord_checks.stored_or_computed(session, http.app.state.session_factory, arch)
+    try:
+        record, request = coord_checks.stored_or_computed(
+            session, http.app.state.session_factory, arch, settings.coord_check_max_params
+        )
+    except coord_checks.TooLarge as exc:
+        raise HTTPException(status.HTTP_409_CONFLICT, str(exc)) from None
     width = CoordCheckAxis(**record.result["width"])
     depth = CoordCheckAxis(**record.result["depth"]) if record.result.get("depth") else None
     passes = width.verdict == "passes" and (depth is None or depth.verdict == "passes")

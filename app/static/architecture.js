@@ -1,5 +1,6 @@
-/* Architecture: the spec, the runs with live progress (polled while any is queued or running),
-   training-loss curves per width, the fit with its residuals and report, and the sweep launcher. */
+/* Architecture: the spec, the runs with live progress (polled while any run or the LR tuning is queued
+   or running), the LR tuning with its μTransfer figure, training-loss curves per width, the fit with its
+   residuals and report, the coordinate check, and the sweep and tuning launchers. */
 "use strict";
 
 (() => {
@@ -23,6 +24,8 @@
     return el("tr", { "data-run-id": run.id },
       el("td", { class: "num" }, run.id),
       el("td", { class: "num" }, run.width),
+      el("td", { class: "num" }, run.depth),
+      el("td", { class: "num" }, MU.fmtLr(run.lr)),
       el("td", { class: "num" }, run.seed),
       el("td", {}, el("span", { class: `badge ${run.status}`, title: run.error || null }, run.status)),
       progress(run),
@@ -42,23 +45,28 @@
     }));
     const widths = [...new Set(started.map((run) => run.width))].sort((a, b) => a - b);
     const seeds = [...new Set(started.map((run) => run.seed))].sort((a, b) => a - b);
+    // A tuning's runs differ in LR (and maybe depth) too: name those only when they vary.
+    const varies = (key) => new Set(started.map((run) => run[key])).size > 1;
+    const [depths, lrs] = [varies("depth"), varies("lr")];
     const data = started.map((run) => {
       const { loss_curve: curve } = curves.get(run.id).run;
+      const shape = `${depths ? ` · depth ${run.depth}` : ""}${lrs ? ` · lr ${MU.fmtLr(run.lr)}` : ""}`;
       return {
-        name: `width ${run.width} · seed ${run.seed}`, type: "scatter", mode: "lines",
+        name: `width ${run.width}${shape} · seed ${run.seed}`, type: "scatter", mode: "lines",
         x: curve.map((p) => p.step), y: curve.map((p) => p.train_loss),
         // One colour per width; replicate seeds of a width differ by dash.
         line: { color: MU.color(widths.indexOf(run.width)), width: 1.5, dash: seeds.indexOf(run.seed) ? "dot" : "solid" },
       };
     });
+    const div = document.getElementById("loss-plot");
     if (!data.length) {
-      document.getElementById("loss-plot").replaceChildren(el("p", { class: "muted" }, "No run has started yet."));
+      MU.plotMessage(div, "No run has started yet.");
       return;
     }
-    await Plotly.react("loss-plot", data, MU.plotLayout({
+    await MU.plot(div, data, {
       xaxis: { title: { text: "step" } }, yaxis: { title: { text: "training loss" } },
       legend: { orientation: "v", x: 1.02, y: 1, font: { size: 11 } }, margin: { l: 60, r: 10, t: 20, b: 50 },
-    }), MU.plotConfig);
+    });
   }
 
   async function drawFit(arch) {
@@ -114,23 +122,30 @@
     const widthsInput = document.getElementById("sweep-widths");
     if (!widthsInput.value) widthsInput.value = arch.spec.proxy_widths.join(", ");
     document.getElementById("sweep-steps").placeholder = String(arch.spec.training.steps);
+    document.getElementById("tune-steps").placeholder = String(arch.spec.training.steps);
+    const base = arch.spec.parametrization.base_width;
+    document.getElementById("tune-widths").placeholder = `${4 * base}, ${8 * base}`;
     const label = runs.length ? "Extend the sweep" : "Launch a sweep";
     document.getElementById("sweep-title").textContent = label;
     document.getElementById("sweep-submit").textContent = runs.length ? "Extend sweep" : "Launch sweep";
     runsBody.replaceChildren(...(runs.length
       ? runs.map(runRow)
-      : [el("tr", {}, el("td", { colspan: 8, class: "empty" }, "No runs yet: launch a sweep."))]));
+      : [el("tr", {}, el("td", { colspan: 10, class: "empty" }, "No runs yet: launch a sweep."))]));
     const finished = runs.filter((run) => run.status === "succeeded").map((run) => run.id).join(",");
+    // Only an architecture that has a tuning is asked for one (a 404 is logged by every browser).
+    const tuning = arch.tuning ? await MU.api(`/v1/architectures/${id}/tuning`) : null;
+    await MUTuning.drawTuning(arch, tuning);
     await drawCurves(runs);
     // The fit is refetched only when the set of finished runs changed; the "not yet" notice always.
     if (finished !== fittedOn || !MU.canFit(arch.runs)) {
       fittedOn = finished;
       await drawFit(arch);
     }
-    return runs.some((run) => run.status === "queued" || run.status === "running");
+    const busy = (status) => status === "queued" || status === "running";
+    return runs.some((run) => busy(run.status)) || (tuning != null && busy(tuning.status));
   }
 
-  /** Refresh now, and keep polling while any run is queued or running. */
+  /** Refresh now, and keep polling while any run or the tuning is queued or running. */
   async function poll() {
     clearTimeout(timer);
     try {
@@ -170,6 +185,34 @@
     } finally {
       button.disabled = false;
     }
+  });
+
+  document.getElementById("tune-form").addEventListener("submit", async (event) => {
+    event.preventDefault();
+    const status = document.getElementById("tune-status");
+    const button = document.getElementById("tune-submit");
+    try {
+      const body = { seeds: integers(document.getElementById("tune-seeds").value, "seeds") };
+      const widths = document.getElementById("tune-widths").value.trim();
+      if (widths) body.widths = integers(widths, "widths");
+      const steps = document.getElementById("tune-steps").value.trim();
+      if (steps) body.steps = integers(steps, "steps")[0];
+      button.disabled = true;
+      const tuning = await MU.api(`/v1/architectures/${id}/tuning`, { method: "POST", body });
+      const shapes = tuning.per_width.length + Math.max(0, tuning.per_depth.length - 1);
+      MU.notice(status, "ok", `LR tuning #${tuning.id} (${tuning.status}): ${shapes} shape(s), ` +
+        `${MU.runCounts(tuning.runs)}.`);
+      await poll();
+    } catch (err) {
+      MU.notice(status, "error", err.message);
+    } finally {
+      button.disabled = false;
+    }
+  });
+
+  document.getElementById("coord-run").addEventListener("click", () => MUTuning.runCoordCheck(id));
+  document.getElementById("lr-relative").addEventListener("change", () => {
+    MUTuning.redraw().catch((err) => MU.notice(messages, "error", err.message));
   });
 
   poll().finally(MU.ready);

@@ -162,6 +162,29 @@ const MU = (() => {
     };
   }
 
+  /** 0.009933 → "0.00993": learning rates to 3 significant digits. */
+  function fmtLr(lr) {
+    return lr == null ? "—" : String(+lr.toPrecision(3));
+  }
+
+  function fmtSigned(x) {
+    return x == null ? "—" : `${x < 0 ? "−" : "+"}${Math.abs(x).toFixed(3)}`;
+  }
+
+  /** Show a muted line instead of a plot (forgetting the plot, so that a later one starts afresh at full
+      height: .plot:has(> p.muted) collapses the box). */
+  function plotMessage(div, text) {
+    Plotly.purge(div);
+    div.replaceChildren(el("p", { class: "muted" }, text));
+  }
+
+  /** Draw a Plotly figure into a div that may hold a plotMessage. */
+  async function plot(div, data, layout) {
+    if (div.querySelector(":scope > p.muted")) div.replaceChildren();
+    div.hidden = false;
+    await Plotly.react(div, data, plotLayout(layout), plotConfig);
+  }
+
   /** Pages set body[data-ready] once their first load finished, so tests (and people) know. */
   function ready() {
     document.body.dataset.ready = "true";
@@ -186,5 +209,6 @@ const MU = (() => {
   return {
     fmtFactor, LEVEL, ApiError, api, listAll, el, notice, fmtN, parseN, fmtLoss, fmtInterval, runCounts, canFit,
     notFittedReason, color, translucent, plotConfig, plotLayout, ready, describeDetail, fieldPath, minWidths,
+    fmtLr, fmtSigned, plot, plotMessage,
   };
 })();

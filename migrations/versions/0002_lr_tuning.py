@@ -24,21 +24,34 @@ DEFAULT_LR = 0.01  # trainer.TrainingSpec's default, for a stored spec that leav
 DEFAULT_DEPTH = 2  # trainer.ArchitectureSpec's default n_layers
 
 
+RUNS = sa.table(
+    "runs",
+    sa.column("architecture_id", sa.Integer),
+    sa.column("lr", sa.Float),
+    sa.column("depth", sa.Integer),
+)
+
+
+def _spec_recipes() -> list[tuple[int, float, int]]:
+    """(architecture id, its spec's LR, its spec's depth) for every architecture."""
+    architectures = sa.table("architectures", sa.column("id", sa.Integer), sa.column("spec", sa.JSON))
+    rows = op.get_bind().execute(sa.select(architectures.c.id, architectures.c.spec)).all()
+    return [
+        (
+            arch_id,
+            float((spec.get("training") or {}).get("lr", DEFAULT_LR)),
+            int(spec.get("n_layers", DEFAULT_DEPTH)),
+        )
+        for arch_id, spec in rows
+    ]
+
+
 def _backfill() -> None:
     """Copy each architecture's LR and depth into its runs and sweeps (what they trained at)."""
     bind = op.get_bind()
-    architectures = sa.table("architectures", sa.column("id", sa.Integer), sa.column("spec", sa.JSON))
-    runs = sa.table(
-        "runs",
-        sa.column("architecture_id", sa.Integer),
-        sa.column("lr", sa.Float),
-        sa.column("depth", sa.Integer),
-    )
     sweeps = sa.table("sweeps", sa.column("architecture_id", sa.Integer), sa.column("lr", sa.Float))
-    for arch_id, spec in bind.execute(sa.select(architectures.c.id, architectures.c.spec)).all():
-        lr = float((spec.get("training") or {}).get("lr", DEFAULT_LR))
-        depth = int(spec.get("n_layers", DEFAULT_DEPTH))
-        bind.execute(sa.update(runs).where(runs.c.architecture_id == arch_id).values(lr=lr, depth=depth))
+    for arch_id, lr, depth in _spec_recipes():
+        bind.execute(sa.update(RUNS).where(RUNS.c.architecture_id == arch_id).values(lr=lr, depth=depth))
         bind.execute(sa.update(sweeps).where(sweeps.c.architecture_id == arch_id).values(lr=lr))
 
 
@@ -142,22 +155,9 @@ def downgrade() -> None:
         batch_op.drop_index(batch_op.f("ix_tunings_architecture_id"))
     op.drop_table("tunings")
     # Runs at other LRs or depths than their spec's (tuning runs) have no place in the old schema.
-    bind = op.get_bind()
-    architectures = sa.table("architectures", sa.column("id", sa.Integer), sa.column("spec", sa.JSON))
-    runs = sa.table(
-        "runs",
-        sa.column("architecture_id", sa.Integer),
-        sa.column("lr", sa.Float),
-        sa.column("depth", sa.Integer),
-    )
-    for arch_id, spec in bind.execute(sa.select(architectures.c.id, architectures.c.spec)).all():
-        lr = float((spec.get("training") or {}).get("lr", DEFAULT_LR))
-        depth = int(spec.get("n_layers", DEFAULT_DEPTH))
-        bind.execute(
-            sa.delete(runs).where(
-                runs.c.architecture_id == arch_id, sa.or_(runs.c.lr != lr, runs.c.depth != depth)
-            )
-        )
+    for arch_id, lr, depth in _spec_recipes():
+        stale = sa.or_(RUNS.c.lr != lr, RUNS.c.depth != depth)
+        op.get_bind().execute(sa.delete(RUNS).where(RUNS.c.architecture_id == arch_id, stale))
     with op.batch_alter_table("sweeps", schema=None) as batch_op:
         batch_op.drop_column("lr_source")
         batch_op.drop_column("lr")

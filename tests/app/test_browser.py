@@ -1,13 +1,15 @@
 """The dashboard in real headless Chromium (Debian's `chromium`, driven by Playwright).
 
 One uvicorn server on a free loopback port serves a fresh SQLite database seeded with two architectures
-whose proxy runs finished (through the real queue) and one still waiting for its runs; it requires an API
-token for writes, which the pages send from their token field. Every page must load with no console
-error and no request leaving 127.0.0.1; screenshots go to test-artifacts/screenshots/.
+whose proxy runs finished (through the real queue) and one still waiting for its runs (the LR tests add
+architectures whose tunings finish on a known LR basin); it requires an API token for writes, which the
+pages send from their token field. Every page must load with no console error and no request leaving
+127.0.0.1; screenshots go to test-artifacts/screenshots/.
 """
 
 from __future__ import annotations
 
+import math
 import shutil
 from collections.abc import Iterator
 from dataclasses import dataclass, field
@@ -18,10 +20,11 @@ import httpx
 import pytest
 from pydantic import SecretStr
 
+from app import queue
 from app.api import create_app
 from app.db import make_engine
 from app.settings import Settings
-from tests.app.api_helpers import finish_runs, spec_dict
+from tests.app.api_helpers import finish_runs, lr_basin, spec_dict
 from tests.app.live_server import live_server
 from tests.db_fixtures import require_service
 
@@ -41,6 +44,7 @@ except ImportError:  # pragma: no cover - playwright is a dev dependency
 class Site:
     url: str
     ids: dict[str, int]  # architecture name → id
+    db_url: str  # for completing runs through the real queue, as a worker would
 
 
 @pytest.fixture(scope="module")
@@ -69,7 +73,7 @@ def _seed(url: str, db_url: str) -> Site:
             if law is not None:
                 finish_runs(engine, arch["id"], **law)
     engine.dispose()
-    return Site(url=url, ids=ids)
+    return Site(url=url, ids=ids, db_url=db_url)
 
 
 @pytest.fixture(scope="module")
@@ -257,3 +261,168 @@ def test_submit_shows_errors_inline_then_creates_and_launches(watched: Watched, 
     assert page.url.endswith(f"/architectures/{created[0]['id']}")
     assert page.locator("#runs tbody tr").count() == 4
     _screenshot(page, "submitted")
+
+
+LR_STAR = 0.01  # the minimum of the LR basin the tuned architectures' runs are completed with
+
+
+def _legend(page: Page, plot_id: str) -> list[str]:
+    """The names a Plotly figure shows in its legend."""
+    names = f"document.getElementById('{plot_id}').data.filter(t => t.showlegend !== false).map(t => t.name)"
+    return page.evaluate(names)
+
+
+def _finish_on_basin(site: Site, arch_id: int, diverge_above: float = math.inf) -> None:
+    """Complete the architecture's queued runs with losses whose LR basin bottoms out at LR_STAR; runs
+    at a learning rate above `diverge_above` diverge."""
+    basin = lr_basin(lambda width: LR_STAR)
+
+    def loss_of(claimed: queue.ClaimedRun, n_params: int) -> float | None:
+        return None if claimed.lr > diverge_above else basin(claimed, n_params)
+
+    engine = make_engine(site.db_url)
+    try:
+        finish_runs(engine, arch_id, loss_of=loss_of)
+    finally:
+        engine.dispose()
+
+
+@pytest.fixture(scope="module")
+def tuned(site: Site) -> dict:
+    """A μP architecture (base width 32, depth 1) whose LR tuning at widths 32, 128 and 256 succeeded."""
+    headers = {"Authorization": f"Bearer {TOKEN}"}
+    with httpx.Client(base_url=site.url, headers=headers) as api:
+        # One layer: a spec of its own (the name is not part of a spec's identity), quick to coord-check.
+        spec = spec_dict("tuned-gelu", n_layers=1, parametrization={"base_width": 32})
+        arch_id = api.post("/v1/architectures", json=spec).json()["id"]
+        created = api.post(f"/v1/architectures/{arch_id}/tuning", json={"widths": [128, 256]})
+        assert created.status_code == 202, created.text
+        _finish_on_basin(site, arch_id)
+        tuning = api.get(f"/v1/architectures/{arch_id}/tuning").json()
+    assert tuning["status"] == "succeeded", tuning["error"]
+    return tuning
+
+
+def test_architecture_page_shows_the_tuned_lr_and_the_mutransfer_figure(
+    watched: Watched, site: Site, tuned: dict
+) -> None:
+    page = _open(watched, site, f"/architectures/{tuned['architecture_id']}")
+    lr_star = f"{tuned['lr_star']:.3g}"
+    status = page.locator("#tuning-status .notice.ok").inner_text()
+    assert f"η* = {lr_star} [{tuned['lower']:.3g}, {tuned['upper']:.3g}] (90 %)" in status
+    assert f"new sweeps train at {tuned['ladder_lr']:.3g}" in status
+    assert f"Trains at η* = {tuned['ladder_lr']:.3g}" in page.locator("#sweep-lr").inner_text()
+    verdict = page.locator("#tuning-transfer .verdict[data-axis=width]")
+    assert verdict.locator(".badge.ok").inner_text() == "transfers"
+    assert "across width 32, 128, 256" in verdict.inner_text()
+    assert tuned["transfer"]["width"]["reason"] in verdict.inner_text()
+    plot = page.evaluate(
+        """() => { const p = document.getElementById('lr-width-plot');
+                   return { legend: p.data.filter(t => t.showlegend !== false).map(t => t.name),
+                            stars: p.data.filter(t => t.name.endsWith('η*')).map(t => t.x[0]),
+                            points: p.data[0].x.length, spread: p.data[0].error_y.array.some(v => v > 0),
+                            xaxis: p.layout.xaxis.type, lines: p.layout.shapes.length }; }"""
+    )
+    assert plot["legend"] == ["width 32", "width 128", "width 256"]
+    assert plot["stars"] == pytest.approx([c["lr_star"] for c in tuned["per_width"]])
+    assert plot["points"] == 5 and plot["spread"]  # the ×√2 grid, two seeds per point
+    assert plot["xaxis"] == "log" and plot["lines"] == 3
+    assert page.locator("#lr-depth-plot").is_hidden()  # width-only μP: no depth transfer
+    assert page.locator("#lr-stars tbody tr").count() == 3
+    page.check("#lr-relative")  # each basin above its own best: the shapes side by side
+    page.wait_for_function(
+        "document.getElementById('lr-width-plot').layout.yaxis.title.text.includes('above')"
+    )
+    lows = page.evaluate(
+        """document.getElementById('lr-width-plot').data
+               .filter(t => t.showlegend !== false).map(t => Math.min(...t.y))"""
+    )
+    assert lows == [0, 0, 0]
+    rows = page.locator("#runs tbody tr")
+    assert rows.count() == 30  # 3 widths × 5 LRs × 2 seeds, with their LR and depth
+    assert {rows.nth(i).locator("td").nth(3).inner_text() for i in range(30)} == {
+        f"{LR_STAR * 2 ** (k / 2):.3g}" for k in range(-2, 3)
+    }
+    assert {rows.nth(i).locator("td").nth(2).inner_text() for i in range(30)} == {"1"}
+    _screenshot(page, "architecture-tuned")
+
+
+def test_tune_form_reports_bad_input_then_tunes_and_polls_to_the_result(watched: Watched, site: Site) -> None:
+    headers = {"Authorization": f"Bearer {TOKEN}"}
+    spec = spec_dict("tune-from-the-page", n_layers=3, parametrization={"base_width": 32})
+    arch_id = httpx.post(f"{site.url}/v1/architectures", json=spec, headers=headers).json()["id"]
+    page = _open(watched, site, f"/architectures/{arch_id}")
+    assert "never tuned" in page.locator("#tuning-status .notice.warn").inner_text()
+    assert "Trains at the spec's lr = 0.01" in page.locator("#sweep-lr").inner_text()
+    assert page.locator("#tune-widths").get_attribute("placeholder") == "128, 256"  # ×4 and ×8 the base
+    page.fill("#api-token", TOKEN)
+    page.fill("#tune-seeds", "0")
+    page.click("#tune-submit")
+    page.wait_for_selector("#tune-status .notice.error")
+    assert "seeds: List should have at least 2 items" in page.locator("#tune-status").inner_text()
+    watched.errors[:] = [e for e in watched.errors if "status of 422" not in e]  # the API's answer, logged
+
+    page.fill("#tune-seeds", "0, 1")
+    page.fill("#tune-widths", "64")
+    page.click("#tune-submit")
+    page.wait_for_selector("#tune-status .notice.ok")
+    assert "2 shape(s), 0 done · 0 running · 20 queued" in page.locator("#tune-status").inner_text()
+    page.wait_for_selector("#tuning-status :text('LR tuning queued')")  # the page refreshed
+    assert page.locator("#runs tbody tr").count() == 20  # 2 widths × 5 LRs × 2 seeds
+    assert "No tuning run has finished yet" in page.locator("#lr-width-plot").inner_text()
+    # The page polls while the tuning is active: a worker finishing the runs shows up without a reload.
+    _finish_on_basin(site, arch_id)
+    page.wait_for_selector("#tuning-status .notice.ok", timeout=15_000)
+    assert "η* = " in page.locator("#tuning-status").inner_text()
+    assert _legend(page, "lr-width-plot") == ["width 32", "width 64"]
+    _screenshot(page, "architecture-tuning-polled")
+
+
+def test_coordinate_check_runs_on_request_and_passes_under_mup(
+    watched: Watched, site: Site, tuned: dict
+) -> None:
+    page = _open(watched, site, f"/architectures/{tuned['architecture_id']}")
+    assert page.locator("#coord-width-plot").is_hidden()
+    page.click("#coord-run")
+    assert page.locator("#coord-run").is_disabled()  # seconds of compute on the server
+    # Seconds of compute on an idle CPU; a busy one (a parallel test run) can take a minute.
+    page.wait_for_selector("#coord-status[data-verdict], #coord-status .notice.error", timeout=120_000)
+    assert page.locator("#coord-status").get_attribute("data-verdict") == "passes"
+    status = page.locator("#coord-status").inner_text()
+    assert f"lr = {tuned['ladder_lr']:.3g} (the tuned η*)" in status
+    assert page.locator("#coord-status .verdict[data-axis=width] .badge.ok").inner_text() == "passes"
+    assert "threshold 0.5" in status
+    assert page.locator("#coord-run").is_enabled()
+    plot = page.evaluate(
+        """() => { const p = document.getElementById('coord-width-plot');
+                   return { names: p.data.map(t => t.name), sizes: p.data[0].x,
+                            axes: [p.layout.xaxis.type, p.layout.yaxis.type] }; }"""
+    )
+    assert "embedding" in plot["names"] and len(plot["names"]) >= 5  # one trace per coordinate
+    assert plot["sizes"] == [64, 128, 256, 512] and plot["axes"] == ["log", "log"]
+    assert page.locator("#coord-depth-plot").is_hidden()  # depth_alpha = 0: no depth axis
+    _screenshot(page, "architecture-coord-check")
+
+
+def test_depth_transfer_gets_its_own_figure_and_diverged_lrs_are_marked(watched: Watched, site: Site) -> None:
+    headers = {"Authorization": f"Bearer {TOKEN}"}
+    spec = spec_dict("depth-mup", n_layers=1, parametrization={"base_width": 32, "depth_alpha": 0.5})
+    with httpx.Client(base_url=site.url, headers=headers) as api:
+        arch_id = api.post("/v1/architectures", json=spec).json()["id"]
+        created = api.post(f"/v1/architectures/{arch_id}/tuning", json={"widths": [64], "depths": [2]})
+        assert created.status_code == 202, created.text
+    _finish_on_basin(site, arch_id, diverge_above=0.015)  # the grid's top LR, 0.02, diverges everywhere
+    page = _open(watched, site, f"/architectures/{arch_id}")
+    assert _legend(page, "lr-width-plot") == ["width 32", "width 64"]
+    assert _legend(page, "lr-depth-plot") == ["depth 1", "depth 2"]
+    diverged = page.evaluate(
+        """document.getElementById('lr-width-plot').data
+               .filter(t => t.name.endsWith('diverged')).map(t => [t.name, t.x])"""
+    )
+    assert [name for name, _ in diverged] == ["width 32 · diverged", "width 64 · diverged"]
+    assert [lrs for _, lrs in diverged] == [[pytest.approx(0.02)], [pytest.approx(0.02)]]
+    assert "every seed diverged" in page.locator("#lr-note").inner_text()
+    verdicts = page.locator("#tuning-transfer .verdict")
+    assert [verdicts.nth(i).get_attribute("data-axis") for i in range(2)] == ["width", "depth"]
+    assert page.locator("#lr-stars tbody tr").count() == 3  # base, width 64, depth 2
+    _screenshot(page, "architecture-depth-transfer")

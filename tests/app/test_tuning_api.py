@@ -53,6 +53,7 @@ def _finish(settings: Settings, arch_id: int, optimum: float | None = None, drif
 
 def test_tuning_queues_the_grid_at_every_shape_and_is_idempotent(api: TestClient) -> None:
     arch = _create(api)
+    assert arch["tuning"] is None
     response = api.post(f"/v1/architectures/{arch['id']}/tuning")
     assert response.status_code == 202, response.text
     tuning = response.json()
@@ -61,6 +62,8 @@ def test_tuning_queues_the_grid_at_every_shape_and_is_idempotent(api: TestClient
     assert tuning["params"]["depths"] == []  # width-only μP: no depth check by default
     assert tuning["runs"]["queued"] == 3 * 5 * 2  # 3 widths × 5 LRs × 2 seeds
     assert [c["width"] for c in tuning["per_width"]] == [32, 128, 256]
+    summary = api.get(f"/v1/architectures/{arch['id']}").json()["tuning"]
+    assert (summary["id"], summary["status"], summary["lr_star"]) == (tuning["id"], "queued", None)
     again = api.post(f"/v1/architectures/{arch['id']}/tuning", json={})
     assert again.status_code == 202 and again.json()["id"] == tuning["id"]
     runs = api.get("/v1/runs", params={"architecture_id": arch["id"], "limit": 500}).json()["items"]
@@ -86,6 +89,15 @@ def test_tuning_extends_finds_lr_star_and_sweeps_train_at_it(api: TestClient, se
     assert width["verdict"] == "transfers", width["reason"]
     assert width["sizes"] == [32, 128, 256] and width["lower"] <= 0 <= width["upper"]
 
+    assert api.get(f"/v1/architectures/{arch_id}").json()["tuning"] == {
+        "id": tuning["id"],
+        "status": "succeeded",
+        "lr_star": tuning["lr_star"],
+        "lower": tuning["lower"],
+        "upper": tuning["upper"],
+        "ladder_lr": tuning["ladder_lr"],
+        "transfer": {"width": "transfers"},
+    }
     sweep = api.post(f"/v1/architectures/{arch_id}/sweeps", json={}).json()
     assert (sweep["lr"], sweep["lr_source"]) == (tuning["ladder_lr"], "tuned")
     assert {r["lr"] for r in sweep["runs"]} == {tuning["ladder_lr"]}
@@ -202,3 +214,13 @@ def test_coordinate_check_is_computed_once_and_fails_under_sp(api: TestClient) -
     ]
     both = api.get(f"/v1/architectures/{deep}/coord-check").json()
     assert both["depth"]["sizes"] == [2, 4, 8, 16] and both["depth"]["verdict"] == "passes"
+
+
+def test_a_coordinate_check_too_large_for_the_api_process_is_refused(api: TestClient) -> None:
+    huge = _create(
+        api, name="huge", n_layers=24, head_dim=64, parametrization={"base_width": 1024}, proxy_widths=[1024]
+    )["id"]
+    response = api.get(f"/v1/architectures/{huge}/coord-check")
+    assert response.status_code == 409
+    assert "MUPREDICT_COORD_CHECK_MAX_PARAMS" in response.json()["detail"]
+    assert "width 8192" in response.json()["detail"]

@@ -8,7 +8,8 @@ from typing import Any
 import pytest
 
 from trainer import ArchitectureSpec
-from trainer.coord_check import coord_check, default_depths, default_widths
+from trainer.accounting import count_params
+from trainer.coord_check import coord_check, default_depths, default_widths, largest_model
 
 LR = 0.01  # large for Adam: SP's wide models blow up within three steps at this LR
 
@@ -73,6 +74,14 @@ def test_defaults_start_at_64_or_the_base_width_on_the_head_size_grid() -> None:
     )
     assert default_widths(small) == [72, 144, 288, 576]
     assert default_depths(small) == [2, 4, 8, 16]
+    # No deeper than a spec may be (256 blocks); fewer than two depths is no depth check at all.
+    assert default_depths(small.at_depth(64)) == [64, 128, 256]
+    assert default_depths(small.at_depth(200)) == []
+    # The depth check runs at the first width, so the widest model is the largest here.
+    total, shape = largest_model(small, default_widths(small), [2, 16])
+    assert shape == "width 576, depth 2" and total == count_params(small, 576)[0]
+    total, shape = largest_model(small, [72, 144], [2, 256])
+    assert shape == "width 72, depth 256" and total == count_params(small.at_depth(256), 72)[0]
 
 
 def test_widths_the_spec_cannot_build_are_refused() -> None:
