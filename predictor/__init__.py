@@ -1,12 +1,27 @@
-"""Scaling-law fits with honest intervals: (N, loss) points → FitResult → Prediction.
+"""Scaling-law fits with calibrated intervals: (N, loss) points → FitResult → Prediction; comparisons.
 
-Pure numpy/scipy, no database, no HTTP, no torch. Every law lives in predictor.laws.
+Pure numpy/scipy, no database, no HTTP, no torch. Every law lives in predictor.laws; the noise model
+in predictor.noise; intervals in predictor.result; paired comparisons in predictor.compare.
 """
 
 from predictor.backtest import Backtest, backtest
+from predictor.compare import Comparison, compare
 from predictor.fitting import fit
 from predictor.laws import LAWS, Law
-from predictor.prediction import Prediction, probability_best
+from predictor.noise import NoiseModel
+from predictor.prediction import INTERVALS, Prediction
 from predictor.result import FitResult
 
-__all__ = ["LAWS", "Backtest", "FitResult", "Law", "Prediction", "backtest", "fit", "probability_best"]
+__all__ = [
+    "INTERVALS",
+    "LAWS",
+    "Backtest",
+    "Comparison",
+    "FitResult",
+    "Law",
+    "NoiseModel",
+    "Prediction",
+    "backtest",
+    "compare",
+    "fit",
+]

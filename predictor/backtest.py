@@ -83,11 +83,20 @@ class Backtest:
 
 
 def backtest(
-    x: Any, y: Any, holdout: int = 2, law: str = "mu_scaling", *, level: float = 0.9, **options: Any
+    x: Any,
+    y: Any,
+    holdout: int = 2,
+    law: str = "mu_scaling",
+    *,
+    level: float = 0.9,
+    interval: str = "run",
+    **options: Any,
 ) -> Backtest:
     """Fit on all but the `holdout` largest N (whole widths), predict those, compare.
 
-    `options` go to `predictor.fit` (weights, loss, delta, n_bootstrap, seed, bootstrap_scheme).
+    Each held-out point is one run, so the interval is for one new run (`interval="run"`); pass
+    ``"expected"`` when y holds means over many seeds. `options` go to `predictor.fit` (seeds, weights,
+    loss, delta, n_bootstrap, seed, bootstrap_scheme); `seeds` labels every point, held out or not.
     """
     spec = check_law(law)
     weights = options.pop("weights", None)
@@ -105,8 +114,10 @@ def backtest(
         )
     one_column = x_arr.shape[1] == 1
     train_x, query = (x_arr[~held, 0], x_arr[held, 0]) if one_column else (x_arr[~held], x_arr[held])
-    fitted = fit(train_x, y_arr[~held], law, weights=w[~held], **options)
-    pred = fitted.predict(query, level=level)
+    seeds = options.pop("seeds", None)
+    train_seeds = None if seeds is None else np.asarray(seeds)[~held]
+    fitted = fit(train_x, y_arr[~held], law, seeds=train_seeds, weights=w[~held], **options)
+    pred = fitted.predict(query, level=level, interval=interval)
     observed = y_arr[held]
     predicted = np.asarray(pred.mean)
     lower, upper = np.asarray(pred.lower), np.asarray(pred.upper)

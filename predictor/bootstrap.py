@@ -1,4 +1,8 @@
-"""Bootstrap over the proxies: parameter draws, plus the noise a new run would add.
+"""Bootstrap over the proxies: parameter draws for bootstrap standard errors (`fit(n_bootstrap=...)`).
+
+Prediction intervals do not come from here (predictor.result derives them from the noise model);
+the bootstrap reproduces the standard errors the Chinchilla replication reports (Besiroglu et al.
+2024), and stays available for any fit.
 
 Replicate seeds of one width are not independent evidence about the curve: they share everything
 but the seed. So the unit of resampling is the *group* of points with the same x (a width), and the
@@ -16,13 +20,6 @@ and the refit extrapolates wildly. Keeping the design avoids that.
 ``"cases"`` resamples groups with replacement, then replicates within each chosen group (the
 hierarchical case bootstrap, as Epoch did on the Chinchilla points, where every point is its own
 group). Resamples with fewer than p + 1 distinct groups are drawn again.
-
-The prediction interval is for the loss one new run reaches, so besides the parameter draws every
-draw carries a noise term σ·z (log space), where σ² is the variance of a single run about the curve:
-the group-level residual variance (G − p degrees of freedom) plus the part of the seed variance a
-group mean averages away. With few widths σ itself is uncertain; each draw b therefore also carries
-a factor s_b = √(ν/χ²_ν) (ν = G − p) that scales both its noise and its parameter deviation — the
-bootstrap analogue of using Student's t instead of the normal.
 """
 
 from __future__ import annotations
@@ -68,24 +65,6 @@ class Draws:
 
     theta: Array  # (B, p) refitted parameters
     converged: Array  # (B,) bool
-    spread: Array  # (B,) s_b, the draw's factor on its deviation and noise
-    noise: Array  # (B,) s_b·σ·z_b, the draw's new-run noise in log loss
-    sigma: float  # σ, log-space scale of a new run about the curve
-    dof: int  # ν = G − p
-
-
-def noise_scale(groups: Groups, residuals: Array, n_params: int) -> tuple[float, int]:
-    """σ of one new run about the curve (log space) and its degrees of freedom ν = G − p."""
-    dof = groups.count - n_params
-    group_mean = groups.means(residuals)
-    between = float(np.sum(group_mean**2) / max(dof, 1))
-    within_dof = int(np.sum(groups.sizes - 1))
-    if within_dof == 0:
-        return float(np.sqrt(between)), max(dof, 1)
-    within = float(np.sum((residuals - group_mean[groups.index]) ** 2) / within_dof)
-    # A group mean carries within/m of the seed variance; a single new run carries all of it.
-    single_run = between + within * (1.0 - float(np.mean(1.0 / groups.sizes)))
-    return float(np.sqrt(single_run)), max(dof, 1)
 
 
 def _residual_resamples(
@@ -139,7 +118,7 @@ def bootstrap(
     n_boot: int,
     seed: int,
 ) -> Draws:
-    """Refit `n_boot` resamples together (warm-started at theta_hat) and draw new-run noise."""
+    """Refit `n_boot` resamples together, warm-started at theta_hat."""
     rng = np.random.default_rng(seed)
     groups = Groups.of(log_x)
     fitted = law.log_value(theta_hat, log_x)
@@ -150,7 +129,4 @@ def bootstrap(
     else:
         targets, case_weights = log_y[None], weights * _case_counts(rng, n_boot, groups, p)
     theta, converged, _ = refit_batch(law, theta_hat[None], log_x, targets, case_weights, loss, delta)
-    sigma, dof = noise_scale(groups, residuals, p)
-    spread = np.sqrt(dof / rng.chisquare(dof, size=n_boot))
-    noise = spread * sigma * rng.standard_normal(n_boot)
-    return Draws(theta=theta, converged=converged, spread=spread, noise=noise, sigma=sigma, dof=dof)
+    return Draws(theta=theta, converged=converged)

@@ -27,25 +27,40 @@ def _jsonable(value: Any) -> Any:
     return value
 
 
+INTERVALS = ("expected", "run")
+
+
+def satterthwaite(components: list[tuple[Array, float]]) -> Array:
+    """Welch-Satterthwaite degrees of freedom of a sum of independent variance estimates v_i with ν_i:
+    (Σ v_i)² / Σ (v_i² / ν_i), elementwise (Satterthwaite 1946)."""
+    total = np.sum([v for v, _ in components], axis=0)
+    spread = np.sum([v * v / nu for v, nu in components], axis=0)
+    with np.errstate(divide="ignore", invalid="ignore"):
+        dof = np.where(spread > 0, total * total / spread, np.inf)
+    return np.asarray(dof)
+
+
 @dataclass(frozen=True)
 class Prediction:
-    """Predicted loss at x with a prediction interval for a single new run.
+    """The fitted law at x with a central interval for one question (see FitResult.predict).
 
-    Scalars for a scalar query; arrays of shape (m,) for m query points. `samples` holds the
-    bootstrap draws of the loss, (B,) or (B, m), each including new-run noise.
+    Scalars for a scalar query; arrays of shape (m,) for m query points.
     """
 
     x: float | Array  # queried N (or (N, D) rows for chinchilla)
-    mean: float | Array  # point prediction of the fitted law
+    mean: float | Array  # the fitted law: the expected loss
     lower: float | Array
     upper: float | Array
     level: float
     extrapolation_factor: float | Array  # N / largest fitted N
     warnings: list[str] = field(default_factory=list)
-    samples: Array = field(default_factory=lambda: np.empty(0), repr=False)
+    interval: str = "expected"  # "expected" (the law) or "run" (what `seeds` new runs average to)
+    seeds: int = 1
+    log_sd: float | Array = 0.0  # standard deviation of log loss behind the interval
+    dof: float | Array = float("inf")  # its Welch-Satterthwaite degrees of freedom
 
-    def to_dict(self, include_samples: bool = True) -> dict[str, Any]:
-        out: dict[str, Any] = {
+    def to_dict(self) -> dict[str, Any]:
+        return {
             "x": _jsonable(np.asarray(self.x)) if np.ndim(self.x) else float(np.asarray(self.x)),
             "mean": _jsonable(self.mean),
             "lower": _jsonable(self.lower),
@@ -53,55 +68,8 @@ class Prediction:
             "level": float(self.level),
             "extrapolation_factor": _jsonable(self.extrapolation_factor),
             "warnings": list(self.warnings),
+            "interval": self.interval,
+            "seeds": int(self.seeds),
+            "log_sd": _jsonable(self.log_sd),
+            "dof": _jsonable(self.dof),
         }
-        if include_samples:
-            out["samples"] = _jsonable(self.samples)
-        return out
-
-    @classmethod
-    def from_dict(cls, d: dict[str, Any]) -> Prediction:
-        def restore(v: Any) -> float | Array:
-            return np.asarray(v, dtype=float) if isinstance(v, list) else float(v)
-
-        return cls(
-            x=restore(d["x"]),
-            mean=restore(d["mean"]),
-            lower=restore(d["lower"]),
-            upper=restore(d["upper"]),
-            level=float(d["level"]),
-            extrapolation_factor=restore(d["extrapolation_factor"]),
-            warnings=list(d.get("warnings", [])),
-            samples=np.asarray(d.get("samples", []), dtype=float),
-        )
-
-
-def probability_best(predictions: list[Prediction]) -> list[float]:
-    """Probability that each candidate reaches the lowest loss, from its bootstrap samples.
-
-    Candidates are separate fits, so their draws are independent: P(i best) = E_i[Π_{j≠i} P(X_j > X_i)],
-    computed exactly from the empirical distributions (no pairing of draws, so candidates may have
-    different numbers of samples). Ties count as a shared win.
-    """
-    if len(predictions) < 2:
-        raise ValueError(f"probability_best compares at least two predictions; got {len(predictions)}")
-    sample_sets = []
-    for k, p in enumerate(predictions):
-        s = np.asarray(p.samples, dtype=float)
-        if s.ndim != 1 or s.size == 0:
-            raise ValueError(
-                f"prediction {k} has samples of shape {s.shape}: predict each candidate at one x "
-                "(a scalar query) from a fit with bootstrap draws"
-            )
-        sample_sets.append(np.sort(s))
-    scores = []
-    for i, own in enumerate(sample_sets):
-        beaten = np.ones_like(own)
-        for j, other in enumerate(sample_sets):
-            if j == i:
-                continue
-            above = other.size - np.searchsorted(other, own, side="right")
-            ties = np.searchsorted(other, own, side="right") - np.searchsorted(other, own, side="left")
-            beaten *= (above + 0.5 * ties) / other.size
-        scores.append(float(beaten.mean()))
-    total = sum(scores)
-    return [s / total for s in scores]

@@ -6,9 +6,12 @@ from dataclasses import dataclass, field, fields
 from typing import Any
 
 import numpy as np
+from numpy.typing import NDArray
+from scipy import stats
 
 from predictor.laws import LAWS, Array, Law, Scales
-from predictor.prediction import Prediction, _jsonable
+from predictor.noise import NoiseModel
+from predictor.prediction import INTERVALS, Prediction, _jsonable, satterthwaite
 
 # Queries this many times beyond the largest fitted N get a warning; the second is "far beyond".
 EXTRAPOLATION_WARN = 10.0
@@ -44,18 +47,19 @@ class FitResult:
     x_range: tuple[float, float]  # min and max of N (first x column)
     x: Array  # the fitted data, so a stored fit can be re-plotted and re-examined
     y: Array
+    seeds: NDArray[np.integer] | None  # each point's seed label, when given (pairs replicates and candidates)
+    weights: Array  # the weights the fit used (1 / σ²(N) relative under the σ(N) noise model)
     loss: str
-    delta: float
+    delta: float  # Huber's δ (0 for least squares)
     objective: float  # final scaled objective value
     condition_number: float  # of the parameter correlation matrix (Gauss-Newton)
     stderr_method: str  # "bootstrap" or "gauss-newton"
     bootstrap_scheme: str
-    bootstrap_params: Array  # (B, p) natural parameters
-    bootstrap_spread: Array  # (B,) per-draw factor s_b on deviation and noise
-    bootstrap_noise: Array  # (B,) per-draw new-run noise in log loss
+    bootstrap_params: Array  # (B, p) natural parameters (empty without a bootstrap)
     bootstrap_converged: float  # share of resample refits that converged
-    noise_sigma: float  # log-space spread of one run about the curve
-    noise_dof: int
+    noise: NoiseModel  # seed noise, lack of fit, seed effect, σ(N) (predictor.noise)
+    sigma2: float  # σ² of one run's log loss the parameter covariance is scaled by
+    sigma_dof: int  # its degrees of freedom
     n_starts: int
     n_polished: int
     n_iterations: int  # Levenberg-Marquardt iterations of the polish
@@ -65,6 +69,11 @@ class FitResult:
     @property
     def law_spec(self) -> Law:
         return LAWS[self.law]
+
+    @property
+    def log_residuals(self) -> Array:
+        """log y − log L̂ at each fitted point: what the fit minimised."""
+        return np.asarray(np.log(self.y) - np.log(self.y - self.residuals))
 
     @property
     def param_array(self) -> Array:
@@ -87,55 +96,76 @@ class FitResult:
             raise ValueError("prediction x must be finite and positive")
         return rows, scalar
 
-    def predict(self, x: Any, level: float = 0.9) -> Prediction:
-        """Prediction interval (central `level`) for the loss a run at x would reach.
+    def predict(self, x: Any, level: float = 0.9, interval: str = "expected", seeds: int = 1) -> Prediction:
+        """The fitted law at x with a central `level` interval for one of two questions:
 
-        Each bootstrap draw b gives a curve (its parameter deviation scaled by s_b) plus its new-run
-        noise; the interval is the draws' quantiles. Vectorised over draws and query points.
+        * ``interval="expected"``: the expected loss at x, the law itself. Its uncertainty is the
+          parameters' (delta method on log L, the covariance scaled by the shape noise) plus, when
+          seeds are shared across widths, the level shift those seeds give the whole ladder (σ_b²/S).
+        * ``interval="run"``: what ``seeds`` new runs at x will show, averaged: the above plus one new
+          run's noise (its seed's shift and the interaction, predictor.noise) divided by ``seeds``.
+
+        The quantile is Student's t with the Welch-Satterthwaite degrees of freedom of the variance
+        components, each with its own (the replicates' pure error, the seed effect's S − 1).
         """
         if not 0.0 < level < 1.0:
             raise ValueError(f"level must lie in (0, 1), e.g. 0.9; got {level}")
-        if len(self.bootstrap_params) == 0:
-            raise ValueError("this fit has no bootstrap draws: refit with n_bootstrap >= 200 for intervals")
+        if interval not in INTERVALS:
+            raise ValueError(f"interval must be one of {', '.join(INTERVALS)}; got {interval!r}")
+        if isinstance(seeds, bool) or not isinstance(seeds, (int, np.integer)) or seeds < 1:
+            raise ValueError(
+                f"seeds must be a positive integer (how many new runs are averaged); got {seeds}"
+            )
         rows, scalar = self._query(x)
-        law = self.law_spec
-        raw = Scales.none(len(law.columns))
-        theta_hat = law.to_internal(self.param_array, raw)
-        theta = law.to_internal(self.bootstrap_params, raw)
-        theta = theta_hat + self.bootstrap_spread[:, None] * (theta - theta_hat)
-        # A draw pushed past an exponent's lower bound (0) would turn its curve upward.
-        theta[:, len(law.terms) :] = np.maximum(theta[:, len(law.terms) :], 0.0)
         log_x = np.log(rows)
-        # A draw with an extreme spread factor can overflow exp: cap it at a huge but finite loss so
-        # quantiles, JSON and probability_best see numbers, not inf.
-        log_samples = law.log_value(theta, log_x) + self.bootstrap_noise[:, None]  # (B, m)
-        samples = np.exp(np.minimum(log_samples, LOG_LOSS_CAP))
-        mean = np.exp(law.log_value(theta_hat, log_x))  # (m,)
-        tail = (1.0 - level) / 2.0
-        lower, upper = np.quantile(samples, [tail, 1.0 - tail], axis=0)
+        log_mean, gradient = self.log_value_and_gradient(log_x)  # (m,), (m, p)
+        components = [(np.einsum("mp,pq,mq->m", gradient, self.covariance, gradient), float(self.sigma_dof))]
+        noise = self.noise
+        if noise.level_shift > 0:
+            components.append((np.full(len(rows), noise.level_shift), float(max(noise.n_seeds - 1, 1))))
+        if interval == "run":
+            components.append((noise.new_run(log_x[:, 0]) / seeds, float(max(noise.new_run_dof, 1))))
+        variance = np.sum([v for v, _ in components], axis=0)
+        dof = satterthwaite(components)
+        half = stats.t.ppf(0.5 + level / 2.0, dof) * np.sqrt(variance)
+        mean, lower, upper = (
+            np.exp(np.minimum(v, LOG_LOSS_CAP)) for v in (log_mean, log_mean - half, log_mean + half)
+        )
         factor = rows[:, 0] / self.x_range[1]
         warnings = self._query_warnings(rows, factor)
-        if scalar:
-            return Prediction(
-                x=rows[0] if len(law.columns) > 1 else float(rows[0, 0]),
-                mean=float(mean[0]),
-                lower=float(lower[0]),
-                upper=float(upper[0]),
-                level=level,
-                extrapolation_factor=float(factor[0]),
-                warnings=warnings,
-                samples=samples[:, 0],
-            )
+        one_column = len(self.law_spec.columns) == 1
+
+        def shaped(values: Array) -> float | Array:
+            return float(values[0]) if scalar else values
+
         return Prediction(
-            x=rows if len(law.columns) > 1 else rows[:, 0],
-            mean=mean,
-            lower=lower,
-            upper=upper,
+            x=(float(rows[0, 0]) if one_column else rows[0])
+            if scalar
+            else (rows[:, 0] if one_column else rows),
+            mean=shaped(mean),
+            lower=shaped(lower),
+            upper=shaped(upper),
             level=level,
-            extrapolation_factor=factor,
+            extrapolation_factor=shaped(factor),
             warnings=warnings,
-            samples=samples,
+            interval=interval,
+            seeds=int(seeds),
+            log_sd=shaped(np.sqrt(variance)),
+            dof=shaped(dof),
         )
+
+    def log_value_and_gradient(self, log_x: Array) -> tuple[Array, Array]:
+        """log L at log x (m, columns) and its gradient with respect to the natural parameters (m, p)."""
+        law = self.law_spec
+        theta = law.to_internal(self.param_array, Scales.none(len(law.columns)))
+        value, jac = law.log_value_and_jacobian(theta, log_x)
+        # d internal / d natural: 1/coefficient for log coefficients, 1 for exponents. A coefficient at
+        # 0 (a bound) has zero variance, so its entry does not matter.
+        coefs = self.param_array[: len(law.terms)]
+        chain = np.ones(law.n_params)
+        with np.errstate(divide="ignore"):
+            chain[: len(law.terms)] = np.where(coefs > 0, 1.0 / np.where(coefs > 0, coefs, 1.0), 0.0)
+        return value, jac * chain
 
     def _query_warnings(self, rows: Array, factor: Array) -> list[str]:
         out = list(self.warnings)
@@ -194,12 +224,15 @@ class FitResult:
         lines += self._correlation_lines(min_correl)
         lines += [
             "[[Uncertainty]]",
-            f"    stderr from        = {self.stderr_method}",
-            f"    bootstrap          = {len(self.bootstrap_params)} resamples ({self.bootstrap_scheme}), "
-            f"{self.bootstrap_converged:.1%} converged"
-            if len(self.bootstrap_params)
-            else "    bootstrap          = none (n_bootstrap=0): no prediction intervals",
-            f"    run noise (log)    = {self.noise_sigma:.4g}, {self.noise_dof} dof",
+            f"    noise model        = {self.noise.summary()}",
+            f"    covariance scale   = σ {np.sqrt(self.sigma2):.3%} (log loss) on {self.sigma_dof} dof",
+            f"    stderr from        = {self.stderr_method}"
+            + (
+                f" ({len(self.bootstrap_params)} resamples, {self.bootstrap_scheme}, "
+                f"{self.bootstrap_converged:.1%} converged)"
+                if len(self.bootstrap_params)
+                else ""
+            ),
             f"    condition number   = {self.condition_number:.3g}",
         ]
         if self.warnings:
@@ -230,20 +263,23 @@ class FitResult:
 
     def to_dict(self) -> dict[str, Any]:
         """Every field as JSON types; `from_dict` restores a fit that predicts identically."""
-        out = {f.name: _jsonable(getattr(self, f.name)) for f in fields(self)}
+        out = {f.name: _jsonable(getattr(self, f.name)) for f in fields(self) if f.name != "noise"}
+        out["noise"] = _jsonable(self.noise.to_dict())
         out["x_range"] = [float(v) for v in self.x_range]
         return out
 
     @classmethod
     def from_dict(cls, d: dict[str, Any]) -> FitResult:
         values = dict(d)
-        for name in ("covariance", "residuals", "x", "y", "bootstrap_spread", "bootstrap_noise"):
+        for name in ("covariance", "residuals", "x", "y", "weights"):
             values[name] = np.asarray(d[name], dtype=float)  # numpy reads JSON's None as NaN
         n_params = len(LAWS[d["law"]].param_names)
         values["bootstrap_params"] = np.asarray(d["bootstrap_params"], dtype=float).reshape(-1, n_params)
         values["x_range"] = (float(d["x_range"][0]), float(d["x_range"][1]))
         values["stderr"] = {k: (None if v is None else float(v)) for k, v in d["stderr"].items()}
         values["warnings"] = list(d["warnings"])
+        values["seeds"] = None if d.get("seeds") is None else np.asarray(d["seeds"], dtype=np.int64)
+        values["noise"] = NoiseModel.from_dict(d["noise"])
         for f in fields(cls):
             if f.type == "float" and values[f.name] is None:  # a NaN or inf that JSON stored as null
                 values[f.name] = float("nan")

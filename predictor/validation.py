@@ -5,12 +5,13 @@ from __future__ import annotations
 from typing import Any
 
 import numpy as np
+from numpy.typing import NDArray
 
 from predictor.laws import LAWS, Array, Law
 from predictor.objective import LOSSES
 
-# Fewer resamples than this give interval end points (5 % / 95 % quantiles) that move by more than
-# their own width between seeds; 0 switches the bootstrap off (no intervals).
+# Fewer resamples than this give standard errors that move noticeably between bootstrap seeds; 0
+# switches the bootstrap off (standard errors from the noise model).
 MIN_BOOTSTRAP = 200
 
 
@@ -20,15 +21,30 @@ def check_law(law: str) -> Law:
     return LAWS[law]
 
 
-def check_options(loss: str, delta: float, n_bootstrap: int) -> None:
+def check_options(loss: str, delta: float | None, n_bootstrap: int) -> None:
     if loss not in LOSSES:
         raise ValueError(f"unknown loss {loss!r}: choose one of {', '.join(LOSSES)}")
-    if not (np.isfinite(delta) and delta > 0):
-        raise ValueError(f"delta must be a positive number (the default is 1e-3); got {delta}")
+    if delta is not None and not (np.isfinite(delta) and delta > 0):
+        raise ValueError(
+            f"delta must be a positive number, or None for 1.345 × the replicates' noise; got {delta}"
+        )
     if n_bootstrap != 0 and n_bootstrap < MIN_BOOTSTRAP:
         raise ValueError(
-            f"n_bootstrap must be 0 (no intervals) or at least {MIN_BOOTSTRAP}; got {n_bootstrap}"
+            f"n_bootstrap must be 0 (standard errors from the noise model) or at least {MIN_BOOTSTRAP}; "
+            f"got {n_bootstrap}"
         )
+
+
+def check_seeds(seeds: Any, n: int) -> NDArray[np.int64] | None:
+    """Seed labels as an (n,) array of integers, or None; raises ValueError naming the fix."""
+    if seeds is None:
+        return None
+    labels = np.asarray(seeds)
+    if labels.shape != (n,):
+        raise ValueError(f"seeds must label every point ({n}); got shape {labels.shape}")
+    if not np.issubdtype(labels.dtype, np.integer):
+        raise ValueError("seeds must be integers (the runs' seeds), e.g. [0, 1, 0, 1, ...]")
+    return labels.astype(np.int64)
 
 
 def check_data(law: Law, x: Any, y: Any, weights: Any) -> tuple[Array, Array, Array]:

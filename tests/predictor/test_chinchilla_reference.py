@@ -23,7 +23,10 @@ GRID_OPTIMUM = {"E": 1.817, "A": 477.8, "B": 2143.0, "alpha": 0.3473, "beta": 0.
 @pytest.fixture(scope="module")
 def reference_fit() -> predictor.FitResult:
     x, loss = chinchilla_points()
-    return predictor.fit(x, loss, law="chinchilla", bootstrap_scheme="cases", n_bootstrap=300, seed=1)
+    # Epoch's method: Huber δ = 1e-3 on log residuals, case bootstrap for the standard errors.
+    return predictor.fit(
+        x, loss, law="chinchilla", loss="huber", delta=1e-3, bootstrap_scheme="cases", n_bootstrap=300, seed=1
+    )
 
 
 def test_point_estimates_within_epochs_standard_errors(reference_fit: predictor.FitResult) -> None:

@@ -1,0 +1,54 @@
+"""Paired comparisons: ranks, expected-loss intervals and P(best) that account for shared seeds."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+import predictor
+from tests.predictor.helpers import mu_law
+
+WIDTHS = np.geomspace(1536, 55296, 6)
+SEEDS = 4
+
+
+def ladder(rng: np.random.Generator, scale: float = 1.0, seed_sd: float = 0.005) -> tuple[np.ndarray, ...]:
+    n = np.repeat(WIDTHS, SEEDS)
+    labels = np.tile(np.arange(SEEDS), len(WIDTHS))
+    shift = rng.normal(0.0, seed_sd, SEEDS)
+    return n, scale * mu_law(n) * np.exp(shift[labels] + 0.008 * rng.standard_normal(len(n))), labels
+
+
+def test_a_design_better_at_every_paired_proxy_is_best_with_certainty() -> None:
+    n, y, labels = ladder(np.random.default_rng(3))
+    a = predictor.fit(n, y, seeds=labels)
+    b = predictor.fit(n, 0.99 * y, seeds=labels)  # 1 % lower at every proxy, same seeds
+    paired = predictor.compare([a, b], 1e7)
+    assert paired.probability_best[1] >= 0.99 and paired.ranks == [2, 1] and paired.best == 1
+    assert paired.correlation[0, 1] == pytest.approx(1.0) and paired.paired_runs[0, 1] == len(y)
+    # Without seed labels nothing pairs them: the same data then leave the ranking uncertain.
+    unpaired = predictor.compare([a, predictor.fit(n, 0.99 * y)], 1e7)
+    assert unpaired.probability_best[1] < 0.9 and unpaired.paired_runs[0, 1] == 0
+
+
+def test_identical_candidates_split_the_win() -> None:
+    n, y, labels = ladder(np.random.default_rng(4))
+    result = predictor.compare([predictor.fit(n, y, seeds=labels), predictor.fit(n, y, seeds=labels)], 1e7)
+    assert result.probability_best == pytest.approx([0.5, 0.5], abs=0.05)
+
+
+def test_three_candidates_sum_to_one_in_the_order_given() -> None:
+    rng = np.random.default_rng(5)
+    fits = [predictor.fit(*ladder(rng, scale)[:2], seeds=ladder(rng)[2]) for scale in (1.0, 0.97, 1.02)]
+    result = predictor.compare(fits, 1e7, level=0.8)
+    assert sum(result.probability_best) == pytest.approx(1.0)
+    assert result.ranks == [2, 1, 3] and result.probability_best[1] > 0.5
+    assert [p.interval for p in result.predictions] == ["expected"] * 3
+    assert all(p.level == 0.8 for p in result.predictions)
+
+
+def test_compare_needs_two_one_column_fits() -> None:
+    n, y, labels = ladder(np.random.default_rng(6))
+    fit = predictor.fit(n, y, seeds=labels)
+    with pytest.raises(ValueError, match="at least two fits"):
+        predictor.compare([fit], 1e7)
