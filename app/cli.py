@@ -102,11 +102,17 @@ def fit(
     law: str = typer.Option("mu_scaling", help="mu_scaling, power, chinchilla or compute."),
     at: float | None = typer.Option(None, help="Predict the loss at this N (C for the compute law)."),
     tokens: float | None = typer.Option(None, help="D at the prediction (chinchilla only)."),
-    level: float = typer.Option(0.9, help="Central probability of the prediction interval."),
-    loss: str = typer.Option("huber", help="huber (log-space, delta 1e-3) or lsq."),
-    n_bootstrap: int = typer.Option(1000, help="Bootstrap resamples for the intervals (0: none)."),
+    level: float = typer.Option(0.9, help="Central probability of the interval."),
+    interval: str = typer.Option(
+        "expected", help="expected (the expected loss at --at) or run (what --seeds new runs will show)."
+    ),
+    seeds: int = typer.Option(1, min=1, help="With --interval run: how many new runs are averaged."),
+    loss: str = typer.Option("lsq", help="lsq (least squares on log loss) or huber (δ = 1.345 σ̂)."),
+    n_bootstrap: int = typer.Option(0, help="Bootstrap resamples for the standard errors (0: none)."),
 ) -> None:
-    """Fit a scaling law to a CSV of (N, loss) points; print the report and a prediction."""
+    """Fit a scaling law to a CSV of (N, loss) points; print the report and a prediction.
+
+    An optional `seed` column labels replicate runs (a seed shared across widths is paired)."""
     import csv
 
     import predictor
@@ -129,16 +135,21 @@ def fit(
             raise ValueError(f"{csv_file.name} needs columns named {needed}")
         x: object = list(zip(n, d, strict=True)) if law == "chinchilla" and d is not None else n
         weights = column("weight", "weights")
-        result = predictor.fit(x, losses, law=law, weights=weights, loss=loss, n_bootstrap=n_bootstrap)
+        seed_labels = column("seed")
+        labels = None if seed_labels is None else [int(s) for s in seed_labels]
+        result = predictor.fit(
+            x, losses, law=law, seeds=labels, weights=weights, loss=loss, n_bootstrap=n_bootstrap
+        )
         typer.echo(result.report())
         if at is not None:
             if law == "chinchilla" and tokens is None:
                 raise ValueError("chinchilla predicts at (N, D): give --tokens with --at")
             query = [at, tokens] if law == "chinchilla" else at
-            pred = result.predict(query, level=level)
+            pred = result.predict(query, level=level, interval=interval, seeds=seeds)
+            question = "the expected loss" if interval == "expected" else f"{seeds} new run(s), averaged"
             typer.echo("[[Prediction]]")
             typer.echo(
-                f"    loss at {at:.4g} = {pred.mean:.4f}, {level:.0%} interval "
+                f"    loss at {at:.4g} = {pred.mean:.4f}, {level:.0%} interval for {question} "
                 f"[{pred.lower:.4f}, {pred.upper:.4f}], {pred.extrapolation_factor:.3g}× the largest fitted N"
             )
             for warning in pred.warnings:

@@ -248,12 +248,18 @@ class Client:
         n_params: float | None = None,
         width: int | None = None,
         level: float = 0.9,
+        interval: str = "run",
+        seeds: int = 1,
     ) -> PredictionPublic:
+        """The loss at n_params (or width), with an interval for the expected loss (`interval="expected"`)
+        or for what `seeds` new runs will show, averaged (`interval="run"`, the default)."""
         body: dict[str, Any] = {
             "architecture_id": architecture_id,
             "n_params": n_params,
             "width": width,
             "level": level,
+            "interval": interval,
+            "seeds": seeds,
         }
         if spec is not None:
             body["spec"] = spec.model_dump(mode="json") if isinstance(spec, ArchitectureSpec) else spec
@@ -261,6 +267,7 @@ class Client:
         return self._post("/v1/predictions", PredictionPublic, body, idempotent=True)
 
     def compare(self, architecture_ids: list[int], n_params: float, level: float = 0.9) -> ComparePublic:
+        """Rank designs by expected loss at n_params, with P(best) paired by seed."""
         body = {"architecture_ids": architecture_ids, "n_params": n_params, "level": level}
         return self._post("/v1/compare", ComparePublic, body, idempotent=True)
 

@@ -178,7 +178,7 @@ def print_table(console: Console, result: ComparePublic, target: float, target_f
         title=f"Predicted loss at N = {target:.3g} non-embedding parameters "
         f"({target_factor:g}× the largest proxy)"
     )
-    for column in ("#", "design", "loss", "90% interval", "P(best)", "extrapolation"):
+    for column in ("#", "design", "expected loss", "90% interval", "P(best)", "extrapolation"):
         table.add_column(column, no_wrap=True)
     for c in result.candidates:
         table.add_row(

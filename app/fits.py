@@ -13,7 +13,7 @@ import math
 import threading
 from collections import OrderedDict
 from collections.abc import Callable, Hashable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any, TypeVar
 
@@ -42,21 +42,39 @@ class LadderRecipe:
     depth: int
 
 
+# Part of every cached fit's key: a change to how predictor.fit estimates (or stores) a fit must not
+# restore fits made the old way.
+FIT_METHOD = "lsq+noise-model/2"
+
+
+@dataclass(frozen=True)
+class Excluded:
+    """A succeeded run of the ladder's recipe that the fit leaves out, and why."""
+
+    run_id: int
+    reason: str
+
+
 @dataclass(frozen=True)
 class FitPoints:
     run_ids: list[int]
     n_params: list[float]  # non-embedding parameters of each proxy
     losses: list[float]  # held-out validation loss
     widths: list[int]
-    corpus_fingerprints: list[str]
+    seeds: list[int]
+    corpus_fingerprints: list[str]  # one at most: a fit pools one corpus
     recipe: LadderRecipe | None
+    code_version: str | None = None  # the trainer code every pooled run was trained by
+    total_params: list[float] = field(default_factory=list)
+    flops: list[float] = field(default_factory=list)
+    excluded: list[Excluded] = field(default_factory=list)
 
     @property
     def distinct_widths(self) -> int:
         return len(set(self.widths))
 
     def data_hash(self, law: str) -> str:
-        payload = json.dumps([law, self.run_ids, self.n_params, self.losses])
+        payload = json.dumps([FIT_METHOD, law, self.run_ids, self.n_params, self.losses, self.seeds])
         return hashlib.sha256(payload.encode()).hexdigest()
 
 
@@ -96,26 +114,67 @@ def in_recipe(recipe: LadderRecipe) -> Any:
 
 
 def fit_points(session: Session, architecture_id: int) -> FitPoints:
+    """The ladder a fit pools: succeeded runs of the latest sweep's recipe, on one corpus, trained by one
+    trainer version (those of the most recently finished run); every other run is listed with why."""
     recipe = ladder_recipe(session, architecture_id)
     if recipe is None:
-        return FitPoints([], [], [], [], [], None)
+        return FitPoints([], [], [], [], [], [], None)
     rows = session.execute(
-        select(Run.id, Run.n_params_non_embedding, Run.val_loss, Run.width, Run.corpus_fingerprint)
+        select(
+            Run.id,
+            Run.n_params_non_embedding,
+            Run.val_loss,
+            Run.width,
+            Run.seed,
+            Run.corpus_fingerprint,
+            Run.code_version,
+            Run.n_params,
+            Run.flops,
+        )
         .where(Run.architecture_id == architecture_id, Run.status == RunStatus.succeeded, in_recipe(recipe))
-        .order_by(Run.id)
+        .order_by(Run.finished_at, Run.id)
     ).all()
-    usable = [
-        (run_id, n, loss, width, corpus)
-        for run_id, n, loss, width, corpus in rows
-        if n and loss is not None and math.isfinite(loss)
-    ]
+    excluded = []
+    usable = []
+    for row in rows:
+        if not row.n_params_non_embedding or row.val_loss is None or not math.isfinite(row.val_loss):
+            excluded.append(Excluded(row.id, "no finite validation loss"))
+        else:
+            usable.append(row)
+    corpus = usable[-1].corpus_fingerprint if usable else None
+    code = usable[-1].code_version if usable else None
+    kept = []
+    for row in usable:
+        if row.corpus_fingerprint != corpus:
+            excluded.append(
+                Excluded(
+                    row.id,
+                    f"trained on corpus {str(row.corpus_fingerprint)[:12]}, "
+                    f"not the ladder's {str(corpus)[:12]}",
+                )
+            )
+        elif row.code_version != code:
+            excluded.append(
+                Excluded(
+                    row.id,
+                    f"trained by {row.code_version}, not the ladder's {code}: retrain it (a new sweep)",
+                )
+            )
+        else:
+            kept.append(row)
+    kept.sort(key=lambda r: r.id)
     return FitPoints(
-        run_ids=[r[0] for r in usable],
-        n_params=[float(r[1]) for r in usable],
-        losses=[float(r[2]) for r in usable],
-        widths=[int(r[3]) for r in usable],
-        corpus_fingerprints=sorted({r[4] for r in usable if r[4]}),
+        run_ids=[r.id for r in kept],
+        n_params=[float(r.n_params_non_embedding) for r in kept],
+        losses=[float(r.val_loss) for r in kept],
+        widths=[int(r.width) for r in kept],
+        seeds=[int(r.seed) for r in kept],
+        corpus_fingerprints=[corpus] if kept and corpus else [],
         recipe=recipe,
+        code_version=code if kept else None,
+        total_params=[float(r.n_params or 0) for r in kept],
+        flops=[float(r.flops or 0) for r in kept],
+        excluded=sorted(excluded, key=lambda e: e.run_id),
     )
 
 
@@ -157,7 +216,7 @@ def refresh_fit(
     if cached is not None:
         return cached
     try:
-        result = predictor.fit(points.n_params, points.losses, law=law)
+        result = predictor.fit(points.n_params, points.losses, law=law, seeds=points.seeds)
     except ValueError as exc:
         raise FitFailed(
             f"no {law} fit for the {len(points.run_ids)} finished run(s): {exc}; "
@@ -270,7 +329,9 @@ class FitCache:
     def __init__(self, max_entries: int = 4096) -> None:
         self.max_entries = max_entries
         self._fits: OrderedDict[tuple[int, str, Version], CurrentFit] = OrderedDict()
-        self._predictions: OrderedDict[tuple[int, float, float], predictor.Prediction] = OrderedDict()
+        self._predictions: OrderedDict[tuple[int, float, float, str, int], predictor.Prediction] = (
+            OrderedDict()
+        )
         self._responses: OrderedDict[Hashable, bytes] = OrderedDict()
         self._flights: dict[tuple[int, str, Version], threading.Lock] = {}
         self._lock = threading.Lock()
@@ -311,13 +372,15 @@ class FitCache:
             flight.release()
         return fresh
 
-    def predict(self, current: CurrentFit, n_params: float, level: float) -> predictor.Prediction:
-        key = (current.fit_id, float(n_params), float(level))
+    def predict(
+        self, current: CurrentFit, n_params: float, level: float, interval: str = "expected", seeds: int = 1
+    ) -> predictor.Prediction:
+        key = (current.fit_id, float(n_params), float(level), interval, int(seeds))
         with self._lock:
             hit = self._predictions.get(key)
         if hit is not None:
             return hit
-        prediction = current.result.predict(n_params, level=level)
+        prediction = current.result.predict(n_params, level=level, interval=interval, seeds=seeds)
         with self._lock:
             _remember(self._predictions, key, prediction, self.max_entries)
         return prediction

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from datetime import datetime
-from typing import Annotated, Any, ClassVar, Generic, TypeVar
+from typing import Annotated, Any, ClassVar, Generic, Literal, TypeVar
 
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 
@@ -191,7 +191,13 @@ class PredictionRequest(BaseModel):
         None, gt=0, le=MAX_N_PARAMS, description="Non-embedding parameters to predict at; or give `width`."
     )
     width: int | None = Field(None, ge=1, le=1 << 20, description="A model width to predict at.")
-    level: float = Field(0.9, gt=0, lt=1, description="Coverage of the prediction interval.")
+    level: float = Field(0.9, gt=0, lt=1, description="Coverage of the interval.")
+    interval: Literal["expected", "run"] = Field(
+        "run",
+        description="'expected': the interval for the expected loss at N (the law; parameter uncertainty "
+        "only). 'run': for what `seeds` new runs at N, averaged, will show (adds their noise).",
+    )
+    seeds: int = Field(1, ge=1, le=64, description="With interval 'run': how many new runs are averaged.")
 
     @model_validator(mode="after")
     def _one_of_each(self) -> PredictionRequest:
@@ -212,6 +218,23 @@ class Recipe(BaseModel):
     depth: int
 
 
+class ExcludedRun(BaseModel):
+    run_id: int
+    reason: str
+
+
+class Extrapolation(BaseModel):
+    """How far the target lies beyond the largest proxy, in every unit a plan is made in."""
+
+    n_params: float = Field(description="× the largest proxy's non-embedding parameters.")
+    total_params: float | None = Field(description="× its total parameters (embeddings included).")
+    width: float | None = Field(description="× its width.")
+    flops: float | None = Field(description="× its training FLOPs, at the proxies' token budget.")
+    target_width: int | None = Field(
+        description="The width asked for, or the width on the head-size grid whose N is nearest the target."
+    )
+
+
 class Provenance(BaseModel):
     fit_id: int
     run_ids: list[int]
@@ -224,16 +247,21 @@ class PredictionPublic(BaseModel):
     n_params: float
     width: int | None
     level: float
-    predicted_loss: float
+    interval: str = Field(description="'expected' (the expected loss) or 'run' (what `seeds` new runs show).")
+    seeds: int
+    predicted_loss: float = Field(description="The fitted law at N: the expected loss.")
     lower: float
     upper: float
     law: str
     parameters: dict[str, float]
     stderr: dict[str, float | None]
+    noise_model: str = Field(description="The noise model the interval rests on (predictor.noise).")
     points_used: int
     widths_used: list[int]
+    excluded_runs: list[ExcludedRun] = Field(description="Runs of the ladder's recipe the fit left out.")
     n_params_range: tuple[float, float]
     extrapolation_factor: float
+    extrapolation: Extrapolation
     warnings: list[str]
     provenance: Provenance
 
@@ -253,8 +281,12 @@ class Candidate(BaseModel):
     predicted_loss: float
     lower: float
     upper: float
-    probability_best: float = Field(description="Share of bootstrap draws in which this design is lowest.")
+    probability_best: float = Field(
+        description="Probability that this design has the lowest expected loss, from the candidates' joint "
+        "sampling distribution, paired through runs that share a ladder rung and a seed."
+    )
     extrapolation_factor: float
+    extrapolation: Extrapolation
     warnings: list[str]
 
 
@@ -262,6 +294,7 @@ class ComparePublic(Tabular):
     _table = "candidates"
     n_params: float
     level: float
+    interval: str = Field("expected", description="Candidates' intervals are for the expected loss.")
     best_architecture_id: int
     candidates: list[Candidate]
 
@@ -269,6 +302,7 @@ class ComparePublic(Tabular):
 class FitPoint(BaseModel):
     run_id: int
     width: int
+    seed: int
     n_params: float
     loss: float
     predicted: float
@@ -296,11 +330,13 @@ class FitPublic(Tabular):
     n_points: int
     n_params_range: tuple[float, float]
     report: str
+    noise_model: str
+    excluded_runs: list[ExcludedRun]
     points: list[FitPoint]
     level: float
     curve: list[CurvePoint] = Field(
-        description="The fitted law and its prediction band on a log grid from the smallest proxy to "
-        "`curve_to` (default: 10× the largest proxy)."
+        description="The fitted law and its band for the expected loss on a log grid from the smallest "
+        "proxy to `curve_to` (default: 10× the largest proxy)."
     )
     created_at: datetime
     result: dict[str, Any] = Field(description="The full fit result, as predictor.FitResult.to_dict().")

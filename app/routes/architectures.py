@@ -18,6 +18,7 @@ from app.schemas import (
     MAX_N_PARAMS,
     ArchitecturePublic,
     CurvePoint,
+    ExcludedRun,
     FitPoint,
     FitPublic,
     Page,
@@ -161,7 +162,7 @@ def get_fit(
     predicted = result.predict(points.n_params).mean
     low, high = float(result.x_range[0]), float(result.x_range[1])
     grid = np.geomspace(low, max(curve_to or 10 * high, low * 1.01), curve_points)
-    band = result.predict(grid, level=level)
+    band = result.predict(grid, level=level, interval="expected")
     return FitPublic(
         architecture_id=architecture_id,
         fit_id=current.fit_id,
@@ -175,11 +176,14 @@ def get_fit(
         n_points=result.n_points,
         n_params_range=(float(result.x_range[0]), float(result.x_range[1])),
         report=result.report(),
+        noise_model=result.noise.summary(),
+        excluded_runs=[ExcludedRun(run_id=e.run_id, reason=e.reason) for e in points.excluded],
         points=[
-            FitPoint(run_id=r, width=w, n_params=n, loss=y, predicted=float(p), residual=float(y - p))
-            for r, w, n, y, p in zip(
+            FitPoint(run_id=r, width=w, seed=s, n_params=n, loss=y, predicted=float(p), residual=float(y - p))
+            for r, w, s, n, y, p in zip(
                 points.run_ids,
                 points.widths,
+                points.seeds,
                 points.n_params,
                 points.losses,
                 np.atleast_1d(predicted),

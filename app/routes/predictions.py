@@ -13,12 +13,14 @@ from starlette.concurrency import run_in_threadpool
 import predictor
 from app import tuning
 from app.deps import FitCacheDep, ReadSessionsDep, SettingsDep
-from app.fits import FitCache, FitPoints, results_version
+from app.fits import CurrentFit, FitCache, FitPoints, results_version
 from app.models import Architecture
 from app.schemas import (
     Candidate,
     ComparePublic,
     CompareRequest,
+    ExcludedRun,
+    Extrapolation,
     PredictionPublic,
     PredictionRequest,
     Provenance,
@@ -27,6 +29,7 @@ from app.schemas import (
 from app.settings import Settings
 from app.views import field_error, get_or_404, unprocessable
 from trainer import ArchitectureSpec, count_params
+from trainer.accounting import flops_per_token
 
 router = APIRouter(prefix="/v1", tags=["predictions"])
 
@@ -60,7 +63,16 @@ async def predict(request: PredictionRequest, http: Request) -> Response:
     else:
         arch_id = await run_in_threadpool(_architecture_id_of_spec, engine, request)
     version = await fits.versions.read(arch_id, partial(results_version, engine, arch_id))
-    key = ("prediction", arch_id, version, request.n_params, request.width, request.level)
+    key = (
+        "prediction",
+        arch_id,
+        version,
+        request.n_params,
+        request.width,
+        request.level,
+        request.interval,
+        request.seeds,
+    )
     body = fits.memoised_response(key)
     if body is None:
 
@@ -88,23 +100,28 @@ def _predict(
         n_params = request.n_params
     current = fits.current(session, arch.id, settings.min_runs_for_fit)
     result, points = current.result, current.points
-    prediction = fits.predict(current, n_params, request.level)
+    prediction = fits.predict(current, n_params, request.level, request.interval, request.seeds)
     assert points.recipe is not None  # a fit exists, so a sweep does
     return PredictionPublic(
         architecture_id=arch.id,
         n_params=n_params,
         width=request.width,
         level=request.level,
+        interval=request.interval,
+        seeds=request.seeds,
         predicted_loss=float(prediction.mean),
         lower=float(prediction.lower),
         upper=float(prediction.upper),
         law=result.law,
         parameters=result.params,
         stderr=result.stderr,
+        noise_model=result.noise.summary(),
         points_used=result.n_points,
         widths_used=sorted(set(points.widths)),
+        excluded_runs=[ExcludedRun(run_id=e.run_id, reason=e.reason) for e in points.excluded],
         n_params_range=(float(result.x_range[0]), float(result.x_range[1])),
         extrapolation_factor=float(prediction.extrapolation_factor),
+        extrapolation=extrapolation(spec, points, n_params, request.width),
         warnings=[*prediction.warnings, *lr_warnings(session, arch, spec, points)],
         provenance=Provenance(
             fit_id=current.fit_id,
@@ -113,6 +130,47 @@ def _predict(
             recipe=Recipe(**dataclasses.asdict(points.recipe)),
         ),
     )
+
+
+def extrapolation(
+    spec: ArchitectureSpec, points: FitPoints, n_params: float, width: int | None
+) -> Extrapolation:
+    """The target against the largest proxy in N, total parameters, width and FLOPs (at the proxies'
+    token budget). Asked by N, the width is the one on the head-size grid whose N is nearest."""
+    largest = max(range(len(points.n_params)), key=points.n_params.__getitem__)
+    target_width = width if width is not None else _width_for(spec, n_params)
+    total = flops = None
+    if target_width is not None:
+        total = float(count_params(spec, target_width)[0])
+        assert points.recipe is not None
+        tokens = points.recipe.steps * spec.training.batch_tokens
+        flops = float(flops_per_token(spec, target_width) * tokens)
+
+    def ratio(value: float | None, proxy: float) -> float | None:
+        return value / proxy if value is not None and proxy > 0 else None
+
+    return Extrapolation(
+        n_params=n_params / points.n_params[largest],
+        total_params=ratio(total, points.total_params[largest]),
+        width=ratio(None if target_width is None else float(target_width), float(points.widths[largest])),
+        flops=ratio(flops, points.flops[largest]),
+        target_width=target_width,
+    )
+
+
+def _width_for(spec: ArchitectureSpec, n_params: float) -> int | None:
+    """The width on the head-size grid whose non-embedding N is nearest n_params (None past 2^20)."""
+    low, high = 1, (1 << 20) // spec.head_dim
+    if count_params(spec, high * spec.head_dim)[1] < n_params:
+        return None
+    while low < high:  # the smallest multiple whose N reaches the target
+        mid = (low + high) // 2
+        if count_params(spec, mid * spec.head_dim)[1] < n_params:
+            low = mid + 1
+        else:
+            high = mid
+    candidates = [k * spec.head_dim for k in (max(1, low - 1), low)]
+    return min(candidates, key=lambda w: abs(count_params(spec, w)[1] - n_params))
 
 
 def lr_warnings(session: Session, arch: Architecture, spec: ArchitectureSpec, points: FitPoints) -> list[str]:
@@ -130,36 +188,74 @@ def compare(
 
 
 def _compare(request: CompareRequest, session: Session, settings: Settings, fits: FitCache) -> ComparePublic:
-    """Rank candidate architectures by predicted loss at `n_params`, with P(best) from the bootstraps."""
+    """Rank candidates by expected loss at `n_params`, with P(best) paired by seed (predictor.compare)."""
     ids = list(dict.fromkeys(request.architecture_ids))
     if len(ids) < 2:
         raise unprocessable(field_error("body", "architecture_ids", msg="give at least two different ids"))
     archs = [get_or_404(session, Architecture, i) for i in ids]
+    specs = [ArchitectureSpec.model_validate(a.spec) for a in archs]
     currents = [fits.current(session, a.id, settings.min_runs_for_fit) for a in archs]
-    predictions = [fits.predict(c, request.n_params, request.level) for c in currents]
-    lr_notes = [
-        lr_warnings(session, a, ArchitectureSpec.model_validate(a.spec), c.points)
-        for a, c in zip(archs, currents, strict=True)
-    ]
-    p_best = predictor.probability_best(predictions)
-    order = sorted(range(len(archs)), key=lambda k: float(predictions[k].mean))
-    candidates = [
-        Candidate(
-            rank=rank + 1,
-            architecture_id=archs[k].id,
-            name=archs[k].name,
-            predicted_loss=float(predictions[k].mean),
-            lower=float(predictions[k].lower),
-            upper=float(predictions[k].upper),
-            probability_best=float(p_best[k]),
-            extrapolation_factor=float(predictions[k].extrapolation_factor),
-            warnings=[*predictions[k].warnings, *lr_notes[k]],
+    _check_comparable(archs, specs, currents)
+    comparison = predictor.compare([c.result for c in currents], request.n_params, request.level)
+    lr_notes = [lr_warnings(session, a, s, c.points) for a, s, c in zip(archs, specs, currents, strict=True)]
+    candidates = []
+    for k in sorted(range(len(archs)), key=lambda i: comparison.ranks[i]):
+        p = comparison.predictions[k]
+        candidates.append(
+            Candidate(
+                rank=comparison.ranks[k],
+                architecture_id=archs[k].id,
+                name=archs[k].name,
+                predicted_loss=float(p.mean),
+                lower=float(p.lower),
+                upper=float(p.upper),
+                probability_best=float(comparison.probability_best[k]),
+                extrapolation_factor=float(p.extrapolation_factor),
+                extrapolation=extrapolation(specs[k], currents[k].points, request.n_params, None),
+                warnings=[*p.warnings, *lr_notes[k]],
+            )
         )
-        for rank, k in enumerate(order)
-    ]
     return ComparePublic(
         n_params=request.n_params,
         level=request.level,
+        interval="expected",
         best_architecture_id=candidates[0].architecture_id,
         candidates=candidates,
     )
+
+
+def _check_comparable(
+    archs: list[Architecture], specs: list[ArchitectureSpec], currents: list[CurrentFit]
+) -> None:
+    """Losses in nats per token compare only on the same tokens: one tokenizer, one corpus (422 if not)."""
+    errors = []
+    tokenizers = {(s.dataset.tokenizer, s.vocab_size) for s in specs}
+    if len(tokenizers) > 1:
+        described = "; ".join(
+            f"{a.name} (id {a.id}): {s.dataset.tokenizer}, vocabulary {s.vocab_size}"
+            for a, s in zip(archs, specs, strict=True)
+        )
+        errors.append(
+            field_error(
+                "body",
+                "architecture_ids",
+                msg=f"the candidates use different tokenizers ({described}): losses per token are not "
+                "comparable; compare designs trained on the same tokenizer",
+            )
+        )
+    corpora = {tuple(c.points.corpus_fingerprints) for c in currents}
+    if len(corpora) > 1:
+        described = "; ".join(
+            f"{a.name} (id {a.id}): {(c.points.corpus_fingerprints or ['none'])[0][:12]}"
+            for a, c in zip(archs, currents, strict=True)
+        )
+        errors.append(
+            field_error(
+                "body",
+                "architecture_ids",
+                msg=f"the candidates' ladders were trained on different corpora ({described}): train them "
+                "on the same data to compare them",
+            )
+        )
+    if errors:
+        raise unprocessable(*errors)

@@ -100,6 +100,7 @@
       el("td", { class: "num" }, MU.fmtLoss(candidate.predicted_loss)),
       el("td", { class: "num" }, MU.fmtInterval(candidate.lower, candidate.upper)),
       el("td", {}, el("span", { class: "bar", style: `width:${Math.round(p * 80)}px` }), `${(p * 100).toFixed(0)}%`),
+      el("td", { class: "small-print" }, MU.fmtExtrapolation(candidate.extrapolation)),
     );
   }
 
@@ -114,10 +115,12 @@
     }
     const { arch } = fitted[0];
     const p = await MU.api("/v1/predictions", {
-      method: "POST", body: { architecture_id: arch.id, n_params: targetN, level: MU.LEVEL },
+      method: "POST",
+      body: { architecture_id: arch.id, n_params: targetN, level: MU.LEVEL, interval: "expected" },
     });
     return [{ rank: 1, architecture_id: arch.id, name: arch.name, predicted_loss: p.predicted_loss, lower: p.lower,
-              upper: p.upper, probability_best: 1, extrapolation_factor: p.extrapolation_factor, warnings: p.warnings }];
+              upper: p.upper, probability_best: 1, extrapolation_factor: p.extrapolation_factor,
+              extrapolation: p.extrapolation, warnings: p.warnings }];
   }
 
   async function load() {
@@ -136,7 +139,7 @@
         el("a", { href: `/architectures/${arch.id}` }, arch.name), `: not fitted yet — ${MU.notFittedReason(arch.runs)}.`)));
     }
     if (!fitted.length) {
-      rankingBody.replaceChildren(el("tr", {}, el("td", { colspan: 5, class: "empty" }, "Nothing fitted yet.")));
+      rankingBody.replaceChildren(el("tr", {}, el("td", { colspan: 6, class: "empty" }, "Nothing fitted yet.")));
       return;
     }
     const candidates = await rank(fitted);

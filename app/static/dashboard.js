@@ -206,8 +206,14 @@ const MU = (() => {
     return `${factor < 10 ? factor.toFixed(1) : fmtN(factor)}×`;
   }
 
+  /** The extrapolation in every unit a plan is made in: "30× N · 32× params · 5.5× width · 31× FLOPs". */
+  function fmtExtrapolation(e) {
+    const parts = [[e.n_params, "N"], [e.total_params, "params"], [e.width, "width"], [e.flops, "FLOPs"]];
+    return parts.filter(([v]) => v != null).map(([v, unit]) => `${fmtFactor(v)} ${unit}`).join(" · ");
+  }
+
   return {
-    fmtFactor, LEVEL, ApiError, api, listAll, el, notice, fmtN, parseN, fmtLoss, fmtInterval, runCounts, canFit,
+    fmtFactor, fmtExtrapolation, LEVEL, ApiError, api, listAll, el, notice, fmtN, parseN, fmtLoss, fmtInterval, runCounts, canFit,
     notFittedReason, color, translucent, plotConfig, plotLayout, ready, describeDetail, fieldPath, minWidths,
     fmtLr, fmtSigned, plot, plotMessage,
   };

@@ -16,7 +16,7 @@
     try {
       const prediction = await MU.api("/v1/predictions", {
         method: "POST",
-        body: { architecture_id: arch.id, n_params: targetN, level: MU.LEVEL },
+        body: { architecture_id: arch.id, n_params: targetN, level: MU.LEVEL, interval: "expected" },
       });
       return { prediction };
     } catch (err) {
@@ -34,8 +34,8 @@
       ? [
           el("td", { class: "num" }, MU.fmtLoss(p.predicted_loss)),
           el("td", { class: "num" }, MU.fmtInterval(p.lower, p.upper)),
-          el("td", { class: "num", title: p.warnings.join("\n") || null }, MU.fmtFactor(p.extrapolation_factor),
-            p.warnings.length ? " ⚠" : ""),
+          el("td", { class: "num", title: [MU.fmtExtrapolation(p.extrapolation), ...p.warnings].join("\n") },
+            MU.fmtFactor(p.extrapolation_factor), p.warnings.length ? " ⚠" : ""),
         ]
       : [el("td", { colspan: 3, class: result.failed ? "notice error" : "muted" }, result.reason)];
     return el("tr", { "data-architecture-id": arch.id },

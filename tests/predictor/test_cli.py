@@ -25,8 +25,21 @@ def test_fit_prints_report_and_prediction(tmp_path: Path) -> None:
     result = runner.invoke(cli, ["fit", str(csv_file), "--at", "1e9", "--level", "0.8"])
     assert result.exit_code == 0, result.output
     assert "[[Variables]]" in result.output and "alpha" in result.output
-    assert "loss at 1e+09" in result.output and "80% interval" in result.output
+    assert "loss at 1e+09" in result.output and "80% interval for the expected loss" in result.output
     assert "10× the largest fitted N" in result.output
+
+
+def test_fit_reads_seed_labels_and_answers_either_question(tmp_path: Path) -> None:
+    n = np.repeat(np.geomspace(2e6, 1e8, 6), 2)
+    y = mu_law(n) * np.exp(0.01 * np.random.default_rng(1).standard_normal(12))
+    csv_file = tmp_path / "seeded.csv"
+    csv_file.write_text(
+        "N,seed,loss\n" + "".join(f"{a},{i % 2},{b}\n" for i, (a, b) in enumerate(zip(n, y, strict=True)))
+    )
+    expected = runner.invoke(cli, ["fit", str(csv_file), "--at", "1e9"])
+    runs = runner.invoke(cli, ["fit", str(csv_file), "--at", "1e9", "--interval", "run", "--seeds", "3"])
+    assert expected.exit_code == runs.exit_code == 0, expected.output + runs.output
+    assert "2 shared seeds" in expected.output and "3 new run(s), averaged" in runs.output
 
 
 def test_fit_accepts_an_N_column_and_other_laws(tmp_path: Path) -> None:

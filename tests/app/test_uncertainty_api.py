@@ -1,0 +1,127 @@
+"""The two questions through the API, extrapolation in every unit, fit integrity, and comparisons that
+refuse losses that do not compare (SQLite and PostgreSQL)."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+
+import pytest
+from fastapi.testclient import TestClient
+from sqlalchemy import update
+from sqlalchemy.orm import Session
+
+from app.api import create_app
+from app.models import Run
+from app.settings import Settings
+from tests.app.api_helpers import finish_runs, spec_dict
+from trainer import ArchitectureSpec, count_params
+
+
+@pytest.fixture
+def api(fresh_db_url: str) -> Iterator[TestClient]:
+    settings = Settings(_env_file=None, database_url=fresh_db_url, max_width=1024)
+    with TestClient(create_app(settings)) as client:
+        yield client
+
+
+def _ladder(api: TestClient, seeds: tuple[int, ...] = (0, 1), **overrides: object) -> int:
+    arch_id = int(api.post("/v1/architectures", json=spec_dict(**overrides)).json()["id"])
+    api.post(f"/v1/architectures/{arch_id}/sweeps", json={"seeds": list(seeds)})
+    finish_runs(api.app.state.engine, arch_id, noise=0.005)  # type: ignore[attr-defined]
+    return arch_id
+
+
+def _predict(api: TestClient, **body: object) -> dict:
+    response = api.post("/v1/predictions", json=body)
+    assert response.status_code == 200, response.text
+    return dict(response.json())
+
+
+def test_the_two_questions_have_one_law_and_different_spreads(api: TestClient) -> None:
+    arch_id = _ladder(api)
+    expected = _predict(api, architecture_id=arch_id, n_params=1e8, interval="expected")
+    one_run = _predict(api, architecture_id=arch_id, n_params=1e8)  # the default: one new run
+    four = _predict(api, architecture_id=arch_id, n_params=1e8, interval="run", seeds=4)
+    assert (expected["interval"], one_run["interval"], one_run["seeds"], four["seeds"]) == (
+        "expected",
+        "run",
+        1,
+        4,
+    )
+    assert expected["predicted_loss"] == one_run["predicted_loss"] == four["predicted_loss"]
+
+    def width(p: dict) -> float:
+        return float(p["upper"] - p["lower"])
+
+    assert width(expected) < width(four) < width(one_run)
+    assert "pure error" in expected["noise_model"] and "2 shared seeds" in expected["noise_model"]
+    bad = api.post("/v1/predictions", json={"architecture_id": arch_id, "n_params": 1e8, "interval": "both"})
+    assert bad.status_code == 422
+    assert (
+        api.post(
+            "/v1/predictions", json={"architecture_id": arch_id, "n_params": 1e8, "seeds": 0}
+        ).status_code
+        == 422
+    )
+
+
+def test_extrapolation_is_stated_in_n_parameters_width_and_flops(api: TestClient) -> None:
+    arch_id = _ladder(api)
+    spec = ArchitectureSpec.model_validate(spec_dict())
+    by_width = _predict(api, architecture_id=arch_id, width=512, interval="expected")["extrapolation"]
+    largest_total, largest_n = count_params(spec, 128)
+    assert by_width["target_width"] == 512 and by_width["width"] == pytest.approx(4.0)
+    assert by_width["n_params"] == pytest.approx(count_params(spec, 512)[1] / largest_n)
+    assert by_width["total_params"] == pytest.approx(count_params(spec, 512)[0] / largest_total)
+    assert by_width["flops"] > by_width["total_params"] > 1  # FLOPs grow with the readout and attention too
+    by_n = _predict(api, architecture_id=arch_id, n_params=count_params(spec, 512)[1])["extrapolation"]
+    assert by_n["target_width"] == 512 and by_n["width"] == pytest.approx(4.0)
+
+
+def test_runs_from_another_trainer_or_corpus_are_left_out_and_listed(api: TestClient) -> None:
+    arch_id = _ladder(api)
+    engine = api.app.state.engine  # type: ignore[attr-defined]
+    runs = api.get("/v1/runs", params={"architecture_id": arch_id, "limit": 100}).json()["items"]
+    stale, foreign = runs[0]["id"], runs[1]["id"]
+    with Session(engine) as session:
+        session.execute(update(Run).where(Run.id == stale).values(code_version="trainer-000000000000"))
+        session.execute(update(Run).where(Run.id == foreign).values(corpus_fingerprint="f" * 64))
+        session.commit()
+    # The version changes only when a run finishes; a new sweep (same recipe) refreshes it here.
+    api.post(f"/v1/architectures/{arch_id}/sweeps", json={"seeds": [0, 1], "widths": [32]})
+    prediction = _predict(api, architecture_id=arch_id, n_params=1e8)
+    reasons = {e["run_id"]: e["reason"] for e in prediction["excluded_runs"]}
+    assert set(reasons) == {stale, foreign}
+    assert "trainer-000000000000" in reasons[stale] and "retrain" in reasons[stale]
+    assert "corpus ffffffffffff" in reasons[foreign]
+    assert stale not in prediction["provenance"]["run_ids"] and prediction["points_used"] == len(runs) - 2
+    fit = api.get(f"/v1/architectures/{arch_id}/fit").json()
+    assert {e["run_id"] for e in fit["excluded_runs"]} == {stale, foreign}
+    assert {p["seed"] for p in fit["points"]} == {0, 1}
+
+
+def test_compare_is_paired_by_seed_and_refuses_other_tokenizers(api: TestClient) -> None:
+    a = _ladder(api, name="gelu")
+    b = _ladder(api, name="swiglu", activation="swiglu")
+    ranked = api.post("/v1/compare", json={"architecture_ids": [a, b], "n_params": 1e8}).json()
+    assert ranked["interval"] == "expected"
+    for candidate in ranked["candidates"]:
+        stated = candidate["extrapolation"]
+        assert stated["n_params"] == pytest.approx(candidate["extrapolation_factor"])
+        assert stated["width"] > 1 and stated["flops"] > 1 and stated["total_params"] > 1
+    # Same tokenizer, other data: the ladders' corpus fingerprints differ, and compare says so.
+    with Session(api.app.state.engine) as session:  # type: ignore[attr-defined]
+        session.execute(update(Run).where(Run.architecture_id == b).values(corpus_fingerprint="e" * 64))
+        session.commit()
+    api.post(f"/v1/architectures/{b}/sweeps", json={"seeds": [0, 1], "widths": [32]})  # refresh the fit
+    other_data = api.post("/v1/compare", json={"architecture_ids": [a, b], "n_params": 1e8})
+    assert other_data.status_code == 422 and "different corpora" in other_data.json()["detail"][0]["msg"]
+    bpe = _ladder(api, name="bpe", dataset={"tokenizer": "bpe", "vocab_size": 512})
+    refused = api.post("/v1/compare", json={"architecture_ids": [a, bpe], "n_params": 1e8})
+    assert refused.status_code == 422
+    message = refused.json()["detail"][0]["msg"]
+    assert (
+        "different tokenizers" in message
+        and "bpe, vocabulary 512" in message
+        and "byte, vocabulary 256" in message
+    )
