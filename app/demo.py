@@ -29,6 +29,7 @@ from app.settings import Settings
 
 EXAMPLES = Path(__file__).resolve().parents[1] / "examples" / "specs"
 DEMO_SPECS = ("gpt_gelu.json", "gpt_swiglu.json")
+DEMO_SEEDS = (0, 1)
 
 
 def load_demo_specs() -> list[dict[str, object]]:
@@ -148,7 +149,9 @@ def run_demo(
                     console.print(
                         f"[yellow]{arch.name}: tuning failed ({tuning.error}); the spec's lr is used[/]"
                     )
-                sweep = client.create_sweep(arch.id)
+                # Two seeds per width: the noise model needs replicates, and shared seeds pair the
+                # designs in the comparison (predictor.compare).
+                sweep = client.create_sweep(arch.id, seeds=list(DEMO_SEEDS))
                 reuse = f", reusing its {sweep.counts.succeeded} finished runs" if sweep.done else ""
                 console.print(
                     f"[bold]{arch.name}[/]: ladder {arch.spec.proxy_widths} at lr {sweep.lr:g} "
@@ -190,6 +193,14 @@ def print_table(console: Console, result: ComparePublic, target: float, target_f
             f"{c.extrapolation_factor:.0f}×",
         )
     console.print(table)
+    for c in result.candidates:
+        e = c.extrapolation
+        parts = [f"{e.n_params:.3g}× N"] + [
+            f"{value:.3g}× {unit}"
+            for value, unit in ((e.total_params, "parameters"), (e.width, "width"), (e.flops, "FLOPs"))
+            if value is not None
+        ]
+        console.print(f"{c.name}: {' · '.join(parts)} beyond its largest proxy")
     for c in result.candidates:
         for warning in c.warnings:
             console.print(f"[yellow]{c.name}: {warning}[/]")

@@ -48,6 +48,7 @@ def test_demo_trains_fits_compares_and_reuses_finished_runs(tmp_path: Path) -> N
     assert result["n_params"] >= 10 * 12 * 40**2  # at least 10× the largest proxy's non-embedding N
     assert "wins with probability" in text and f"http://127.0.0.1:{port}/compare?ids=" in text
     assert text.count("η* = ") == 2 and "(tuned)" in text  # tuned first, the ladders trained at η*
+    assert "× N · " in text and "× FLOPs beyond its largest proxy" in text
     with httpx.Client(base_url=f"http://127.0.0.1:{port}") as api, pytest.raises(httpx.ConnectError):
         api.get("/healthz")  # serve=False: the server stopped with the demo
 
@@ -57,7 +58,7 @@ def test_demo_trains_fits_compares_and_reuses_finished_runs(tmp_path: Path) -> N
         settings, port=free_port(), serve=False, specs=specs, console=Console(file=out2, width=200)
     )
     assert [c["predicted_loss"] for c in again["candidates"]] == [c["predicted_loss"] for c in candidates]
-    assert "reusing its finished runs" in out2.getvalue() and "reusing its 4 finished runs" in out2.getvalue()
+    assert "reusing its finished runs" in out2.getvalue() and "reusing its 8 finished runs" in out2.getvalue()
 
 
 def test_the_demo_designs_ship_and_validate() -> None:
