@@ -228,34 +228,22 @@ def _check_comparable(
     archs: list[Architecture], specs: list[ArchitectureSpec], currents: list[CurrentFit]
 ) -> None:
     """Losses in nats per token compare only on the same tokens: one tokenizer, one corpus (422 if not)."""
+    tokenizers = [f"{s.dataset.tokenizer}, vocabulary {s.vocab_size}" for s in specs]
+    corpora = [(c.points.corpus_fingerprints or ["none"])[0][:12] for c in currents]
+    checks = (
+        (
+            tokenizers,
+            "use different tokenizers",
+            "losses per token are not comparable; compare designs trained on the same tokenizer",
+        ),
+        (corpora, "were trained on different corpora", "train them on the same data to compare them"),
+    )
     errors = []
-    tokenizers = {(s.dataset.tokenizer, s.vocab_size) for s in specs}
-    if len(tokenizers) > 1:
-        described = "; ".join(
-            f"{a.name} (id {a.id}): {s.dataset.tokenizer}, vocabulary {s.vocab_size}"
-            for a, s in zip(archs, specs, strict=True)
-        )
-        errors.append(
-            field_error(
-                "body",
-                "architecture_ids",
-                msg=f"the candidates use different tokenizers ({described}): losses per token are not "
-                "comparable; compare designs trained on the same tokenizer",
+    for values, what, fix in checks:
+        if len(set(values)) > 1:
+            described = "; ".join(f"{a.name} (id {a.id}): {v}" for a, v in zip(archs, values, strict=True))
+            errors.append(
+                field_error("body", "architecture_ids", msg=f"the candidates {what} ({described}): {fix}")
             )
-        )
-    corpora = {tuple(c.points.corpus_fingerprints) for c in currents}
-    if len(corpora) > 1:
-        described = "; ".join(
-            f"{a.name} (id {a.id}): {(c.points.corpus_fingerprints or ['none'])[0][:12]}"
-            for a, c in zip(archs, currents, strict=True)
-        )
-        errors.append(
-            field_error(
-                "body",
-                "architecture_ids",
-                msg=f"the candidates' ladders were trained on different corpora ({described}): train them "
-                "on the same data to compare them",
-            )
-        )
     if errors:
         raise unprocessable(*errors)
