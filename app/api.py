@@ -11,7 +11,8 @@ from fastapi.responses import JSONResponse
 
 from app import migrate
 from app.db import for_reads, make_engine, session_factory
-from app.fits import FitCache, FitFailed, NotEnoughRuns
+from app.fit_cache import FitCache
+from app.fits import FitFailed, NotEnoughRuns
 from app.routes import architectures, dashboard, health, predictions, runs, sweeps, tuning
 from app.settings import Settings, get_settings
 

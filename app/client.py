@@ -19,7 +19,6 @@ from pydantic import BaseModel
 from app.schemas import (
     ArchitecturePublic,
     ComparePublic,
-    CoordCheckPublic,
     FitPublic,
     Page,
     PredictionPublic,
@@ -27,8 +26,8 @@ from app.schemas import (
     RunPublic,
     RunSummary,
     SweepPublic,
-    TuningPublic,
 )
+from app.tuning_schemas import CoordCheckPublic, TuningPublic
 from trainer import ArchitectureSpec
 
 M = TypeVar("M", bound=BaseModel)

@@ -10,7 +10,7 @@ from fastapi import Depends, HTTPException, Path, Query, Request, status
 from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
 from sqlalchemy.orm import Session, sessionmaker
 
-from app.fits import FitCache
+from app.fit_cache import FitCache
 from app.settings import Settings
 
 # Dependencies that do no I/O are `async def`: FastAPI runs a sync dependency in the thread pool, and

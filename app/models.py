@@ -219,7 +219,9 @@ class Tuning(Base):
     status: Mapped[TuningStatus] = mapped_column(
         Enum(TuningStatus, name="tuning_status", native_enum=False, length=16), default=TuningStatus.queued
     )
-    result: Mapped[dict[str, Any] | None] = mapped_column(JSON)  # trainer.tuning.TuningResult, when final
+    result: Mapped[dict[str, Any] | None] = mapped_column(
+        JSON
+    )  # trainer.tuning_result.TuningResult, when final
     error: Mapped[str | None] = mapped_column(Text)
     created_at: Mapped[datetime] = mapped_column(default=utcnow)
     updated_at: Mapped[datetime] = mapped_column(default=utcnow, onupdate=utcnow)

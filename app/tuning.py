@@ -22,7 +22,8 @@ from sqlalchemy.orm import Session
 from app import queue
 from app.models import Architecture, Run, RunStatus, Tuning, TuningRun, TuningStatus, utcnow
 from trainer import ArchitectureSpec
-from trainer.tuning import Observation, Shape, TuningPlan, TuningResult, analyze, round_lr
+from trainer.tuning import Observation, Shape, TuningPlan
+from trainer.tuning_result import TuningResult, analyze, round_lr
 
 FINAL = (TuningStatus.succeeded, TuningStatus.failed)
 ACTIVE_RUN = (RunStatus.queued, RunStatus.running)

@@ -27,7 +27,8 @@ sys.path.insert(0, str(ROOT))
 
 from bench.tuning_runs import CachedTuner, default_jobs  # noqa: E402
 from trainer import ArchitectureSpec  # noqa: E402
-from trainer.tuning import Shape, TuningPlan, TuningResult  # noqa: E402
+from trainer.tuning import Shape, TuningPlan  # noqa: E402
+from trainer.tuning_result import TuningResult  # noqa: E402
 
 RESULTS = ROOT / "bench" / "results"
 TARGET_SLOPE = 0.1  # μP: |slope| ≤ 0.1 with its interval including 0 (bench/PROTOCOL.md)

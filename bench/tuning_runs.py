@@ -17,7 +17,8 @@ from typing import Any
 import torch
 
 import trainer
-from trainer.tuning import Observation, Point, TuningPlan, TuningResult, run_locally
+from trainer.tuning import Observation, Point, TuningPlan
+from trainer.tuning_result import TuningResult, run_locally
 
 
 @cache

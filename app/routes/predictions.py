@@ -13,7 +13,8 @@ from starlette.concurrency import run_in_threadpool
 import predictor
 from app import tuning
 from app.deps import FitCacheDep, ReadSessionsDep, SettingsDep
-from app.fits import CurrentFit, FitCache, FitPoints, results_version
+from app.fit_cache import FitCache
+from app.fits import CurrentFit, FitPoints, results_version
 from app.models import Architecture
 from app.schemas import (
     Candidate,

@@ -10,11 +10,11 @@ from app import coord_checks, tuning
 from app.deps import IdPath, SessionDep, SettingsDep, WriteAccess, WriteSessionDep
 from app.limits import check_tuning
 from app.models import Architecture, Tuning
-from app.schemas import (
+from app.schemas import RunCounts
+from app.tuning_schemas import (
     CoordCheckAxis,
     CoordCheckPublic,
     LrCurve,
-    RunCounts,
     TransferPublic,
     TuningCreate,
     TuningPublic,

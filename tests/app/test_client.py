@@ -12,15 +12,9 @@ from sqlalchemy import Engine
 from app.api import create_app
 from app.client import APIError, Client
 from app.db import make_engine
-from app.schemas import (
-    ArchitecturePublic,
-    ComparePublic,
-    CoordCheckPublic,
-    PredictionPublic,
-    SweepPublic,
-    TuningPublic,
-)
+from app.schemas import ArchitecturePublic, ComparePublic, PredictionPublic, SweepPublic
 from app.settings import Settings
+from app.tuning_schemas import CoordCheckPublic, TuningPublic
 from tests.app.api_helpers import finish_runs, lr_basin, spec_dict
 from tests.app.live_server import live_server
 

@@ -16,7 +16,8 @@ import pytest
 import torch
 
 from trainer import ArchitectureSpec, Corpus, load_corpus, train
-from trainer.tuning import Observation, Point, Shape, TuningPlan, run_locally
+from trainer.tuning import Observation, Point, Shape, TuningPlan
+from trainer.tuning_result import run_locally
 
 pytestmark = pytest.mark.slow
 

@@ -1,4 +1,4 @@
-"""The LR tuning planner and its analysis (trainer/tuning.py), on synthetic loss curves with known optima.
+"""The LR tuning planner and its analysis (trainer/tuning.py, tuning_result.py), on synthetic curves.
 
 Each synthetic curve is a basin in log2 η with a known minimum, seed offsets (a seed shifts its whole
 curve) and Gaussian noise, so the tests can check that the grid is extended toward the minimum, that
@@ -14,16 +14,8 @@ from collections.abc import Callable
 import numpy as np
 import pytest
 
-from trainer.tuning import (
-    Observation,
-    Point,
-    Shape,
-    TuningPlan,
-    analyze,
-    curve_status,
-    round_lr,
-    run_locally,
-)
+from trainer.tuning import Observation, Point, Shape, TuningPlan, curve_status
+from trainer.tuning_result import analyze, round_lr, run_locally
 
 BASE = Shape(32, 2)
 
