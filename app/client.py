@@ -182,10 +182,11 @@ class Client:
         seeds: list[int] | None = None,
         steps: int | None = None,
         lr: float | None = None,
+        data_seed: int | None = None,
     ) -> SweepPublic:
         """Queue proxy runs at the tuned η* (else the spec's LR) unless `lr` pins one (idempotent: runs
         that exist are reused, an identical sweep is returned)."""
-        body: dict[str, Any] = {"widths": widths, "steps": steps, "lr": lr}
+        body: dict[str, Any] = {"widths": widths, "steps": steps, "lr": lr, "data_seed": data_seed}
         if seeds is not None:
             body["seeds"] = seeds
         return self._post(f"/v1/architectures/{architecture_id}/sweeps", SweepPublic, body, idempotent=True)

@@ -43,6 +43,7 @@ class LadderRecipe:
 # Part of every cached fit's key: a change to how predictor.fit estimates (or stores) a fit must not
 # restore fits made the old way.
 FIT_METHOD = "lsq+noise-model/2"
+SEED_SPAN = 2**31  # seeds lie in [0, 2^31): seed · 2^31 + data seed labels the pair uniquely
 
 
 @dataclass(frozen=True)
@@ -59,20 +60,27 @@ class FitPoints:
     n_params: list[float]  # non-embedding parameters of each proxy
     losses: list[float]  # held-out validation loss
     widths: list[int]
-    seeds: list[int]
+    seeds: list[int]  # each run's initialisation seed
     corpus_fingerprints: list[str]  # one at most: a fit pools one corpus
     recipe: LadderRecipe | None
     code_version: str | None = None  # the trainer code every pooled run was trained by
     total_params: list[float] = field(default_factory=list)
     flops: list[float] = field(default_factory=list)
     excluded: list[Excluded] = field(default_factory=list)
+    data_seeds: list[int] = field(default_factory=list)  # each run's batch-order seed
 
     @property
     def distinct_widths(self) -> int:
         return len(set(self.widths))
 
+    @property
+    def seed_labels(self) -> list[int]:
+        """One label per (init seed, data seed): runs that share both are replicates that pair (the
+        noise model's seed effect, predictor.compare's pairing)."""
+        return [seed * SEED_SPAN + order for seed, order in zip(self.seeds, self.data_seeds, strict=True)]
+
     def data_hash(self, law: str) -> str:
-        payload = json.dumps([FIT_METHOD, law, self.run_ids, self.n_params, self.losses, self.seeds])
+        payload = json.dumps([FIT_METHOD, law, self.run_ids, self.n_params, self.losses, self.seed_labels])
         return hashlib.sha256(payload.encode()).hexdigest()
 
 
@@ -124,6 +132,7 @@ def fit_points(session: Session, architecture_id: int) -> FitPoints:
             Run.val_loss,
             Run.width,
             Run.seed,
+            Run.data_seed,
             Run.corpus_fingerprint,
             Run.code_version,
             Run.n_params,
@@ -167,6 +176,7 @@ def fit_points(session: Session, architecture_id: int) -> FitPoints:
         losses=[float(r.val_loss) for r in kept],
         widths=[int(r.width) for r in kept],
         seeds=[int(r.seed) for r in kept],
+        data_seeds=[int(r.data_seed) for r in kept],
         corpus_fingerprints=[corpus] if kept and corpus else [],
         recipe=recipe,
         code_version=code if kept else None,
@@ -214,7 +224,7 @@ def refresh_fit(
     if cached is not None:
         return cached
     try:
-        result = predictor.fit(points.n_params, points.losses, law=law, seeds=points.seeds)
+        result = predictor.fit(points.n_params, points.losses, law=law, seeds=points.seed_labels)
     except ValueError as exc:
         raise FitFailed(
             f"no {law} fit for the {len(points.run_ids)} finished run(s): {exc}; "

@@ -96,6 +96,7 @@ class Sweep(Base):
     steps: Mapped[int]
     lr: Mapped[float] = mapped_column(Float)  # the base LR every run of the sweep trains at
     lr_source: Mapped[str] = mapped_column(String(16))  # "tuned" (η*), "pinned" (the request) or "spec"
+    data_seed: Mapped[int | None]  # one batch order for every run, or None: each run's order is its seed's
     created_at: Mapped[datetime] = mapped_column(default=utcnow)
 
     runs: Mapped[list[SweepRun]] = relationship(cascade="all, delete-orphan")
@@ -117,7 +118,9 @@ class Run(Base):
     __table_args__ = (
         # Idempotent enqueue: one run per (architecture, shape, seed, budget, LR); a sweep and a tuning
         # that ask for the same proxy share it.
-        UniqueConstraint("architecture_id", "width", "depth", "seed", "steps", "lr", name="uq_runs_proxy"),
+        UniqueConstraint(
+            "architecture_id", "width", "depth", "seed", "data_seed", "steps", "lr", name="uq_runs_proxy"
+        ),
         # The claim query scans queued runs oldest first, and the reaper scans expired leases.
         Index("ix_runs_claim", "status", "created_at"),
         Index("ix_runs_lease", "status", "lease_expires_at"),
@@ -129,7 +132,8 @@ class Run(Base):
     )
     width: Mapped[int]
     depth: Mapped[int]  # blocks: the spec's n_layers, or another depth for a depth-transfer check
-    seed: Mapped[int]
+    seed: Mapped[int]  # the initialisation's seed
+    data_seed: Mapped[int]  # the batch order's seed: the init seed unless the sweep shared one
     steps: Mapped[int]
     lr: Mapped[float] = mapped_column(Float)  # the base Adam LR (μP scales it per parameter group)
     status: Mapped[RunStatus] = mapped_column(

@@ -37,6 +37,7 @@ class ClaimedRun:
     width: int
     depth: int
     seed: int
+    data_seed: int
     steps: int
     lr: float
     attempts: int
@@ -44,13 +45,18 @@ class ClaimedRun:
 
 @dataclass(frozen=True)
 class RunKey:
-    """What makes a run: its shape, seed, budget and LR (one row per key and architecture)."""
+    """What makes a run: its shape, seeds, budget and LR (one row per key and architecture)."""
 
     width: int
     depth: int
     seed: int
     steps: int
     lr: float
+    data_seed: int | None = None  # None: the batch order is the init seed's
+
+    @property
+    def order(self) -> int:
+        return self.seed if self.data_seed is None else self.data_seed
 
 
 def insert_ignoring_duplicates(session: Session, table: Any, rows: list[dict[str, Any]]) -> int:
@@ -85,6 +91,7 @@ def enqueue_runs(session: Session, architecture_id: int, keys: Sequence[RunKey])
                 "width": k.width,
                 "depth": k.depth,
                 "seed": k.seed,
+                "data_seed": k.order,
                 "steps": k.steps,
                 "lr": k.lr,
                 "status": RunStatus.queued.value,
@@ -100,17 +107,18 @@ def enqueue_runs(session: Session, architecture_id: int, keys: Sequence[RunKey])
     if not keys:
         return {}
     rows = session.execute(
-        select(Run.id, Run.width, Run.depth, Run.seed, Run.steps, Run.lr).where(
+        select(Run.id, Run.width, Run.depth, Run.seed, Run.steps, Run.lr, Run.data_seed).where(
             Run.architecture_id == architecture_id,
             Run.width.in_({k.width for k in keys}),
             Run.depth.in_({k.depth for k in keys}),
             Run.seed.in_({k.seed for k in keys}),
+            Run.data_seed.in_({k.order for k in keys}),
             Run.steps.in_({k.steps for k in keys}),
             Run.lr.in_({k.lr for k in keys}),
         )
     ).all()
-    found = {RunKey(w, d, s, n, lr): run_id for run_id, w, d, s, n, lr in rows}
-    return {k: found[k] for k in keys}
+    found = {(w, d, s, n, lr, order): run_id for run_id, w, d, s, n, lr, order in rows}
+    return {k: found[(k.width, k.depth, k.seed, k.steps, k.lr, k.order)] for k in keys}
 
 
 def enqueue_sweep(
@@ -123,25 +131,37 @@ def enqueue_sweep(
     depth: int,
     lr: float,
     lr_source: str,
+    data_seed: int | None = None,
 ) -> tuple[Sweep, bool]:
-    """One run per (width, seed) at `steps`, `depth` and `lr`; returns the sweep and whether anything new
-    was created.
+    """One run per (width, seed) at `steps`, `depth` and `lr` (all on batch order `data_seed` when given,
+    else each on its seed's); returns the sweep and whether anything new was created.
 
     The same request twice creates nothing new: runs are unique per (architecture, shape, seed, steps,
     LR) and an identical sweep is returned as it is.
     """
     widths, seeds = sorted(set(widths)), sorted(set(seeds))
     existing = session.scalars(
-        select(Sweep).where(Sweep.architecture_id == architecture.id, Sweep.steps == steps, Sweep.lr == lr)
+        select(Sweep).where(
+            Sweep.architecture_id == architecture.id,
+            Sweep.steps == steps,
+            Sweep.lr == lr,
+            Sweep.data_seed.is_(None) if data_seed is None else Sweep.data_seed == data_seed,
+        )
     ).all()
     for sweep in existing:
         if sweep.widths == widths and sweep.seeds == seeds:
             return sweep, False
     run_ids = enqueue_runs(
-        session, architecture.id, [RunKey(w, depth, s, steps, lr) for w in widths for s in seeds]
+        session, architecture.id, [RunKey(w, depth, s, steps, lr, data_seed) for w in widths for s in seeds]
     ).values()
     sweep = Sweep(
-        architecture_id=architecture.id, widths=widths, seeds=seeds, steps=steps, lr=lr, lr_source=lr_source
+        architecture_id=architecture.id,
+        widths=widths,
+        seeds=seeds,
+        steps=steps,
+        lr=lr,
+        lr_source=lr_source,
+        data_seed=data_seed,
     )
     session.add(sweep)
     session.flush()
@@ -187,6 +207,7 @@ def claim(session: Session, worker_id: str, lease_seconds: float) -> ClaimedRun 
             Run.width,
             Run.depth,
             Run.seed,
+            Run.data_seed,
             Run.steps,
             Run.lr,
             Run.attempts,

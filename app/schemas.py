@@ -113,6 +113,13 @@ class SweepCreate(BaseModel):
         description="Pin the base LR. Default: the tuned η* when the architecture has a succeeded "
         "tuning, else the spec's training.lr.",
     )
+    data_seed: int | None = Field(
+        None,
+        ge=0,
+        lt=2**31,
+        description="One batch order for every run (the seeds then vary the initialisation only), so "
+        "that candidates share their data order. Default: each run's order is its seed's.",
+    )
 
     @model_validator(mode="after")
     def _non_negative(self) -> SweepCreate:
@@ -131,6 +138,7 @@ class RunSummary(BaseModel):
     width: int
     depth: int
     seed: int
+    data_seed: int
     steps: int
     lr: float
     status: str
@@ -176,6 +184,7 @@ class SweepPublic(Tabular):
     steps: int
     lr: float = Field(description="The base LR every run trains at.")
     lr_source: str = Field(description="'tuned' (η* of the latest succeeded tuning), 'pinned' or 'spec'.")
+    data_seed: int | None = Field(description="The batch order every run shares, or null: each its seed's.")
     created_at: datetime
     counts: RunCounts
     done: bool = Field(description="Every run has finished (succeeded, diverged, failed or cancelled).")
@@ -303,6 +312,7 @@ class FitPoint(BaseModel):
     run_id: int
     width: int
     seed: int
+    data_seed: int
     n_params: float
     loss: float
     predicted: float

@@ -73,6 +73,7 @@ def sweep_public(session: Session, sweep: Sweep) -> SweepPublic:
         steps=sweep.steps,
         lr=sweep.lr,
         lr_source=sweep.lr_source,
+        data_seed=sweep.data_seed,
         created_at=sweep.created_at,
         counts=counts,
         done=all(r.status in FINISHED for r in runs),

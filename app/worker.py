@@ -138,6 +138,7 @@ class Worker:
                 spec,
                 claimed.width,
                 seed=claimed.seed,
+                data_seed=claimed.data_seed,
                 steps=claimed.steps,
                 lr=claimed.lr,
                 device=self.device,

@@ -50,7 +50,8 @@ class RunResult:
     status: Literal["succeeded", "diverged"]
     reason: str | None  # why a run diverged
     width: int
-    seed: int
+    seed: int  # the initialisation's seed
+    data_seed: int  # the batch order's seed (the init seed unless another was given)
     lr: float  # the base Adam LR this run used (μP scales it per parameter group)
     steps: int  # steps completed (fewer than planned when the run diverged)
     final_train_loss: float | None  # mean training loss of the last k steps (None if diverged)
@@ -106,6 +107,7 @@ def train(
     width: int,
     *,
     seed: int | None = None,
+    data_seed: int | None = None,
     steps: int | None = None,
     lr: float | None = None,
     device: str = "auto",
@@ -115,10 +117,15 @@ def train(
     compile: bool = False,
     log_every: int = 10,
 ) -> RunResult:
-    """Train `spec` at `width`; `seed`, `steps` and `lr` override spec.training.seed, .steps and .lr."""
+    """Train `spec` at `width`; `seed`, `steps` and `lr` override spec.training.seed, .steps and .lr.
+
+    `seed` sets the initialisation and, unless `data_seed` is given, the batch order: two designs run
+    with one `data_seed` see the same batches in the same order while their initialisations differ.
+    """
     started = time.perf_counter()
     spec.validate_width(width)
     seed = spec.training.seed if seed is None else seed
+    data_seed = seed if data_seed is None else data_seed
     total_steps = spec.training.steps if steps is None else steps
     base_lr = spec.training.lr if lr is None else lr
     if total_steps < 1:
@@ -143,7 +150,7 @@ def train(
     optimizer = make_optimizer(model, spec, lr=base_lr)
     schedule = torch.optim.lr_scheduler.LambdaLR(optimizer, lambda s: lr_factor(spec, s, total_steps))
     forward = torch.compile(model) if compile else model
-    rng = np.random.default_rng(seed)
+    rng = np.random.default_rng(data_seed)  # the batch order
 
     def autocast() -> AbstractContextManager[Any]:
         return torch.autocast("cuda", dtype=torch.bfloat16) if on_cuda else nullcontext()
@@ -211,6 +218,7 @@ def train(
         reason=reason,
         width=width,
         seed=seed,
+        data_seed=data_seed,
         lr=base_lr,
         steps=len(read),
         final_train_loss=float(np.mean(read[-k:])) if reason is None else None,

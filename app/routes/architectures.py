@@ -137,7 +137,15 @@ def create_sweep(
     else:
         lr, source = spec.training.lr, "spec"
     sweep, _ = queue.enqueue_sweep(
-        session, arch, widths, request.seeds, steps, depth=spec.n_layers, lr=lr, lr_source=source
+        session,
+        arch,
+        widths,
+        request.seeds,
+        steps,
+        depth=spec.n_layers,
+        lr=lr,
+        lr_source=source,
+        data_seed=request.data_seed,
     )
     session.commit()
     return sweep_public(session, sweep)
@@ -179,11 +187,21 @@ def get_fit(
         noise_model=result.noise.summary(),
         excluded_runs=[ExcludedRun(run_id=e.run_id, reason=e.reason) for e in points.excluded],
         points=[
-            FitPoint(run_id=r, width=w, seed=s, n_params=n, loss=y, predicted=float(p), residual=float(y - p))
-            for r, w, s, n, y, p in zip(
+            FitPoint(
+                run_id=r,
+                width=w,
+                seed=s,
+                data_seed=d,
+                n_params=n,
+                loss=y,
+                predicted=float(p),
+                residual=float(y - p),
+            )
+            for r, w, s, d, n, y, p in zip(
                 points.run_ids,
                 points.widths,
                 points.seeds,
+                points.data_seeds,
                 points.n_params,
                 points.losses,
                 np.atleast_1d(predicted),

@@ -125,3 +125,21 @@ def test_compare_is_paired_by_seed_and_refuses_other_tokenizers(api: TestClient)
         and "bpe, vocabulary 512" in message
         and "byte, vocabulary 256" in message
     )
+
+
+def test_a_sweep_can_share_one_batch_order_across_its_seeds(api: TestClient) -> None:
+    arch_id = int(api.post("/v1/architectures", json=spec_dict()).json()["id"])
+    shared = api.post(f"/v1/architectures/{arch_id}/sweeps", json={"seeds": [0, 1], "data_seed": 7}).json()
+    assert shared["data_seed"] == 7
+    assert {(r["seed"], r["data_seed"]) for r in shared["runs"]} == {(0, 7), (1, 7)}
+    again = api.post(f"/v1/architectures/{arch_id}/sweeps", json={"seeds": [1, 0], "data_seed": 7}).json()
+    assert again["id"] == shared["id"]  # idempotent
+    own = api.post(f"/v1/architectures/{arch_id}/sweeps", json={"seeds": [0, 1]}).json()
+    assert own["data_seed"] is None and {(r["seed"], r["data_seed"]) for r in own["runs"]} == {(0, 0), (1, 1)}
+    assert not {r["id"] for r in own["runs"]} & {r["id"] for r in shared["runs"]}  # other runs
+    finish_runs(api.app.state.engine, arch_id, noise=0.005)  # type: ignore[attr-defined]
+    points = api.get(f"/v1/architectures/{arch_id}/fit").json()["points"]
+    # One recipe (LR, steps, depth): every (seed, data seed) pair is a replicate the fit pools and labels.
+    assert {(p["seed"], p["data_seed"]) for p in points} == {(0, 0), (1, 1), (0, 7), (1, 7)}
+    bad = api.post(f"/v1/architectures/{arch_id}/sweeps", json={"data_seed": -1})
+    assert bad.status_code == 422

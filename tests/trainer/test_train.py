@@ -34,6 +34,7 @@ RESULT_KEYS = {
     "code_version",
     "loss_curve",
     "lr",
+    "data_seed",
 }
 
 
@@ -65,6 +66,20 @@ def test_reproducible_from_a_seed(tiny_run: RunResult, builtin_corpus: Corpus) -
     assert again.loss_curve == tiny_run.loss_curve and again.val_loss == tiny_run.val_loss
     other = train(tiny_spec(), 32, seed=1, corpus=builtin_corpus, device="cpu")
     assert other.loss_curve != tiny_run.loss_curve
+
+
+def test_the_batch_order_has_its_own_seed(tiny_run: RunResult, builtin_corpus: Corpus) -> None:
+    """Two initialisations on one batch order differ; one initialisation on two orders differs too; the
+    default order is the init seed's."""
+    assert tiny_run.data_seed == tiny_run.seed == 0
+    same_order = train(tiny_spec(), 32, seed=1, data_seed=0, corpus=builtin_corpus, device="cpu")
+    other_order = train(tiny_spec(), 32, seed=0, data_seed=5, corpus=builtin_corpus, device="cpu")
+    assert (same_order.seed, same_order.data_seed) == (1, 0)
+    assert same_order.loss_curve != tiny_run.loss_curve != other_order.loss_curve
+    # μP's zero readout makes every model start uniform (step 1: ln 256 for all); the second step's loss
+    # is still mostly the second batch's, so the same order gives nearly the same loss, another order not.
+    second = [r.loss_curve[1][1] for r in (tiny_run, same_order, other_order)]
+    assert abs(second[0] - second[1]) < abs(second[0] - second[2]) / 10
 
 
 def test_progress_reports_and_steps_override(builtin_corpus: Corpus) -> None:
