@@ -23,7 +23,7 @@ from app import queue
 from app.models import Architecture, Run, RunStatus, Tuning, TuningRun, TuningStatus, utcnow
 from trainer import ArchitectureSpec
 from trainer.tuning import Observation, Shape, TuningPlan
-from trainer.tuning_result import TuningResult, analyze, round_lr
+from trainer.tuning_result import analyze, round_lr
 
 FINAL = (TuningStatus.succeeded, TuningStatus.failed)
 ACTIVE_RUN = (RunStatus.queued, RunStatus.running)
@@ -230,7 +230,8 @@ def warnings(session: Session, architecture_id: int, spec: ArchitectureSpec, tra
             f"the learning rate was never tuned for this architecture: its ladder trained at lr "
             f"{trained_lr:g} as given; tune it ({where}) and launch a new sweep, which trains at η*"
         ]
-    status, result, _ = current_result(session, tuning)
+    # Only a final tuning's stored result is read: while it runs, its status is all the warning needs.
+    status = effective_status(session, tuning)
     if status in (TuningStatus.queued, TuningStatus.running):
         return [
             f"LR tuning {tuning.id} is still {status.value}: the ladder trained at lr {trained_lr:g}, "
@@ -248,7 +249,7 @@ def warnings(session: Session, architecture_id: int, spec: ArchitectureSpec, tra
             f"the ladder trained at lr {trained_lr:g}, not at the tuned η* {tuned:g}: launch a new sweep "
             "(it trains at η* unless you pin lr)"
         )
-    transfer = result.get("transfer") or {}
+    transfer = (tuning.result or {}).get("transfer") or {}
     base = spec.parametrization.base_width
     width = transfer.get("width")
     if width is None:
@@ -265,14 +266,3 @@ def warnings(session: Session, architecture_id: int, spec: ArchitectureSpec, tra
     if depth is not None and depth["verdict"] != "transfers":
         out.append(f"transfer across depth {depth['verdict']}: {depth['reason']}")
     return out
-
-
-def summary(result: dict[str, Any] | TuningResult) -> str:
-    """One line for logs and the demo: η* with its interval and the verdicts."""
-    data = result.to_dict() if isinstance(result, TuningResult) else result
-    if data.get("lr_star") is None:
-        return f"tuning {data['status']}" + (f": {data['reason']}" if data.get("reason") else "")
-    verdicts = ", ".join(f"{axis} {t['verdict']}" for axis, t in (data.get("transfer") or {}).items())
-    return f"η* = {data['lr_star']:.3g} [{data['lower']:.3g}, {data['upper']:.3g}]" + (
-        f"; transfer: {verdicts}" if verdicts else "; transfer not checked"
-    )

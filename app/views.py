@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from typing import Any, TypeVar
 
 from fastapi import HTTPException, status
@@ -54,6 +55,15 @@ def run_public(run: Run) -> RunPublic:
     )
 
 
+def counts_of(runs: Sequence[Any]) -> RunCounts:
+    """Runs per status and the distinct widths that succeeded, for rows with `status` and `width`."""
+    counts = RunCounts()
+    for run in runs:
+        setattr(counts, run.status.value, getattr(counts, run.status.value) + 1)
+    counts.succeeded_widths = len({r.width for r in runs if r.status == RunStatus.succeeded})
+    return counts
+
+
 def sweep_public(session: Session, sweep: Sweep) -> SweepPublic:
     runs = session.scalars(
         select(Run)
@@ -61,10 +71,6 @@ def sweep_public(session: Session, sweep: Sweep) -> SweepPublic:
         .where(SweepRun.sweep_id == sweep.id)
         .order_by(Run.width, Run.seed)
     ).all()
-    counts = RunCounts()
-    for run in runs:
-        setattr(counts, run.status.value, getattr(counts, run.status.value) + 1)
-    counts.succeeded_widths = len({r.width for r in runs if r.status == RunStatus.succeeded})
     return SweepPublic(
         id=sweep.id,
         architecture_id=sweep.architecture_id,
@@ -75,7 +81,7 @@ def sweep_public(session: Session, sweep: Sweep) -> SweepPublic:
         lr_source=sweep.lr_source,
         data_seed=sweep.data_seed,
         created_at=sweep.created_at,
-        counts=counts,
+        counts=counts_of(runs),
         done=all(r.status in FINISHED for r in runs),
         runs=[run_summary(r) for r in runs],
     )

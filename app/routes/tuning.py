@@ -10,7 +10,6 @@ from app import coord_checks, tuning
 from app.deps import IdPath, SessionDep, SettingsDep, WriteAccess, WriteSessionDep
 from app.limits import check_tuning
 from app.models import Architecture, Tuning
-from app.schemas import RunCounts
 from app.tuning_schemas import (
     CoordCheckAxis,
     CoordCheckPublic,
@@ -19,7 +18,7 @@ from app.tuning_schemas import (
     TuningCreate,
     TuningPublic,
 )
-from app.views import get_or_404
+from app.views import counts_of, get_or_404
 from trainer import ArchitectureSpec
 
 router = APIRouter(prefix="/v1/architectures", tags=["tuning"])
@@ -67,10 +66,6 @@ def tuning_public(session: SessionDep, row: Tuning) -> TuningPublic:
                 curve=curve["points"],
             )
         )
-    counts = RunCounts()
-    for r in rows:
-        setattr(counts, r.status.value, getattr(counts, r.status.value) + 1)
-    counts.succeeded_widths = len({r.width for r in rows if r.status.value == "succeeded"})
     return TuningPublic(
         id=row.id,
         architecture_id=row.architecture_id,
@@ -84,7 +79,7 @@ def tuning_public(session: SessionDep, row: Tuning) -> TuningPublic:
         per_width=[c for c in curves if c.depth == params["base_depth"]],
         per_depth=[c for c in curves if c.width == params["base_width"] and params["depths"]],
         transfer={axis: TransferPublic(**t) for axis, t in (result.get("transfer") or {}).items()},
-        runs=counts,
+        runs=counts_of(rows),
         error=row.error,
         created_at=row.created_at,
         updated_at=row.updated_at,
