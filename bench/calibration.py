@@ -35,6 +35,7 @@ TRUTH = {"E": 1.744, "A": 17.66, "alpha": 0.449}
 LEVELS = (0.5, 0.8, 0.9, 0.95)
 TARGETS = (2.0, 7.0, 30.0)
 QUESTIONS = ("expected", "run")
+METHODS = ("delta", "profile")
 
 
 def law(n: np.ndarray | float) -> np.ndarray:
@@ -57,35 +58,48 @@ class Design:
         )
 
 
-def simulate(design: Design, replicates: int, rng: np.random.Generator) -> dict[str, object]:
-    """Coverage per (question, target, level) and the 90 % half-widths, over `replicates` ladders."""
+def simulate(design: Design, replicates: int, profiled: int, rng: np.random.Generator) -> dict[str, object]:
+    """Per-replicate hits for (method, question, target, level) and the 90 % half-widths, over
+    `replicates` ladders; the profile method answers the first `profiled` of them."""
     widths = np.geomspace(8, 48, design.widths)
     n = np.repeat(24 * widths**2, design.seeds)
     labels = np.tile(np.arange(design.seeds), design.widths)
     largest = float(n.max())
-    hits: dict[tuple[str, float, float], int] = defaultdict(int)
-    half: dict[tuple[str, float], list[float]] = defaultdict(list)
-    for _ in range(replicates):
+    hits: dict[tuple[str, str, float, float], list[bool]] = defaultdict(list)
+    half: dict[tuple[str, str, float], list[float]] = defaultdict(list)
+    for replicate in range(replicates):
         shift = rng.normal(0.0, design.seed_effect * design.sigma, design.seeds)
         y = law(n) * np.exp(shift[labels] + design.sigma * rng.standard_normal(len(n)))
         fit = predictor.fit(n, y, seeds=labels if design.seeds > 1 else None)
+        methods = METHODS if replicate < profiled else METHODS[:1]
         for factor in design.targets:
             target = largest * factor
             truth = float(law(target))
             new_run = truth * np.exp(
                 rng.normal(0.0, design.seed_effect * design.sigma) + design.sigma * rng.standard_normal()
             )
-            for question in QUESTIONS:
+            for method, question, level in itertools.product(methods, QUESTIONS, LEVELS):
                 observed = truth if question == "expected" else new_run
-                for level in LEVELS:
-                    p = fit.predict(target, level=level, interval=question)
-                    hits[(question, factor, level)] += p.lower <= observed <= p.upper
-                    if level == 0.9:
-                        half[(question, factor)].append((p.upper - p.lower) / 2 / p.mean)
-    return {"hits": hits, "half": half, "replicates": replicates}
+                p = fit.predict(target, level=level, interval=question, method=method)
+                hits[(method, question, factor, level)].append(bool(p.lower <= observed <= p.upper))
+                if level == 0.9:
+                    half[(method, question, factor)].append(float((p.upper - p.lower) / 2 / p.mean))
+    return {"hits": hits, "half": half}
 
 
-def simulation(replicates: int, seed: int) -> tuple[list[str], dict[str, float]]:
+def _rate(
+    hits: dict[tuple[str, str, float, float], list[bool]],
+    key_prefix: tuple[str, str],
+    factors: tuple[float, ...],
+    level: float,
+    first: int | None = None,
+) -> tuple[int, int]:
+    """Hits and trials over the targets, for the first `first` replicates (all when None)."""
+    got = [hits[(*key_prefix, f, level)][:first] for f in factors]
+    return sum(sum(g) for g in got), sum(len(g) for g in got)
+
+
+def simulation(replicates: int, profiled: int, seed: int) -> tuple[list[str], dict[str, float]]:
     designs = [
         Design(w, s, sigma, effect)
         for w, s, sigma, effect in itertools.product((4, 8), (1, 2, 4), (0.003, 0.01), (0.0, 0.5))
@@ -95,56 +109,80 @@ def simulation(replicates: int, seed: int) -> tuple[list[str], dict[str, float]]
     rng = np.random.default_rng(seed)
     lines = [
         "(a) simulation: truth L = 1.744 + 17.66·N^(−0.449); widths 8…48 (N = 24 w²); targets at 2×, 7×, 30×",
-        f"    {replicates} replicates per design; coverage at nominal "
+        f"    delta method: {replicates} replicates per design; profile likelihood: the first {profiled} of "
+        "them, with the delta method on the same ladders beside it (paired)",
+        "    coverage at nominal "
         + ", ".join(f"{int(level * 100)}%" for level in LEVELS)
         + "; half-width: median of the 90% interval, relative to the prediction",
         "",
-        f"    {'design':<44} {'question':<9} "
+        f"    {'design':<45} {'method':<13} {'question':<9} "
         + " ".join(f"{int(level * 100):>5}%" for level in LEVELS)
         + "   half-width (2×/7×/30×)",
     ]
-    pooled: dict[tuple[str, float], list[int]] = defaultdict(lambda: [0, 0])
+    # pooled[(method label, question, level)] = [hits, trials]; "delta" over every replicate, the paired
+    # pair over the profiled ones.
+    pooled: dict[tuple[str, str, float], list[int]] = defaultdict(lambda: [0, 0])
+    hardest: dict[tuple[str, str], list[int]] = defaultdict(lambda: [0, 0])
+    rows = (("delta", "delta", None), ("delta/paired", "delta", profiled), ("profile", "profile", None))
     for design in designs:
-        out = simulate(design, replicates, rng)
+        out = simulate(design, replicates, profiled, rng)
         hits, half = out["hits"], out["half"]
         assert isinstance(hits, dict) and isinstance(half, dict)
-        total = replicates * len(design.targets)
         for question in QUESTIONS:
-            coverage = [sum(hits[(question, f, lv)] for f in design.targets) / total for lv in LEVELS]
-            for level in LEVELS:
-                counts = pooled[(question, level)]
-                counts[0] += sum(hits[(question, f, level)] for f in design.targets)
-                counts[1] += total
-            widths = "/".join(f"{statistics.median(half[(question, f)]):.2%}" for f in design.targets)
-            lines.append(
-                f"    {design.label:<44} {question:<9} "
-                + " ".join(f"{c:>6.1%}" for c in coverage)
-                + f"   {widths}"
-            )
+            for label, method, first in rows:
+                coverage = []
+                for level in LEVELS:
+                    hit, total = _rate(hits, (method, question), design.targets, level, first)
+                    coverage.append(hit / total)
+                    counts = pooled[(label, question, level)]
+                    counts[0] += hit
+                    counts[1] += total
+                    if level == 0.9 and design.widths == 4 and design.seeds == 1:
+                        worst = hardest[(label, question)]
+                        worst[0] += hit
+                        worst[1] += total
+                widths = "/".join(
+                    f"{statistics.median(half[(method, question, f)][:first]):.2%}" for f in design.targets
+                )
+                lines.append(
+                    f"    {design.label:<45} {label:<13} {question:<9} "
+                    + " ".join(f"{c:>6.1%}" for c in coverage)
+                    + f"   {widths}"
+                )
     lines.append("")
     summary: dict[str, float] = {}
-    for question in QUESTIONS:
-        row = []
-        for level in LEVELS:
-            hit, total = pooled[(question, level)]
-            row.append(f"{hit / total:.1%} ({hit}/{total})")
-            summary[f"{question}@{level}"] = hit / total
-        lines.append(
-            f"    pooled, {question:<9}: "
-            + "; ".join(f"{int(level * 100)}% → {r}" for level, r in zip(LEVELS, row, strict=True))
-        )
-    out = simulate(accuracy, replicates, rng)
+    for label, _, _ in rows:
+        for question in QUESTIONS:
+            row = []
+            errors = []
+            for level in LEVELS:
+                hit, total = pooled[(label, question, level)]
+                row.append(f"{hit / total:.1%} ({hit}/{total})")
+                summary[f"{label}:{question}@{level}"] = hit / total
+                errors.append(abs(hit / total - level))
+            summary[f"{label}:{question}:abs_error"] = float(np.mean(errors))
+            hit, total = hardest[(label, question)]
+            summary[f"{label}:{question}:hardest"] = hit / total
+            lines.append(
+                f"    pooled, {label:<13} {question:<9}: "
+                + "; ".join(f"{int(level * 100)}% → {r}" for level, r in zip(LEVELS, row, strict=True))
+                + f"; mean |coverage − nominal| {np.mean(errors):.2%}"
+                + f"; 4 widths × 1 seed at 90% {hit / total:.1%}"
+            )
+    out = simulate(accuracy, replicates, profiled, rng)
     hits, half = out["hits"], out["half"]
     assert isinstance(hits, dict) and isinstance(half, dict)
-    acc_half = statistics.median(half[("expected", 7.1)])
-    summary["accuracy_half_width"] = acc_half
-    lines += [
-        "",
-        f"    the accuracy design ({accuracy.label}, 7.1×): expected-loss coverage at 90% "
-        f"{hits[('expected', 7.1, 0.9)] / replicates:.1%}, "
-        f"one new run {hits[('run', 7.1, 0.9)] / replicates:.1%}; "
-        f"median half-width {acc_half:.2%} (expected), {statistics.median(half[('run', 7.1)]):.2%} (run)",
-    ]
+    lines.append("")
+    for label, method, first in rows:
+        acc_half = statistics.median(half[(method, "expected", 7.1)][:first])
+        summary[f"{label}:accuracy_half_width"] = acc_half
+        expected_hit, trials = _rate(hits, (method, "expected"), (7.1,), 0.9, first)
+        run_hit, _ = _rate(hits, (method, "run"), (7.1,), 0.9, first)
+        lines.append(
+            f"    the accuracy design ({accuracy.label}, 7.1×), {label}: expected-loss coverage at 90% "
+            f"{expected_hit / trials:.1%}, one new run {run_hit / trials:.1%}; median half-width "
+            f"{acc_half:.2%} (expected), {statistics.median(half[(method, 'run', 7.1)][:first]):.2%} (run)"
+        )
     return lines, summary
 
 
@@ -165,7 +203,7 @@ def backtests(cache: Path) -> tuple[list[str], dict[str, float]]:
         "",
     ]
     errors_far: list[float] = []
-    counts = {"expected": [0, 0], "run": [0, 0]}
+    counts = {f"{q} ({m})": [0, 0] for m in METHODS for q in QUESTIONS}
     for name, rows in load_ladders(cache):
         widths = sorted({int(r["width"]) for r in rows})  # type: ignore[call-overload]
         lines.append(f"    {name}: widths {widths}, {len(rows)} runs")
@@ -197,11 +235,14 @@ def backtests(cache: Path) -> tuple[list[str], dict[str, float]]:
                 power_err = (float(power.predict(target).mean) - measured) / measured
                 covered = expected.lower <= measured <= expected.upper
                 run_hits = int(np.sum((run.lower <= singles) & (singles <= run.upper)))
-                counts["expected"][0] += int(covered)
-                counts["expected"][1] += 1
-                counts["run"][0] += run_hits
-                counts["run"][1] += len(singles)
-                winkler = _winkler(expected.lower, expected.upper, measured, 0.9) / measured
+                for method in METHODS:
+                    e = fit.predict(target, interval="expected", method=method)
+                    r = fit.predict(target, interval="run", method=method)
+                    counts[f"expected ({method})"][0] += int(e.lower <= measured <= e.upper)
+                    counts[f"expected ({method})"][1] += 1
+                    counts[f"run ({method})"][0] += int(np.sum((r.lower <= singles) & (singles <= r.upper)))
+                    counts[f"run ({method})"][1] += len(singles)
+                winkler = _winkler(float(expected.lower), float(expected.upper), measured, 0.9) / measured
                 factor = target / top
                 if factor >= 4:
                     errors_far.append(abs(error))
@@ -237,22 +278,23 @@ def main(argv: list[str] | None = None) -> int:
         description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
     )
     parser.add_argument("--replicates", type=int, default=1000)
+    parser.add_argument("--profiled", type=int, default=500, help="replicates the profile method answers too")
     parser.add_argument("--seed", type=int, default=2026)
     parser.add_argument("--out", type=Path, default=RESULTS / "calibration_cpu.txt")
     args = parser.parse_args(argv)
     started = time.perf_counter()
-    sim_lines, sim = simulation(args.replicates, args.seed)
+    sim_lines, sim = simulation(args.replicates, min(args.profiled, args.replicates), args.seed)
     real_lines, real = backtests(RESULTS / "accuracy_cpu.runs.jsonl")
     checks = [
         (
-            "1. pooled coverage at 90% within [87%, 93%], both questions",
-            all(0.87 <= sim[f"{q}@0.9"] <= 0.93 for q in QUESTIONS),
-            f"expected {sim['expected@0.9']:.1%}, run {sim['run@0.9']:.1%}",
+            "1. pooled coverage at 90% within [87%, 93%], both questions (delta method)",
+            all(0.87 <= sim[f"delta:{q}@0.9"] <= 0.93 for q in QUESTIONS),
+            f"expected {sim['delta:expected@0.9']:.1%}, run {sim['delta:run@0.9']:.1%}",
         ),
         (
-            "2. accuracy design: median half-width of the expected interval at 7× ≤ 1.8%",
-            sim["accuracy_half_width"] <= 0.018,
-            f"{sim['accuracy_half_width']:.2%}",
+            "2. accuracy design: median half-width of the expected interval at 7× ≤ 1.8% (delta method)",
+            sim["delta:accuracy_half_width"] <= 0.018,
+            f"{sim['delta:accuracy_half_width']:.2%}",
         ),
         (
             "3. real ladders: median |error| at ≥ 4× ≤ 1%",
@@ -260,8 +302,43 @@ def main(argv: list[str] | None = None) -> int:
             f"{real['median_error_far']:.2%} over {int(real['n_far'])} predictions",
         ),
     ]
+    # Amendment 1's decision rule: profile or delta as the default, on the paired ladders.
+    rule = [
+        (
+            "(i) profile's pooled 90% coverage in [87%, 93%], both questions",
+            all(0.87 <= sim[f"profile:{q}@0.9"] <= 0.93 for q in QUESTIONS),
+            ", ".join(f"{q} {sim[f'profile:{q}@0.9']:.1%}" for q in QUESTIONS),
+        ),
+        (
+            "(ii) mean |coverage − nominal| smaller than the delta method's",
+            sum(sim[f"profile:{q}:abs_error"] for q in QUESTIONS)
+            < sum(sim[f"delta/paired:{q}:abs_error"] for q in QUESTIONS),
+            ", ".join(
+                f"{q} {sim[f'profile:{q}:abs_error']:.2%} vs {sim[f'delta/paired:{q}:abs_error']:.2%}"
+                for q in QUESTIONS
+            ),
+        ),
+        (
+            "(iii) 4 widths × 1 seed: 90% coverage at least as close to 90%, both questions",
+            all(
+                abs(sim[f"profile:{q}:hardest"] - 0.9) <= abs(sim[f"delta/paired:{q}:hardest"] - 0.9)
+                for q in QUESTIONS
+            ),
+            ", ".join(
+                f"{q} {sim[f'profile:{q}:hardest']:.1%} vs {sim[f'delta/paired:{q}:hardest']:.1%}"
+                for q in QUESTIONS
+            ),
+        ),
+        (
+            "(iv) profile's median half-width at the accuracy design ≤ 1.8%",
+            sim["profile:accuracy_half_width"] <= 0.018,
+            f"{sim['profile:accuracy_half_width']:.2%}",
+        ),
+    ]
+    choice = "profile" if all(ok for _, ok, _ in rule) else "delta"
     lines = [
-        f"calibration (python bench/calibration.py --replicates {args.replicates}), "
+        "calibration (python bench/calibration.py "
+        f"--replicates {args.replicates} --profiled {args.profiled}), "
         f"measured {time.strftime('%Y-%m-%d %H:%M')}",
         "",
         *sim_lines,
@@ -270,6 +347,9 @@ def main(argv: list[str] | None = None) -> int:
         "",
         "criteria (bench/PROTOCOL.md):",
         *[f"    {name}: {'PASS' if ok else 'FAIL'} ({figure})" for name, ok, figure in checks],
+        "default method (amendment 1's rule, profile vs delta on the paired ladders):",
+        *[f"    {name}: {'yes' if ok else 'no'} ({figure})" for name, ok, figure in rule],
+        f"    → {choice}",
         f"wall time {time.perf_counter() - started:.0f} s",
     ]
     text = "\n".join(lines) + "\n"

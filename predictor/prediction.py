@@ -28,6 +28,7 @@ def _jsonable(value: Any) -> Any:
 
 
 INTERVALS = ("expected", "run")
+METHODS = ("delta", "profile")  # how the parameters' part of an interval is found (FitResult.predict)
 
 
 def satterthwaite(components: list[tuple[Array, float]]) -> Array:

@@ -11,12 +11,14 @@ from scipy import stats
 
 from predictor.laws import LAWS, Array, Law, Scales
 from predictor.noise import NoiseModel
-from predictor.prediction import INTERVALS, Prediction, _jsonable, satterthwaite
+from predictor.prediction import INTERVALS, METHODS, Prediction, _jsonable, satterthwaite
+from predictor.profile import Profile, profile
 
 # Queries this many times beyond the largest fitted N get a warning; the second is "far beyond".
 EXTRAPOLATION_WARN = 10.0
 EXTRAPOLATION_FAR = 100.0
 LOG_LOSS_CAP = 700.0  # exp(700) ≈ 1e304, still a finite float
+PROFILE_LEVEL = 0.99  # a profile reaches this far, so one serves every usual level
 
 
 @dataclass
@@ -65,6 +67,8 @@ class FitResult:
     n_iterations: int  # Levenberg-Marquardt iterations of the polish
     seed: int
     warnings: list[str] = field(default_factory=list)
+    # Profiles already computed, by query point (predict(method="profile")); not part of the fit's state.
+    _profiles: dict[tuple[bytes, float], Profile] = field(default_factory=dict, repr=False, compare=False)
 
     @property
     def law_spec(self) -> Law:
@@ -96,7 +100,9 @@ class FitResult:
             raise ValueError("prediction x must be finite and positive")
         return rows, scalar
 
-    def predict(self, x: Any, level: float = 0.9, interval: str = "expected", seeds: int = 1) -> Prediction:
+    def predict(
+        self, x: Any, level: float = 0.9, interval: str = "expected", seeds: int = 1, method: str = "delta"
+    ) -> Prediction:
         """The fitted law at x with a central `level` interval for one of two questions:
 
         * ``interval="expected"``: the expected loss at x, the law itself. Its uncertainty is the
@@ -107,6 +113,12 @@ class FitResult:
 
         The quantile is Student's t with the Welch-Satterthwaite degrees of freedom of the variance
         components, each with its own (the replicates' pure error, the seed effect's S − 1).
+
+        ``method`` sets how the parameters' part is found: ``"delta"`` linearises log L in the
+        parameters; ``"profile"`` refits the law constrained to each candidate L(x) and keeps the values
+        the data do not reject (predictor.profile), which follows the E–A–alpha trade-off far from the
+        data and may be lopsided. Its half-widths, one per side, replace the delta method's; the noise
+        components are added as above. bench/calibration.py measures both.
         """
         if not 0.0 < level < 1.0:
             raise ValueError(f"level must lie in (0, 1), e.g. 0.9; got {level}")
@@ -116,6 +128,8 @@ class FitResult:
             raise ValueError(
                 f"seeds must be a positive integer (how many new runs are averaged); got {seeds}"
             )
+        if method not in METHODS:
+            raise ValueError(f"method must be one of {', '.join(METHODS)}; got {method!r}")
         rows, scalar = self._query(x)
         log_x = np.log(rows)
         log_mean, gradient = self.log_value_and_gradient(log_x)  # (m,), (m, p)
@@ -128,9 +142,13 @@ class FitResult:
         variance = np.sum([v for v, _ in components], axis=0)
         dof = satterthwaite(components)
         half = stats.t.ppf(0.5 + level / 2.0, dof) * np.sqrt(variance)
-        mean, lower, upper = (
-            np.exp(np.minimum(v, LOG_LOSS_CAP)) for v in (log_mean, log_mean - half, log_mean + half)
-        )
+        below, above = half, half
+        if method == "profile":
+            below, above = self._profile_halves(rows, level, components)
+        with np.errstate(over="ignore", invalid="ignore"):
+            mean, lower, upper = (
+                np.exp(np.minimum(v, LOG_LOSS_CAP)) for v in (log_mean, log_mean - below, log_mean + above)
+            )
         factor = rows[:, 0] / self.x_range[1]
         warnings = self._query_warnings(rows, factor)
         one_column = len(self.law_spec.columns) == 1
@@ -153,6 +171,44 @@ class FitResult:
             log_sd=shaped(np.sqrt(variance)),
             dof=shaped(dof),
         )
+
+    def _profile_halves(
+        self, rows: Array, level: float, components: list[tuple[Array, float]]
+    ) -> tuple[Array, Array]:
+        """Half-widths below and above log L̂ with the parameters' part from the profile likelihood.
+
+        Each side's profile distance d is read as a standard deviation d / t_ν (ν the shape noise's
+        dof, the quantile the profile used) and combined with the other components as in the delta
+        method, each side with its own Welch-Satterthwaite dof.
+        """
+        shape_dof = float(self.sigma_dof)
+        t_shape = stats.t.ppf(0.5 + level / 2.0, shape_dof)
+        # One profile per point serves every level up to PROFILE_LEVEL (and both questions).
+        reach = float(max(t_shape, stats.t.ppf(0.5 + PROFILE_LEVEL / 2.0, shape_dof)))
+        sds = np.sqrt(components[0][0])
+        loss_delta = self.delta if self.loss == "huber" else 1.0
+        out = np.empty((2, len(rows)))
+        for i, row in enumerate(rows):
+            key = (row.tobytes(), reach)
+            if key not in self._profiles:
+                self._profiles[key] = profile(
+                    self.law_spec, self.param_array, self._x_matrix(), self.y, self.weights, self.sigma2,
+                    row, reach, float(sds[i]), self.loss, loss_delta,
+                )  # fmt: skip
+            prof = self._profiles[key]
+            for side, distance in enumerate(prof.bounds(float(t_shape))):
+                if not np.isfinite(distance):  # the data do not bound L(x) on this side
+                    out[side, i] = np.inf
+                    continue
+                parts = [(np.array([(distance / t_shape) ** 2]), shape_dof)]
+                parts += [(v[i : i + 1], nu) for v, nu in components[1:]]
+                total = float(np.sum([v for v, _ in parts]))
+                dof = satterthwaite(parts)
+                out[side, i] = stats.t.ppf(0.5 + level / 2.0, dof)[0] * np.sqrt(total)
+        return out[0], out[1]
+
+    def _x_matrix(self) -> Array:
+        return self.x[:, None] if np.ndim(self.x) == 1 else np.asarray(self.x)
 
     def log_value_and_gradient(self, log_x: Array) -> tuple[Array, Array]:
         """log L at log x (m, columns) and its gradient with respect to the natural parameters (m, p)."""
@@ -263,7 +319,11 @@ class FitResult:
 
     def to_dict(self) -> dict[str, Any]:
         """Every field as JSON types; `from_dict` restores a fit that predicts identically."""
-        out = {f.name: _jsonable(getattr(self, f.name)) for f in fields(self) if f.name != "noise"}
+        out = {
+            f.name: _jsonable(getattr(self, f.name))
+            for f in fields(self)
+            if f.name not in ("noise", "_profiles")
+        }
         out["noise"] = _jsonable(self.noise.to_dict())
         out["x_range"] = [float(v) for v in self.x_range]
         return out
@@ -283,4 +343,4 @@ class FitResult:
         for f in fields(cls):
             if f.type == "float" and values[f.name] is None:  # a NaN or inf that JSON stored as null
                 values[f.name] = float("nan")
-        return cls(**{f.name: values[f.name] for f in fields(cls)})
+        return cls(**{f.name: values[f.name] for f in fields(cls) if f.name != "_profiles"})
