@@ -278,7 +278,7 @@ def main(argv: list[str] | None = None) -> int:
         description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
     )
     parser.add_argument("--replicates", type=int, default=1000)
-    parser.add_argument("--profiled", type=int, default=500, help="replicates the profile method answers too")
+    parser.add_argument("--profiled", type=int, default=200, help="replicates the profile method answers too")
     parser.add_argument("--seed", type=int, default=2026)
     parser.add_argument("--out", type=Path, default=RESULTS / "calibration_cpu.txt")
     args = parser.parse_args(argv)

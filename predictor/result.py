@@ -12,13 +12,12 @@ from scipy import stats
 from predictor.laws import LAWS, Array, Law, Scales
 from predictor.noise import NoiseModel
 from predictor.prediction import INTERVALS, METHODS, Prediction, _jsonable, satterthwaite
-from predictor.profile import Profile, profile
+from predictor.profile import Profile
 
 # Queries this many times beyond the largest fitted N get a warning; the second is "far beyond".
 EXTRAPOLATION_WARN = 10.0
 EXTRAPOLATION_FAR = 100.0
 LOG_LOSS_CAP = 700.0  # exp(700) ≈ 1e304, still a finite float
-PROFILE_LEVEL = 0.99  # a profile reaches this far, so one serves every usual level
 
 
 @dataclass
@@ -68,7 +67,7 @@ class FitResult:
     seed: int
     warnings: list[str] = field(default_factory=list)
     # Profiles already computed, by query point (predict(method="profile")); not part of the fit's state.
-    _profiles: dict[tuple[bytes, float], Profile] = field(default_factory=dict, repr=False, compare=False)
+    _profiles: dict[bytes, Profile] = field(default_factory=dict, repr=False, compare=False)
 
     @property
     def law_spec(self) -> Law:
@@ -183,17 +182,17 @@ class FitResult:
         """
         shape_dof = float(self.sigma_dof)
         t_shape = stats.t.ppf(0.5 + level / 2.0, shape_dof)
-        # One profile per point serves every level up to PROFILE_LEVEL (and both questions).
-        reach = float(max(t_shape, stats.t.ppf(0.5 + PROFILE_LEVEL / 2.0, shape_dof)))
+        # One profile per point serves every level and both questions; the 90 % half-width places its grid.
+        t_ninety = stats.t.ppf(0.95, shape_dof)
         sds = np.sqrt(components[0][0])
         loss_delta = self.delta if self.loss == "huber" else 1.0
         out = np.empty((2, len(rows)))
         for i, row in enumerate(rows):
-            key = (row.tobytes(), reach)
+            key = row.tobytes()
             if key not in self._profiles:
-                self._profiles[key] = profile(
+                self._profiles[key] = Profile(
                     self.law_spec, self.param_array, self._x_matrix(), self.y, self.weights, self.sigma2,
-                    row, reach, float(sds[i]), self.loss, loss_delta,
+                    row, float(t_ninety * sds[i]), self.loss, loss_delta,
                 )  # fmt: skip
             prof = self._profiles[key]
             for side, distance in enumerate(prof.bounds(float(t_shape))):
