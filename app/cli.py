@@ -107,6 +107,9 @@ def fit(
         "expected", help="expected (the expected loss at --at) or run (what --seeds new runs will show)."
     ),
     seeds: int = typer.Option(1, min=1, help="With --interval run: how many new runs are averaged."),
+    method: str = typer.Option(
+        "delta", help="delta (linearised) or profile (profile likelihood) for the parameters' part."
+    ),
     loss: str = typer.Option("lsq", help="lsq (least squares on log loss) or huber (δ = 1.345 σ̂)."),
     n_bootstrap: int = typer.Option(0, help="Bootstrap resamples for the standard errors (0: none)."),
 ) -> None:
@@ -145,7 +148,7 @@ def fit(
             if law == "chinchilla" and tokens is None:
                 raise ValueError("chinchilla predicts at (N, D): give --tokens with --at")
             query = [at, tokens] if law == "chinchilla" else at
-            pred = result.predict(query, level=level, interval=interval, seeds=seeds)
+            pred = result.predict(query, level=level, interval=interval, seeds=seeds, method=method)
             question = "the expected loss" if interval == "expected" else f"{seeds} new run(s), averaged"
             typer.echo("[[Prediction]]")
             typer.echo(

@@ -28,6 +28,7 @@ from app.schemas import (
     SweepPublic,
 )
 from app.tuning_schemas import CoordCheckPublic, TuningPublic
+from predictor import DEFAULT_METHOD
 from trainer import ArchitectureSpec
 
 M = TypeVar("M", bound=BaseModel)
@@ -250,9 +251,11 @@ class Client:
         level: float = 0.9,
         interval: str = "run",
         seeds: int = 1,
+        method: str = DEFAULT_METHOD,
     ) -> PredictionPublic:
         """The loss at n_params (or width), with an interval for the expected loss (`interval="expected"`)
-        or for what `seeds` new runs will show, averaged (`interval="run"`, the default)."""
+        or for what `seeds` new runs will show, averaged (`interval="run"`, the default); `method`
+        "profile" takes the parameters' part from the profile likelihood instead of the delta method."""
         body: dict[str, Any] = {
             "architecture_id": architecture_id,
             "n_params": n_params,
@@ -260,6 +263,7 @@ class Client:
             "level": level,
             "interval": interval,
             "seeds": seeds,
+            "method": method,
         }
         if spec is not None:
             body["spec"] = spec.model_dump(mode="json") if isinstance(spec, ArchitectureSpec) else spec

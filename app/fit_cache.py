@@ -27,7 +27,7 @@ class FitCache:
     def __init__(self, max_entries: int = 4096) -> None:
         self.max_entries = max_entries
         self._fits: OrderedDict[tuple[int, str, Version], CurrentFit] = OrderedDict()
-        self._predictions: OrderedDict[tuple[int, float, float, str, int], predictor.Prediction] = (
+        self._predictions: OrderedDict[tuple[int, float, float, str, int, str], predictor.Prediction] = (
             OrderedDict()
         )
         self._responses: OrderedDict[Hashable, bytes] = OrderedDict()
@@ -71,14 +71,22 @@ class FitCache:
         return fresh
 
     def predict(
-        self, current: CurrentFit, n_params: float, level: float, interval: str = "expected", seeds: int = 1
+        self,
+        current: CurrentFit,
+        n_params: float,
+        level: float,
+        interval: str = "expected",
+        seeds: int = 1,
+        method: str = predictor.DEFAULT_METHOD,
     ) -> predictor.Prediction:
-        key = (current.fit_id, float(n_params), float(level), interval, int(seeds))
+        key = (current.fit_id, float(n_params), float(level), interval, int(seeds), method)
         with self._lock:
             hit = self._predictions.get(key)
         if hit is not None:
             return hit
-        prediction = current.result.predict(n_params, level=level, interval=interval, seeds=seeds)
+        prediction = current.result.predict(
+            n_params, level=level, interval=interval, seeds=seeds, method=method
+        )
         with self._lock:
             _remember(self._predictions, key, prediction, self.max_entries)
         return prediction

@@ -325,3 +325,19 @@ def _read_version(raw: Any, paramstyle: str, architecture_id: int) -> Version:
     finally:
         cursor.close()
     return int(count), str(latest), str(tuned), sweep
+
+
+def proxies_report(points: FitPoints) -> str:
+    """The fitted ladder in every unit a prediction's extrapolation is stated in (see `extrapolation`),
+    as a section of the fit report: a target's ratios are read against its largest rung."""
+    largest = max(range(len(points.n_params)), key=points.n_params.__getitem__)
+    return "\n".join(
+        [
+            "",
+            "[[Proxies]] (extrapolation ratios are taken against the largest)",
+            f"    widths             = {', '.join(str(w) for w in sorted(set(points.widths)))}",
+            f"    largest            = width {points.widths[largest]}: N {points.n_params[largest]:.4g} "
+            f"non-embedding, {points.total_params[largest]:.4g} total parameters, "
+            f"{points.flops[largest]:.4g} training FLOPs",
+        ]
+    )

@@ -7,6 +7,7 @@ from typing import Annotated, Any, ClassVar, Generic, Literal, TypeVar
 
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 
+from predictor import DEFAULT_METHOD, Method
 from trainer import ArchitectureSpec
 
 T = TypeVar("T")
@@ -207,6 +208,12 @@ class PredictionRequest(BaseModel):
         "only). 'run': for what `seeds` new runs at N, averaged, will show (adds their noise).",
     )
     seeds: int = Field(1, ge=1, le=64, description="With interval 'run': how many new runs are averaged.")
+    method: Method = Field(
+        DEFAULT_METHOD,
+        description="How the parameters' uncertainty enters: 'delta' (linearised, symmetric in log loss) "
+        "or 'profile' (profile likelihood: refits the law constrained to each value, follows the "
+        "floor–exponent trade-off far from the proxies). bench/calibration.py compares them.",
+    )
 
     @model_validator(mode="after")
     def _one_of_each(self) -> PredictionRequest:
@@ -258,6 +265,7 @@ class PredictionPublic(BaseModel):
     level: float
     interval: str = Field(description="'expected' (the expected loss) or 'run' (what `seeds` new runs show).")
     seeds: int
+    method: str = Field(description="'delta' or 'profile': how the parameters' uncertainty entered.")
     predicted_loss: float = Field(description="The fitted law at N: the expected loss.")
     lower: float
     upper: float

@@ -1,7 +1,8 @@
 """Scaling-law fits with calibrated intervals: (N, loss) points → FitResult → Prediction; comparisons.
 
 Pure numpy/scipy, no database, no HTTP, no torch. Every law lives in predictor.laws; the noise model
-in predictor.noise; intervals in predictor.result; paired comparisons in predictor.compare.
+in predictor.noise; intervals in predictor.result (profile likelihood in predictor.profile); paired
+comparisons in predictor.compare.
 """
 
 from predictor.backtest import Backtest, backtest
@@ -9,16 +10,19 @@ from predictor.compare import Comparison, compare
 from predictor.fitting import fit
 from predictor.laws import LAWS, Law
 from predictor.noise import NoiseModel
-from predictor.prediction import INTERVALS, Prediction
+from predictor.prediction import DEFAULT_METHOD, INTERVALS, METHODS, Method, Prediction
 from predictor.result import FitResult
 
 __all__ = [
+    "DEFAULT_METHOD",
     "INTERVALS",
     "LAWS",
+    "METHODS",
     "Backtest",
     "Comparison",
     "FitResult",
     "Law",
+    "Method",
     "NoiseModel",
     "Prediction",
     "backtest",

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, Literal, get_args
 
 import numpy as np
 
@@ -28,7 +28,10 @@ def _jsonable(value: Any) -> Any:
 
 
 INTERVALS = ("expected", "run")
-METHODS = ("delta", "profile")  # how the parameters' part of an interval is found (FitResult.predict)
+Method = Literal["delta", "profile"]  # how the parameters' part of an interval is found (FitResult.predict)
+METHODS: tuple[Method, ...] = get_args(Method)
+# The default, chosen by bench/calibration.py under bench/PROTOCOL.md's amendment 1 rule.
+DEFAULT_METHOD: Method = "delta"
 
 
 def satterthwaite(components: list[tuple[Array, float]]) -> Array:

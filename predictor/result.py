@@ -11,7 +11,7 @@ from scipy import stats
 
 from predictor.laws import LAWS, Array, Law, Scales
 from predictor.noise import NoiseModel
-from predictor.prediction import INTERVALS, METHODS, Prediction, _jsonable, satterthwaite
+from predictor.prediction import DEFAULT_METHOD, INTERVALS, METHODS, Prediction, _jsonable, satterthwaite
 from predictor.profile import Profile
 
 # Queries this many times beyond the largest fitted N get a warning; the second is "far beyond".
@@ -100,7 +100,12 @@ class FitResult:
         return rows, scalar
 
     def predict(
-        self, x: Any, level: float = 0.9, interval: str = "expected", seeds: int = 1, method: str = "delta"
+        self,
+        x: Any,
+        level: float = 0.9,
+        interval: str = "expected",
+        seeds: int = 1,
+        method: str = DEFAULT_METHOD,
     ) -> Prediction:
         """The fitted law at x with a central `level` interval for one of two questions:
 

@@ -10,7 +10,7 @@ from sqlalchemy import select
 
 from app import architectures, queue, tuning
 from app.deps import FitCacheDep, IdPath, SessionDep, SettingsDep, WriteAccess, WriteSessionDep
-from app.fits import run_counts
+from app.fits import proxies_report, run_counts
 from app.limits import check_sweep
 from app.models import Architecture
 from app.pagination import decode_cursor, encode_cursor
@@ -183,7 +183,7 @@ def get_fit(
         at_bound=result.at_bound,
         n_points=result.n_points,
         n_params_range=(float(result.x_range[0]), float(result.x_range[1])),
-        report=result.report(),
+        report=result.report() + proxies_report(points),
         noise_model=result.noise.summary(),
         excluded_runs=[ExcludedRun(run_id=e.run_id, reason=e.reason) for e in points.excluded],
         points=[

@@ -73,6 +73,7 @@ async def predict(request: PredictionRequest, http: Request) -> Response:
         request.level,
         request.interval,
         request.seeds,
+        request.method,
     )
     body = fits.memoised_response(key)
     if body is None:
@@ -101,7 +102,9 @@ def _predict(
         n_params = request.n_params
     current = fits.current(session, arch.id, settings.min_runs_for_fit)
     result, points = current.result, current.points
-    prediction = fits.predict(current, n_params, request.level, request.interval, request.seeds)
+    prediction = fits.predict(
+        current, n_params, request.level, request.interval, request.seeds, request.method
+    )
     assert points.recipe is not None  # a fit exists, so a sweep does
     return PredictionPublic(
         architecture_id=arch.id,
@@ -110,6 +113,7 @@ def _predict(
         level=request.level,
         interval=request.interval,
         seeds=request.seeds,
+        method=request.method,
         predicted_loss=float(prediction.mean),
         lower=float(prediction.lower),
         upper=float(prediction.upper),

@@ -65,6 +65,19 @@ def test_the_two_questions_have_one_law_and_different_spreads(api: TestClient) -
     )
 
 
+def test_the_profile_likelihood_is_asked_for_by_name_and_answers_from_the_same_fit(api: TestClient) -> None:
+    arch_id = _ladder(api)
+    delta = _predict(api, architecture_id=arch_id, n_params=1e9, interval="expected")
+    prof = _predict(api, architecture_id=arch_id, n_params=1e9, interval="expected", method="profile")
+    assert (delta["method"], prof["method"]) == ("delta", "profile")
+    assert prof["predicted_loss"] == delta["predicted_loss"]
+    assert prof["lower"] < prof["predicted_loss"] < prof["upper"]
+    # The same fit, another method: a different interval (the memo keys on the method too).
+    assert (prof["lower"], prof["upper"]) != (delta["lower"], delta["upper"])
+    bad = api.post("/v1/predictions", json={"architecture_id": arch_id, "n_params": 1e9, "method": "bayes"})
+    assert bad.status_code == 422 and "profile" in bad.text
+
+
 def test_extrapolation_is_stated_in_n_parameters_width_and_flops(api: TestClient) -> None:
     arch_id = _ladder(api)
     spec = ArchitectureSpec.model_validate(spec_dict())
@@ -76,6 +89,13 @@ def test_extrapolation_is_stated_in_n_parameters_width_and_flops(api: TestClient
     assert by_width["flops"] > by_width["total_params"] > 1  # FLOPs grow with the readout and attention too
     by_n = _predict(api, architecture_id=arch_id, n_params=count_params(spec, 512)[1])["extrapolation"]
     assert by_n["target_width"] == 512 and by_n["width"] == pytest.approx(4.0)
+    # The fit report names the rung every ratio is taken against, in the same units.
+    report = api.get(f"/v1/architectures/{arch_id}/fit").json()["report"]
+    assert "[[Proxies]]" in report
+    assert (
+        f"largest            = width 128: N {largest_n:.4g} non-embedding, {largest_total:.4g} total"
+        in report
+    )
 
 
 def test_runs_from_another_trainer_or_corpus_are_left_out_and_listed(api: TestClient) -> None:
