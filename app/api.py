@@ -12,7 +12,7 @@ from fastapi.responses import JSONResponse
 from app import migrate
 from app.db import for_reads, make_engine, session_factory
 from app.fit_cache import FitCache
-from app.fits import FitFailed, NotEnoughRuns
+from app.fits import FitFailed, NoScalingTrend, NotEnoughRuns
 from app.routes import architectures, dashboard, health, predictions, runs, sweeps, tuning
 from app.settings import Settings, get_settings
 
@@ -54,6 +54,18 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         return JSONResponse(
             status_code=status.HTTP_409_CONFLICT,
             content={"detail": str(exc), "runs": exc.counts, "widths_needed": exc.needed},
+        )
+
+    @app.exception_handler(NoScalingTrend)
+    async def _no_scaling_trend(_request: Request, exc: NoScalingTrend) -> JSONResponse:
+        return JSONResponse(
+            status_code=status.HTTP_409_CONFLICT,
+            content={
+                "detail": str(exc),
+                "architecture_id": exc.architecture_id,
+                "reasons": exc.quality.reasons,
+                "quality": exc.quality.to_dict(),
+            },
         )
 
     @app.exception_handler(FitFailed)

@@ -22,6 +22,7 @@ from sqlalchemy.orm import Session
 
 import predictor
 from app.models import Architecture, Fit, Run, RunStatus, Sweep
+from predictor.quality import Quality, assess
 
 DEFAULT_LAW = "mu_scaling"
 K = TypeVar("K")
@@ -94,6 +95,25 @@ class NotEnoughRuns(Exception):
             f"({counts.get('running', 0)} running, {counts.get('queued', 0)} queued): "
             "launch or wait for a sweep (POST /v1/architectures/{id}/sweeps)"
         )
+
+
+class NoScalingTrend(Exception):
+    """The proxies were fitted, but the fit fails the quality gate (predictor.quality): not served."""
+
+    def __init__(self, architecture_id: int, name: str, quality: Quality) -> None:
+        self.architecture_id, self.name, self.quality = architecture_id, name, quality
+        super().__init__(
+            f"{name} (id {architecture_id}) has no usable scaling trend, so no prediction is served: "
+            + "; ".join(quality.reasons)
+            + ". "
+            + NO_TREND_ADVICE.format(id=architecture_id)
+        )
+
+
+NO_TREND_ADVICE = (
+    "What to do: train the proxies longer (a larger training.token_budget or steps), add wider proxies "
+    "(proxy_widths further apart), or tune the LR (POST /v1/architectures/{id}/tuning, then sweep again)."
+)
 
 
 class FitFailed(Exception):
@@ -262,6 +282,7 @@ class CurrentFit:
     stored: dict[str, Any]  # the fit row's JSON, as FitResult.to_dict() wrote it
     result: predictor.FitResult
     points: FitPoints
+    quality: Quality  # the gate a fit passes before it is served (predictor.quality)
 
 
 def current_fit(
@@ -273,13 +294,15 @@ def current_fit(
     if fit is None:
         counts = run_counts(session, architecture_id, points.recipe) if points.recipe else {}
         raise NotEnoughRuns(counts, min_widths)
+    result = predictor.FitResult.from_dict(fit.result)
     return CurrentFit(
         fit.id,
         list(fit.run_ids),
         fit.created_at,
         fit.result,
-        predictor.FitResult.from_dict(fit.result),
+        result,
         points,
+        assess(result),
     )
 
 

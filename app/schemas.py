@@ -307,6 +307,30 @@ class Candidate(BaseModel):
     warnings: list[str]
 
 
+class FitQuality(BaseModel):
+    """The gate a fit passes before it is served as a prediction (predictor.quality)."""
+
+    ok: bool = Field(description="False: no prediction is served and the design is never ranked.")
+    reasons: list[str] = Field(description="Why not, one line per failed check; empty when ok.")
+    slope: float | None = Field(description="Slope of log loss on log N over the points.")
+    trend_p: float | None = Field(description="One-sided p-value of 'the loss does not fall with N'.")
+    r2: float | None
+    condition_number: float | None
+    half_width: float | None = Field(
+        description="Relative half-width of the 90% expected-loss interval at `reference`× the largest proxy."
+    )
+    max_half_width: float
+    reference: float
+
+
+class ExcludedCandidate(BaseModel):
+    """A candidate left out of the ranking because its fit shows no usable scaling trend."""
+
+    architecture_id: int
+    name: str
+    reasons: list[str]
+
+
 class ComparePublic(Tabular):
     _table = "candidates"
     n_params: float
@@ -314,6 +338,9 @@ class ComparePublic(Tabular):
     interval: str = Field("expected", description="Candidates' intervals are for the expected loss.")
     best_architecture_id: int
     candidates: list[Candidate]
+    excluded: list[ExcludedCandidate] = Field(
+        default_factory=list, description="Candidates not ranked: their fit failed the quality gate."
+    )
 
 
 class FitPoint(BaseModel):
@@ -348,6 +375,7 @@ class FitPublic(Tabular):
     n_points: int
     n_params_range: tuple[float, float]
     report: str
+    quality: FitQuality = Field(description="Whether this fit is served as a prediction, and why not.")
     noise_model: str
     excluded_runs: list[ExcludedRun]
     points: list[FitPoint]

@@ -21,6 +21,7 @@ from app.schemas import (
     ExcludedRun,
     FitPoint,
     FitPublic,
+    FitQuality,
     Page,
     ProxySize,
     RunCounts,
@@ -184,6 +185,7 @@ def get_fit(
         n_points=result.n_points,
         n_params_range=(float(result.x_range[0]), float(result.x_range[1])),
         report=result.report() + proxies_report(points),
+        quality=FitQuality(**current.quality.to_dict()),
         noise_model=result.noise.summary(),
         excluded_runs=[ExcludedRun(run_id=e.run_id, reason=e.reason) for e in points.excluded],
         points=[

@@ -14,12 +14,13 @@ import predictor
 from app import tuning
 from app.deps import FitCacheDep, ReadSessionsDep, SettingsDep
 from app.fit_cache import FitCache
-from app.fits import CurrentFit, FitPoints, results_version
+from app.fits import NO_TREND_ADVICE, CurrentFit, FitPoints, NoScalingTrend, results_version
 from app.models import Architecture
 from app.schemas import (
     Candidate,
     ComparePublic,
     CompareRequest,
+    ExcludedCandidate,
     ExcludedRun,
     Extrapolation,
     PredictionPublic,
@@ -101,6 +102,8 @@ def _predict(
         assert request.n_params is not None
         n_params = request.n_params
     current = fits.current(session, arch.id, settings.min_runs_for_fit)
+    if not current.quality.ok:
+        raise NoScalingTrend(arch.id, arch.name, current.quality)
     result, points = current.result, current.points
     prediction = fits.predict(
         current, n_params, request.level, request.interval, request.seeds, request.method
@@ -200,6 +203,21 @@ def _compare(request: CompareRequest, session: Session, settings: Settings, fits
     archs = [get_or_404(session, Architecture, i) for i in ids]
     specs = [ArchitectureSpec.model_validate(a.spec) for a in archs]
     currents = [fits.current(session, a.id, settings.min_runs_for_fit) for a in archs]
+    # A fit without a scaling trend is never ranked: it is listed with its reasons instead.
+    excluded = [
+        ExcludedCandidate(architecture_id=a.id, name=a.name, reasons=c.quality.reasons)
+        for a, c in zip(archs, currents, strict=True)
+        if not c.quality.ok
+    ]
+    if len(archs) - len(excluded) < 2:
+        blocked = "; ".join(f"{e.name} (id {e.architecture_id}): {'; '.join(e.reasons)}" for e in excluded)
+        raise HTTPException(
+            status.HTTP_409_CONFLICT,
+            f"fewer than two candidates have a usable scaling trend, so there is nothing to rank. "
+            f"Blocked by {blocked}. {NO_TREND_ADVICE.format(id='{id}')}",
+        )
+    keep = [i for i, c in enumerate(currents) if c.quality.ok]
+    archs, specs, currents = [archs[i] for i in keep], [specs[i] for i in keep], [currents[i] for i in keep]
     _check_comparable(archs, specs, currents)
     comparison = predictor.compare([c.result for c in currents], request.n_params, request.level)
     lr_notes = [lr_warnings(session, a, s, c.points) for a, s, c in zip(archs, specs, currents, strict=True)]
@@ -226,6 +244,7 @@ def _compare(request: CompareRequest, session: Session, settings: Settings, fits
         interval="expected",
         best_architecture_id=candidates[0].architecture_id,
         candidates=candidates,
+        excluded=excluded,
     )
 
 

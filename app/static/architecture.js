@@ -86,7 +86,13 @@
       return;
     }
     status.replaceChildren();
-    if (!fit.success) MU.notice(status, "warn", `The optimiser reported a problem: ${fit.message}`);
+    if (!fit.quality.ok) {
+      // The fit exists but fails the gate: shown for diagnosis, never served as a prediction or ranked.
+      MU.notice(status, "warn", "Not served as a prediction: no usable scaling trend. ",
+        fit.quality.reasons.join("; "), ". Train the proxies longer, add wider proxies, or tune the LR.");
+    } else if (!fit.success) {
+      MU.notice(status, "warn", `The optimiser reported a problem: ${fit.message}`);
+    }
     const params = Object.entries(fit.parameters).map(([name, value]) => {
       const se = fit.stderr[name];
       return `${name} = ${value.toPrecision(4)}${se == null ? "" : ` ± ${se.toPrecision(2)}`}`;

@@ -130,16 +130,23 @@
     }
     const archs = await Promise.all(ids.map((id) => MU.api(`/v1/architectures/${id}`)));
     const waiting = archs.filter((arch) => !MU.canFit(arch.runs));
-    const fitted = await Promise.all(archs.filter((arch) => MU.canFit(arch.runs)).map(async (arch) => ({
+    const all = await Promise.all(archs.filter((arch) => MU.canFit(arch.runs)).map(async (arch) => ({
       arch,
       fit: await MU.api(`/v1/architectures/${arch.id}/fit`, { query: { curve_to: targetN, level: MU.LEVEL } }),
     })));
-    if (waiting.length) {
-      messages.replaceChildren(...waiting.map((arch) => el("p", { class: "notice warn" },
-        el("a", { href: `/architectures/${arch.id}` }, arch.name), `: not fitted yet — ${MU.notFittedReason(arch.runs)}.`)));
-    }
+    // A fit that fails the quality gate is neither ranked nor plotted (its band would flatten the rest).
+    const fitted = all.filter(({ fit }) => fit.quality.ok);
+    const blocked = all.filter(({ fit }) => !fit.quality.ok);
+    messages.replaceChildren(
+      ...waiting.map((arch) => el("p", { class: "notice warn" },
+        el("a", { href: `/architectures/${arch.id}` }, arch.name), `: not fitted yet — ${MU.notFittedReason(arch.runs)}.`)),
+      ...blocked.map(({ arch, fit }) => el("p", { class: "notice warn" },
+        el("a", { href: `/architectures/${arch.id}` }, arch.name),
+        `: not ranked, no usable scaling trend — ${fit.quality.reasons.join("; ")}.`)),
+    );
     if (!fitted.length) {
-      rankingBody.replaceChildren(el("tr", {}, el("td", { colspan: 6, class: "empty" }, "Nothing fitted yet.")));
+      rankingBody.replaceChildren(el("tr", {}, el("td", { colspan: 6, class: "empty" },
+        all.length ? "Nothing with a usable scaling trend." : "Nothing fitted yet.")));
       return;
     }
     const candidates = await rank(fitted);
