@@ -55,21 +55,22 @@
     const color = MU.color(index);
     const curve = fit.curve;
     const group = `a${arch.id}`;
+    const label = MU.plotText(arch.name); // the name as text, never as Plotly markup
     const proxies = byWidth(fit.points);
     const out = [
       {
-        name: `${arch.name} · ${percent}% band`, legendgroup: group, showlegend: false, hoverinfo: "skip",
+        name: `${label} · ${percent}% band`, legendgroup: group, showlegend: false, hoverinfo: "skip",
         x: [...curve.map((c) => c.n_params), ...curve.map((c) => c.n_params).reverse()],
         y: [...curve.map((c) => c.upper), ...curve.map((c) => c.lower).reverse()],
         fill: "toself", fillcolor: MU.translucent(color, 0.15), line: { width: 0 }, mode: "lines", type: "scatter",
       },
       {
-        name: `${arch.name} · fit`, legendgroup: group, type: "scatter", mode: "lines",
+        name: `${label} · fit`, legendgroup: group, type: "scatter", mode: "lines",
         x: curve.map((c) => c.n_params), y: curve.map((c) => c.mean), line: { color, width: 2 },
         hovertemplate: "N %{x:.3s}<br>fit %{y:.4f}<extra></extra>",
       },
       {
-        name: `${arch.name} · proxies`, legendgroup: group, type: "scatter", mode: "markers",
+        name: `${label} · proxies`, legendgroup: group, type: "scatter", mode: "markers",
         x: proxies.map((p) => p.n), y: proxies.map((p) => p.mean),
         error_y: { type: "data", symmetric: false, array: proxies.map((p) => p.above),
                    arrayminus: proxies.map((p) => p.below), color, thickness: 1.5, width: 4 },
@@ -80,12 +81,13 @@
     ];
     if (candidate) {
       out.push({
-        name: `${arch.name} · at N`, legendgroup: group, type: "scatter", mode: "markers",
+        name: `${label} · at N`, legendgroup: group, type: "scatter", mode: "markers",
         x: [targetN], y: [candidate.predicted_loss],
         error_y: { type: "data", symmetric: false, array: [candidate.upper - candidate.predicted_loss],
                    arrayminus: [candidate.predicted_loss - candidate.lower], color, thickness: 2, width: 8 },
         marker: { color, size: 13, symbol: "diamond", line: { color: "#1f2430", width: 1 } },
-        hovertemplate: `predicted at N %{x:.3s}: %{y:.4f}<extra>${arch.name}</extra>`,
+        // The name goes in the body: the <extra> box cuts it at 15 characters, even inside an entity.
+        hovertemplate: `${label}<br>predicted at N %{x:.3s}: %{y:.4f}<extra></extra>`,
       });
     }
     return out;

@@ -148,6 +148,17 @@ const MU = (() => {
     return `rgba(${(v >> 16) & 255},${(v >> 8) & 255},${v & 255},${alpha})`;
   }
 
+  /** A string from the API (an architecture's name, …) made safe to hand to Plotly, for a trace name,
+      hover template or text, annotation or title. Plotly reads a pseudo-HTML in every text it draws: it
+      renders <a href> as a live link, <b>, <i>, <br>, <sup>, <sub> and <span style> as formatting, so a
+      name like `<a href="https://evil.example/">x</a>` would become a link in the legend. Plotly decodes
+      numeric entities back into the plain characters, so escaping `&`, `<`, `>` makes it show the text as
+      typed; `%` too, else `%{x}` in a name is filled in as a hover-template placeholder (names are
+      templated too), and `$`, which would start LaTeX were MathJax ever loaded. */
+  function plotText(value) {
+    return String(value).replace(/[&<>%$]/g, (c) => `&#${c.charCodeAt(0)};`);
+  }
+
   const plotConfig = { displaylogo: false, responsive: true };
 
   function plotLayout(extra = {}) {
@@ -215,6 +226,6 @@ const MU = (() => {
   return {
     fmtFactor, fmtExtrapolation, LEVEL, ApiError, api, listAll, el, notice, fmtN, parseN, fmtLoss, fmtInterval, runCounts, canFit,
     notFittedReason, color, translucent, plotConfig, plotLayout, ready, describeDetail, fieldPath, minWidths,
-    fmtLr, fmtSigned, plot, plotMessage,
+    fmtLr, fmtSigned, plot, plotMessage, plotText,
   };
 })();

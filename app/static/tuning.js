@@ -166,10 +166,10 @@ const MUTuning = (() => {
   /** One figure of the coordinate check: mean |x| of every module against the width (or depth), log-log. */
   async function drawCoordAxis(div, check) {
     await MU.plot(div, check.coordinates.map((c, i) => ({
-      name: c.name, type: "scatter", mode: "lines+markers", x: check.sizes, y: c.sizes,
+      name: MU.plotText(c.name), type: "scatter", mode: "lines+markers", x: check.sizes, y: c.sizes,
       marker: { color: MU.color(i), size: 6 }, line: { color: MU.color(i), width: 1.5, dash: i >= 8 ? "dot" : "solid" },
-      hovertemplate: `${c.name}<br>${check.axis} %{x}<br>mean |x| %{y:.3g}<br>slope ${MU.fmtSigned(c.slope)}, ` +
-        `Δx slope ${MU.fmtSigned(c.delta_slope)}<extra></extra>`,
+      hovertemplate: `${MU.plotText(c.name)}<br>${check.axis} %{x}<br>mean |x| %{y:.3g}<br>` +
+        `slope ${MU.fmtSigned(c.slope)}, Δx slope ${MU.fmtSigned(c.delta_slope)}<extra></extra>`,
     })), {
       xaxis: { type: "log", title: { text: check.axis }, tickvals: check.sizes, ticktext: check.sizes.map(String) },
       yaxis: { type: "log", title: { text: "mean |x| after the last step" }, exponentformat: "power", dtick: "D2" },

@@ -426,3 +426,61 @@ def test_depth_transfer_gets_its_own_figure_and_diverged_lrs_are_marked(watched:
     assert [verdicts.nth(i).get_attribute("data-axis") for i in range(2)] == ["width", "depth"]
     assert page.locator("#lr-stars tbody tr").count() == 3  # base, width 64, depth 2
     _screenshot(page, "architecture-depth-transfer")
+
+
+# Names written in Plotly's pseudo-HTML (a link, bold, italic) and a hover-template placeholder: the
+# dashboard must draw them as the literal text they are.
+HOSTILE_NAMES = (
+    '<a href="https://evil.example/">phish-link</a><b>bold</b>',
+    '<i>tilt</i> %{x} <a href="https://evil.example/">phish-2</a>',
+)
+
+
+@pytest.fixture(scope="module")
+def hostile(site: Site) -> list[int]:
+    """Two fitted architectures with hostile names (specs of their own: the name is not part of one)."""
+    ids = []
+    engine = make_engine(site.db_url)
+    with httpx.Client(base_url=site.url, headers={"Authorization": f"Bearer {TOKEN}"}) as api:
+        for name, overrides in zip(HOSTILE_NAMES, [{}, {"activation": "swiglu"}], strict=True):
+            arch = api.post("/v1/architectures", json=spec_dict(name, ffn_ratio=3.0, **overrides))
+            assert arch.status_code == 201 and arch.json()["name"] == name, arch.text
+            ids.append(arch.json()["id"])
+            sweep = api.post(f"/v1/architectures/{ids[-1]}/sweeps", json={"seeds": [0, 1]})
+            assert sweep.status_code == 202, sweep.text
+            finish_runs(engine, ids[-1], a=70.0)
+    engine.dispose()
+    return ids
+
+
+def _markup_from_data(page: Page) -> dict[str, int]:
+    """What Plotly made of tags in its text: links, and bold or italic runs, in every drawn figure."""
+    return page.evaluate(
+        """() => { const svg = '.js-plotly-plot svg';
+                   const count = (s) => document.querySelectorAll(s).length;
+                   return { links: count(`${svg} a`),
+                            formatted: count(`${svg} tspan[style*=bold], ${svg} tspan[style*=italic]`) }; }"""
+    )
+
+
+def test_plotly_draws_names_as_text_not_markup(watched: Watched, site: Site, hostile: list[int]) -> None:
+    page = _open(watched, site, f"/compare?ids={hostile[0]},{hostile[1]}&n=1e9")
+    page.wait_for_selector("#compare-plot .legendtext")
+    assert _markup_from_data(page) == {"links": 0, "formatted": 0}
+    legend = page.locator("#compare-plot .legendtext").all_text_contents()
+    assert f"{HOSTILE_NAMES[0]} · fit" in legend, legend  # the literal tags, `<b>bold</b>` included
+    assert f"{HOSTILE_NAMES[1]} · proxies" in legend, legend
+    # The hover label of each prediction at N names its architecture.
+    for curve, name in [(3, HOSTILE_NAMES[0]), (7, HOSTILE_NAMES[1])]:
+        page.evaluate(f"Plotly.Fx.hover('compare-plot', [{{curveNumber: {curve}, pointNumber: 0}}])")
+        # Plotly throttles hover events: wait for this label, not for any label.
+        page.wait_for_function(
+            "name => document.querySelector('#compare-plot .hoverlayer').textContent.includes(name)", arg=name
+        )
+        assert _markup_from_data(page) == {"links": 0, "formatted": 0}
+    _screenshot(page, "compare-hostile-names")
+
+    page = _open(watched, site, f"/architectures/{hostile[0]}")
+    assert page.locator("h1").inner_text().startswith(HOSTILE_NAMES[0])
+    assert page.evaluate("document.getElementById('loss-plot').data.length") == 10
+    assert _markup_from_data(page) == {"links": 0, "formatted": 0}
