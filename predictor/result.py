@@ -204,7 +204,9 @@ class FitResult:
                 if not np.isfinite(distance):  # the data do not bound L(x) on this side
                     out[side, i] = np.inf
                     continue
-                parts = [(np.array([(distance / t_shape) ** 2]), shape_dof)]
+                # At a vanishing level both are 0: the profile's sd there is the tangent's (delta method's).
+                sd = distance / t_shape if t_shape > 0 else float(sds[i])
+                parts = [(np.array([sd**2]), shape_dof)]
                 parts += [(v[i : i + 1], nu) for v, nu in components[1:]]
                 total = float(np.sum([v for v, _ in parts]))
                 dof = satterthwaite(parts)

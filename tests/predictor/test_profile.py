@@ -111,3 +111,14 @@ def test_unknown_method_is_refused_with_the_choices() -> None:
     fit = predictor.fit(n, mu_law(n))
     with pytest.raises(ValueError, match="delta, profile"):
         fit.predict(1e9, method="bayes")
+
+
+def test_a_vanishing_level_gives_the_point_not_nan() -> None:
+    # 0.5 + 5e-324 rounds to 0.5: the t quantile is 0 and the profile's distance too (schema fuzzing
+    # found the 0/0 through POST /v1/predictions).
+    rng = np.random.default_rng(3)
+    n, y = proxy_ladder(rng, widths=4, seeds=1, noise=0.005)
+    fit = predictor.fit(n, y)
+    for interval in ("expected", "run"):
+        p = fit.predict(1e10, level=5e-324, interval=interval, method="profile")
+        assert p.lower == p.mean == p.upper and np.isfinite(p.mean)
