@@ -2,12 +2,39 @@
 
 from __future__ import annotations
 
+from pydantic import ValidationError
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from app.models import Architecture
 from app.queue import insert_ignoring_duplicates
 from trainer import ArchitectureSpec
+
+
+class StoredSpecInvalid(Exception):
+    """A stored spec that today's ArchitectureSpec rejects (written by older code, or edited by hand).
+
+    The row stays listed (flagged, with this message); what needs the spec answers 409 with it."""
+
+    def __init__(self, architecture_id: int, errors: str) -> None:
+        self.architecture_id = architecture_id
+        super().__init__(
+            f"the stored spec of architecture {architecture_id} no longer validates ({errors}): register "
+            "a corrected spec with POST /v1/architectures and use that architecture instead"
+        )
+
+
+def describe(exc: ValidationError) -> str:
+    """A validation error in one line: `field.path: message` per error."""
+    return "; ".join(f"{'.'.join(str(p) for p in e['loc']) or 'spec'}: {e['msg']}" for e in exc.errors())
+
+
+def stored_spec(architecture: Architecture) -> ArchitectureSpec:
+    """The architecture's spec, or StoredSpecInvalid (HTTP 409) when it no longer validates."""
+    try:
+        return ArchitectureSpec.model_validate(architecture.spec)
+    except ValidationError as exc:
+        raise StoredSpecInvalid(architecture.id, describe(exc)) from None
 
 
 def register(session: Session, spec: ArchitectureSpec) -> tuple[Architecture, bool]:

@@ -17,6 +17,7 @@ import httpx
 from pydantic import BaseModel
 
 from app.schemas import (
+    ArchitectureListItem,
     ArchitecturePublic,
     ComparePublic,
     FitPublic,
@@ -118,9 +119,10 @@ class Client:
     def get_architecture(self, architecture_id: int) -> ArchitecturePublic:
         return self._get(f"/v1/architectures/{architecture_id}", ArchitecturePublic)
 
-    def list_architectures(self, name: str | None = None, page_size: int = 100) -> Rows[ArchitecturePublic]:
-        """Every architecture (following the cursor across pages)."""
-        return Rows(self._pages("/v1/architectures", Page[ArchitecturePublic], name=name, limit=page_size))
+    def list_architectures(self, name: str | None = None, page_size: int = 100) -> Rows[ArchitectureListItem]:
+        """Every architecture (following the cursor across pages); one whose stored spec no longer
+        validates has `valid` False, `spec` None and the reason in `error`."""
+        return Rows(self._pages("/v1/architectures", Page[ArchitectureListItem], name=name, limit=page_size))
 
     def get_fit(self, architecture_id: int) -> FitPublic:
         return self._get(f"/v1/architectures/{architecture_id}/fit", FitPublic)

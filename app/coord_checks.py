@@ -20,8 +20,8 @@ from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session, sessionmaker
 
 from app import tuning
+from app.architectures import stored_spec
 from app.models import Architecture, CoordCheckRecord
-from trainer import ArchitectureSpec
 from trainer.coord_check import coord_check, default_depths, default_widths, largest_model
 from trainer.train import code_version
 
@@ -48,7 +48,7 @@ class TooLarge(Exception):
 def request_of(session: Session, architecture: Architecture, max_params: int) -> dict[str, Any]:
     """What the check for this architecture runs: at the tuned η* when there is one, else the spec's LR.
     Raises TooLarge when its largest model exceeds `max_params` (it runs in the API process, on a CPU)."""
-    spec = ArchitectureSpec.model_validate(architecture.spec)
+    spec = stored_spec(architecture)
     tuned = tuning.ladder_lr(tuning.latest(session, architecture.id, succeeded=True))
     widths = default_widths(spec)
     depths = default_depths(spec) if spec.parametrization.depth_alpha > 0 else []
@@ -81,7 +81,7 @@ def stored_or_computed(
     if found is not None:
         return found, request
     read.rollback()  # no transaction (nor, on SQLite, a snapshot) held through seconds of compute
-    spec = ArchitectureSpec.model_validate(architecture.spec)
+    spec = stored_spec(architecture)
     with _computing, _one_torch_thread():
         width = coord_check(spec, sizes=request["widths"], lr=request["lr"])
         depth = (

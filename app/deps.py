@@ -3,13 +3,14 @@
 from __future__ import annotations
 
 import secrets
-from collections.abc import Iterator
+from collections.abc import AsyncIterator
 from typing import Annotated
 
 from fastapi import Depends, HTTPException, Path, Query, Request, status
 from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
 from sqlalchemy.orm import Session, sessionmaker
 
+from app.db_slots import DbSlots
 from app.fit_cache import FitCache
 from app.settings import Settings
 
@@ -22,10 +23,20 @@ async def get_settings_dep(request: Request) -> Settings:
     return settings
 
 
-def get_session(request: Request) -> Iterator[Session]:
-    """A session for reads (the common case: on SQLite it never waits for the write lock)."""
-    with request.app.state.read_session_factory() as session:
+async def get_session(request: Request) -> AsyncIterator[Session]:
+    """A session for reads (the common case: on SQLite it never waits for the write lock).
+
+    Async, and holding a database slot until the session is closed: the session keeps its connection
+    while FastAPI waits for a worker thread to validate the response, so these sessions together must
+    never hold the whole pool (app.db_slots). Hot read routes use `DbDep.read` instead."""
+    slots: DbSlots = request.app.state.db_slots
+    async with slots.session(read=True) as session:
         yield session
+
+
+async def get_db_slots(request: Request) -> DbSlots:
+    slots: DbSlots = request.app.state.db_slots
+    return slots
 
 
 async def get_read_sessions(request: Request) -> sessionmaker[Session]:
@@ -35,9 +46,11 @@ async def get_read_sessions(request: Request) -> sessionmaker[Session]:
     return factory
 
 
-def get_write_session(request: Request) -> Iterator[Session]:
-    """A session for read-then-write units of work (registering a spec, enqueueing a sweep)."""
-    with request.app.state.session_factory() as session:
+async def get_write_session(request: Request) -> AsyncIterator[Session]:
+    """A session for read-then-write units of work (registering a spec, enqueueing a sweep); holds a
+    database slot until it is closed, as `get_session` does."""
+    slots: DbSlots = request.app.state.db_slots
+    async with slots.session(read=False) as session:
         yield session
 
 
@@ -55,6 +68,7 @@ SessionDep = Annotated[Session, Depends(get_session)]
 WriteSessionDep = Annotated[Session, Depends(get_write_session)]
 FitCacheDep = Annotated[FitCache, Depends(get_fit_cache)]
 ReadSessionsDep = Annotated[sessionmaker[Session], Depends(get_read_sessions)]
+DbDep = Annotated[DbSlots, Depends(get_db_slots)]
 
 _bearer = HTTPBearer(auto_error=False)
 
@@ -67,7 +81,8 @@ async def require_token(
     if settings.api_token is None:
         return
     expected = settings.api_token.get_secret_value()
-    if credentials is None or not secrets.compare_digest(credentials.credentials, expected):
+    # Bytes: compare_digest refuses str with non-ASCII characters (`Bearer é` was a 500).
+    if credentials is None or not secrets.compare_digest(credentials.credentials.encode(), expected.encode()):
         raise HTTPException(
             status.HTTP_401_UNAUTHORIZED,
             detail="this endpoint needs `Authorization: Bearer <token>` with the MUPREDICT_API_TOKEN value",

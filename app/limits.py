@@ -7,6 +7,7 @@ from typing import Any
 from app.settings import Settings
 from app.views import field_error, unprocessable
 from trainer import ArchitectureSpec
+from trainer.accounting import flops_per_token
 
 MAX_DEPTH = 256  # ArchitectureSpec.n_layers' bound
 
@@ -45,6 +46,41 @@ def _token_errors(spec: ArchitectureSpec, steps: int, settings: Settings) -> lis
     ]
 
 
+def run_flops(spec: ArchitectureSpec, width: int, steps: int) -> float:
+    """Estimated training FLOPs of one run: FLOPs per token (trainer.accounting) × steps × batch tokens."""
+    return float(flops_per_token(spec, width)) * steps * spec.training.batch_tokens
+
+
+def _flop_errors(
+    shapes: list[tuple[str, float]], runs_per_shape: int, steps: int, settings: Settings, what: str
+) -> list[dict[str, Any]]:
+    """The per-run and the per-sweep limit on estimated compute, for (shape, FLOPs of one run) pairs."""
+    errors = []
+    label, most = max(shapes, key=lambda shape: shape[1])
+    if most > settings.max_flops_per_run:
+        errors.append(
+            field_error(
+                "body",
+                "steps",
+                msg=f"one run at {label} is estimated at {most:.3g} training FLOPs ({steps} steps), past the "
+                f"per-run limit of {settings.max_flops_per_run:.3g} (MUPREDICT_MAX_FLOPS_PER_RUN): use "
+                "smaller widths, fewer steps, or a spec with fewer layers or a shorter context",
+            )
+        )
+    total = sum(flops for _, flops in shapes) * runs_per_shape
+    if total > settings.max_flops_per_sweep:
+        errors.append(
+            field_error(
+                "body",
+                "steps",
+                msg=f"the {what} is estimated at up to {total:.3g} training FLOPs, past the limit of "
+                f"{settings.max_flops_per_sweep:.3g} per sweep (MUPREDICT_MAX_FLOPS_PER_SWEEP): use fewer "
+                "or smaller widths, fewer seeds or fewer steps",
+            )
+        )
+    return errors
+
+
 def check_tuning(spec: ArchitectureSpec, params: dict[str, Any], settings: Settings) -> None:
     """Raise 422 for a tuning the workers must not be asked to run; each message names the fix."""
     base = params["base_width"]
@@ -65,6 +101,13 @@ def check_tuning(spec: ArchitectureSpec, params: dict[str, Any], settings: Setti
     shapes = 1 + len(params["widths"]) + len(params["depths"])
     per_curve = params["grid_points"] + 2 * params["max_extensions"]
     most = shapes * per_curve * len(params["seeds"])
+    if not errors:  # every shape can be built: what may the tuning cost?
+        steps = params["steps"]
+        costs = [(f"width {w}", run_flops(spec, w, steps)) for w in [base, *params["widths"]]]
+        costs += [
+            (f"width {base}, depth {d}", run_flops(spec.at_depth(d), base, steps)) for d in params["depths"]
+        ]
+        errors += _flop_errors(costs, per_curve * len(params["seeds"]), steps, settings, "LR tuning")
     if most > settings.max_runs_per_tuning:
         errors.append(
             field_error(
@@ -95,5 +138,8 @@ def check_sweep(
             )
         )
     errors += _token_errors(spec, steps, settings)
+    if not errors:  # every width can be built: what does the sweep cost?
+        costs = [(f"width {w}", run_flops(spec, w, steps)) for w in sorted(set(widths))]
+        errors += _flop_errors(costs, len(set(seeds)), steps, settings, f"sweep ({n_runs} runs)")
     if errors:
         raise unprocessable(*errors)

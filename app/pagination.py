@@ -5,6 +5,7 @@ from __future__ import annotations
 import base64
 import binascii
 
+from app.schemas import MAX_ID
 from app.views import field_error, unprocessable
 
 
@@ -16,7 +17,8 @@ def decode_cursor(cursor: str) -> int:
     try:
         text = base64.urlsafe_b64decode(cursor + "=" * (-len(cursor) % 4)).decode()
         prefix, _, value = text.partition(":")
-        if prefix != "id" or not value.isdigit():
+        # ASCII digits of an id that can exist (a larger one was a database error on PostgreSQL).
+        if prefix != "id" or not (value.isascii() and value.isdigit()) or int(value) > MAX_ID:
             raise ValueError(text)
         return int(value)
     except (ValueError, binascii.Error, UnicodeDecodeError):

@@ -9,6 +9,7 @@ lock on SQLite); progress and result writes match on the lease owner, so a worke
 from __future__ import annotations
 
 import logging
+import math
 from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import datetime, timedelta, timezone
@@ -303,7 +304,11 @@ def complete(session: Session, run_id: int, worker_id: str, result: dict[str, An
     )
     if stored:
         session.execute(delete(RunMetric).where(RunMetric.run_id == run_id))
-        curve = [{"run_id": run_id, "step": s, "train_loss": v} for s, v in result.get("loss_curve", [])]
+        curve = [
+            {"run_id": run_id, "step": s, "train_loss": v}
+            for s, v in result.get("loss_curve", [])
+            if math.isfinite(v)  # the trainer's curve is finite; a NaN here would break every reader
+        ]
         if curve:
             session.execute(insert(RunMetric), curve)
         session.commit()

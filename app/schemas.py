@@ -9,6 +9,7 @@ from pydantic import BaseModel, ConfigDict, Field, model_validator
 
 from predictor import DEFAULT_METHOD, Method
 from trainer import ArchitectureSpec
+from trainer.spec import MAX_STEPS, StrictInteger, StrictNumber
 
 T = TypeVar("T")
 
@@ -38,7 +39,7 @@ class Rows(list[T]):
 
 # Ids are 32-bit on PostgreSQL: a larger number can name nothing, so it is a 422, not a database error.
 MAX_ID = 2**31 - 1
-Id = Annotated[int, Field(ge=1, le=MAX_ID)]
+Id = Annotated[StrictInteger, Field(ge=1, le=MAX_ID)]
 
 # Largest N a prediction may ask for: far beyond any model trained, and far from float overflow.
 MAX_N_PARAMS = 1e15
@@ -74,16 +75,27 @@ class TuningSummary(BaseModel):
     transfer: dict[str, str] = Field(description="The verdict per checked axis ('width', 'depth').")
 
 
-class ArchitecturePublic(BaseModel):
+class ArchitectureListItem(BaseModel):
+    """An architecture as the list shows it: a stored spec that no longer validates (older code, a hand
+    edit) is listed too, flagged, so that one bad row never takes the list down."""
+
     model_config = ConfigDict(from_attributes=True)
 
     id: int
     name: str
     spec_hash: str
-    spec: ArchitectureSpec
+    spec: ArchitectureSpec | None = Field(description="The spec; null when it no longer validates.")
+    valid: bool = Field(True, description="False: the stored spec no longer validates (see `error`).")
+    error: str | None = Field(None, description="Why the stored spec no longer validates, and the fix.")
     created_at: datetime
     runs: RunCounts
     tuning: TuningSummary | None = Field(None, description="The latest LR tuning; null if never tuned.")
+
+
+class ArchitecturePublic(ArchitectureListItem):
+    """One architecture (GET answers 409 for a stored spec that no longer validates)."""
+
+    spec: ArchitectureSpec
 
 
 class ProxySize(BaseModel):
@@ -102,19 +114,23 @@ class SpecCheck(BaseModel):
 class SweepCreate(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
-    widths: list[int] | None = Field(
+    widths: list[StrictInteger] | None = Field(
         None, min_length=1, max_length=64, description="Proxy widths; default: the spec's proxy_widths."
     )
-    seeds: list[int] = Field([0], min_length=1, max_length=16, description="Replicate seeds per width.")
-    steps: int | None = Field(None, ge=1, le=10_000_000, description="Training steps; default: the spec's.")
-    lr: float | None = Field(
+    seeds: list[StrictInteger] = Field(
+        [0], min_length=1, max_length=16, description="Replicate seeds per width."
+    )
+    steps: StrictInteger | None = Field(
+        None, ge=1, le=MAX_STEPS, description="Training steps; default: the spec's."
+    )
+    lr: StrictNumber | None = Field(
         None,
         gt=0,
         le=10,
         description="Pin the base LR. Default: the tuned η* when the architecture has a succeeded "
         "tuning, else the spec's training.lr.",
     )
-    data_seed: int | None = Field(
+    data_seed: StrictInteger | None = Field(
         None,
         ge=0,
         lt=2**31,
@@ -197,17 +213,19 @@ class PredictionRequest(BaseModel):
 
     architecture_id: Id | None = Field(None, description="A registered architecture; or give `spec`.")
     spec: ArchitectureSpec | None = Field(None, description="An inline spec, matched by its canonical hash.")
-    n_params: float | None = Field(
+    n_params: StrictNumber | None = Field(
         None, gt=0, le=MAX_N_PARAMS, description="Non-embedding parameters to predict at; or give `width`."
     )
-    width: int | None = Field(None, ge=1, le=1 << 20, description="A model width to predict at.")
-    level: float = Field(0.9, gt=0, lt=1, description="Coverage of the interval.")
+    width: StrictInteger | None = Field(None, ge=1, le=1 << 20, description="A model width to predict at.")
+    level: StrictNumber = Field(0.9, gt=0, lt=1, description="Coverage of the interval.")
     interval: Literal["expected", "run"] = Field(
         "run",
         description="'expected': the interval for the expected loss at N (the law; parameter uncertainty "
         "only). 'run': for what `seeds` new runs at N, averaged, will show (adds their noise).",
     )
-    seeds: int = Field(1, ge=1, le=64, description="With interval 'run': how many new runs are averaged.")
+    seeds: StrictInteger = Field(
+        1, ge=1, le=64, description="With interval 'run': how many new runs are averaged."
+    )
     method: Method = Field(
         DEFAULT_METHOD,
         description="How the parameters' uncertainty enters: 'delta' (linearised, symmetric in log loss) "
@@ -287,8 +305,8 @@ class CompareRequest(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
     architecture_ids: list[Id] = Field(min_length=2, max_length=20)
-    n_params: float = Field(gt=0, le=MAX_N_PARAMS)
-    level: float = Field(0.9, gt=0, lt=1)
+    n_params: StrictNumber = Field(gt=0, le=MAX_N_PARAMS)
+    level: StrictNumber = Field(0.9, gt=0, lt=1)
 
 
 class Candidate(BaseModel):

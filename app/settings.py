@@ -32,6 +32,22 @@ class Settings(BaseSettings):
         ge=1,
         description="Largest model (total parameters) a coordinate check may build in the API process.",
     )
+    # Width, tokens and run count alone let a 256-layer, 65,536-token-context spec through at width 64:
+    # the compute is what a worker spends. Estimated by trainer.accounting.flops_per_token × tokens.
+    max_flops_per_run: float = Field(
+        1e17,
+        gt=0,
+        description="Most estimated training FLOPs one run may cost (about 4 min of an H100 at 40% MFU; "
+        "the examples need ~1e13). Raise it for GPU workers that train larger proxies.",
+    )
+    max_flops_per_sweep: float = Field(
+        1e18,
+        gt=0,
+        description="Most estimated training FLOPs of all runs one sweep or LR tuning may queue.",
+    )
+    max_body_bytes: int = Field(
+        1_048_576, ge=1024, description="Largest request body accepted (413 past it); a spec is ~1 kB."
+    )
     lease_seconds: float = Field(
         60.0, gt=0, description="How long a claimed run stays leased without a heartbeat before requeue."
     )
@@ -42,6 +58,22 @@ class Settings(BaseSettings):
     )
     auto_migrate: bool = Field(
         True, description="Upgrade the schema to head on start (the embedded SQLite default relies on it)."
+    )
+    # The API's connection pool, per process. Requests wait for one of its slots on the event loop, not in
+    # a thread, so a flood of reads queues there instead of exhausting the pool (see app.db_slots).
+    db_pool_size: int = Field(
+        5, ge=2, description="Connections the API keeps open per process (one is kept out of the slots)."
+    )
+    db_max_overflow: int = Field(
+        10, ge=0, description="Further connections the API opens under load, closed again when idle."
+    )
+    db_pool_timeout: float = Field(
+        10.0,
+        gt=0,
+        description="Longest a request waits for a database slot or connection before answering 503.",
+    )
+    ready_timeout: float = Field(
+        5.0, gt=0, description="`/readyz` answers 503 when the database has not answered within this time."
     )
 
     @field_validator("api_token", mode="before")

@@ -8,6 +8,7 @@ from typing import Any
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 
 from app.schemas import RunCounts, Tabular
+from trainer.spec import MAX_STEPS, StrictInteger, StrictNumber
 
 
 class TuningCreate(BaseModel):
@@ -15,25 +16,33 @@ class TuningCreate(BaseModel):
 
     model_config = ConfigDict(extra="forbid")
 
-    widths: list[int] | None = Field(
+    widths: list[StrictInteger] | None = Field(
         None,
         max_length=16,
         description="Widths of the transfer check; the base width is always swept. Default ×4 and ×8 "
         "the base width; [] tunes at the base width only.",
     )
-    depths: list[int] | None = Field(
+    depths: list[StrictInteger] | None = Field(
         None,
         max_length=16,
         description="Depths of the depth-transfer check, at the base width. Default ×4 and ×8 the spec's "
         "depth when parametrization.depth_alpha > 0, else none.",
     )
-    seeds: list[int] = Field([0, 1], min_length=2, max_length=16, description="Seeds per grid point (≥ 2).")
-    steps: int | None = Field(None, ge=1, le=10_000_000, description="Steps per run; default: the spec's.")
-    lr: float | None = Field(None, gt=0, le=10, description="Centre of the LR grid; default: the spec's lr.")
-    grid_factor: float = Field(2**0.5, description="Ratio between neighbouring LRs of the grid.")
-    grid_points: int = Field(5, description="Points of the first grid (≥ 3 to bracket a minimum).")
-    max_extensions: int = Field(4, description="Rounds of grid extension before the tuning fails.")
-    level: float = Field(0.9, gt=0, lt=1, description="Coverage of the intervals of η* and of the slopes.")
+    seeds: list[StrictInteger] = Field(
+        [0, 1], min_length=2, max_length=16, description="Seeds per grid point (≥ 2)."
+    )
+    steps: StrictInteger | None = Field(
+        None, ge=1, le=MAX_STEPS, description="Steps per run; default: the spec's."
+    )
+    lr: StrictNumber | None = Field(
+        None, gt=0, le=10, description="Centre of the LR grid; default: the spec's lr."
+    )
+    grid_factor: StrictNumber = Field(2**0.5, description="Ratio between neighbouring LRs of the grid.")
+    grid_points: StrictInteger = Field(5, description="Points of the first grid (≥ 3 to bracket a minimum).")
+    max_extensions: StrictInteger = Field(4, description="Rounds of grid extension before the tuning fails.")
+    level: StrictNumber = Field(
+        0.9, gt=0, lt=1, description="Coverage of the intervals of η* and of the slopes."
+    )
 
     @model_validator(mode="after")
     def _can_bracket(self) -> TuningCreate:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import math
 from collections.abc import Sequence
 from typing import Any, TypeVar
 
@@ -51,7 +52,13 @@ def run_public(run: Run) -> RunPublic:
         device=run.device,
         corpus_fingerprint=run.corpus_fingerprint,
         code_version=run.code_version,
-        loss_curve=[LossPoint(step=m.step, train_loss=m.train_loss) for m in run.metrics],
+        # Finite points only: a NaN stored by older code would reach the client as null, which its
+        # float field refuses.
+        loss_curve=[
+            LossPoint(step=m.step, train_loss=m.train_loss)
+            for m in run.metrics
+            if math.isfinite(m.train_loss)
+        ],
     )
 
 

@@ -20,11 +20,13 @@ from collections.abc import Callable
 from types import FrameType
 from typing import Any, TypeVar
 
+from pydantic import ValidationError
 from sqlalchemy.exc import DBAPIError, OperationalError
 from sqlalchemy.orm import Session, sessionmaker
 
 import trainer
 from app import queue, tuning
+from app.architectures import describe
 from app.db import make_engine, session_factory
 from app.fits import refresh_fit
 from app.settings import Settings
@@ -35,6 +37,12 @@ T = TypeVar("T")
 
 class DatabaseUnavailable(RuntimeError):
     """The database stayed unreachable while the worker was stopping."""
+
+
+# Errors that another attempt would repeat: a missing, empty or too small corpus (trainer.CorpusError),
+# a stored spec that no longer validates. Such a run fails at once with the reason, instead of being
+# retried max_attempts times.
+PERMANENT_ERRORS: tuple[type[Exception], ...] = (trainer.CorpusError, ValidationError)
 
 
 def default_worker_id() -> str:
@@ -151,6 +159,13 @@ class Worker:
                 log.warning("run %s: lease lost while training; the result is discarded", claimed.id)
             else:
                 self._db(lambda s: queue.release(s, claimed.id, self.worker_id), "hand back")
+            return
+        except PERMANENT_ERRORS as exc:
+            beat.stop()
+            log.error("run %s failed for good:\n%s", claimed.id, traceback.format_exc())
+            reason = describe(exc) if isinstance(exc, ValidationError) else str(exc)
+            # max_attempts 1: this attempt was the last one.
+            self._db(lambda s: queue.fail(s, claimed.id, self.worker_id, reason, max_attempts=1), "fail")
             return
         except Exception:
             beat.stop()

@@ -37,7 +37,8 @@ client.list_architectures().to_pandas()
 # %%
 for arch in (gelu, swiglu):
     client.wait_for(client.create_sweep(arch.id))
-client.list_runs(architecture_id=gelu.id).to_pandas()[["width", "status", "val_loss", "n_params_non_embedding"]]
+runs = client.list_runs(architecture_id=gelu.id).to_pandas()
+runs[["width", "status", "val_loss", "n_params_non_embedding"]]
 
 # %% [markdown]
 # The fitted law, and the prediction at a size far beyond the proxies, with its 90 % interval.

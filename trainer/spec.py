@@ -16,11 +16,39 @@ import math
 from pathlib import PurePath
 from typing import Annotated, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
+from pydantic import (
+    AfterValidator,
+    AllowInfNan,
+    BaseModel,
+    ConfigDict,
+    Field,
+    Strict,
+    field_validator,
+    model_validator,
+)
 
 BYTE_VOCAB_SIZE = 256  # the byte-level tokenizer: one token per byte value
 DEFAULT_BPE_VOCAB_SIZE = 4096
 MAX_VOCAB_SIZE = 65536  # token ids are stored as uint16
+MAX_STEPS = 10_000_000  # optimizer steps of one run, given or derived from a token budget
+
+# Numbers as JSON numbers, and finite: lax parsing read `true` as 1 and "5" as 5, and let NaN, Infinity
+# and 1e400 (which json.loads reads as inf) through to the response, which then failed to render.
+StrictNumber = Annotated[float, Strict(), AllowInfNan(False)]
+StrictInteger = Annotated[int, Strict()]
+
+
+def _storable(value: str) -> str:
+    if "\x00" in value:
+        raise ValueError(
+            "must not contain the NUL character (\\u0000), which PostgreSQL cannot store: remove it"
+        )
+    return value
+
+
+# Text that SQLite and PostgreSQL both store: PostgreSQL refuses NUL, which SQLite kept. (A lone
+# surrogate, "\ud800", is refused by pydantic itself wherever a length is checked.)
+Text = Annotated[str, AfterValidator(_storable)]
 
 
 def _nearest_multiples(value: int, step: int) -> str:
@@ -38,33 +66,35 @@ class ParametrizationSpec(BaseModel):
         "mup",
         description="'mup' (maximal update parametrization) or 'sp' (standard, for side-by-side checks).",
     )
-    base_width: int = Field(
+    base_width: StrictInteger = Field(
         32, ge=1, le=65536, description="Width at which μP equals the base model: m = width / base_width."
     )
-    base_depth: int | None = Field(
+    base_depth: StrictInteger | None = Field(
         None,
         ge=1,
         le=256,
         description="Depth at which μP equals the base model: m_L = n_layers / base_depth. "
         "Defaults to n_layers (no depth transfer).",
     )
-    depth_alpha: float = Field(
+    depth_alpha: StrictNumber = Field(
         0.0,
         description="Depth exponent α: residual branches × m_L^(−α). 0 = width-only μP, "
         "0.5 = Depth-μP (Tensor Programs VI), 1 = CompleteP (Dey et al. 2025).",
     )
-    alpha_in: float = Field(
+    alpha_in: StrictNumber = Field(
         1.0, gt=0, le=1e4, description="Embedding output multiplier α_in (constant in width)."
     )
-    alpha_out: float = Field(1.0, gt=0, le=1e4, description="Logit multiplier α_out; μP divides it by m.")
-    alpha_attn: float | None = Field(
+    alpha_out: StrictNumber = Field(
+        1.0, gt=0, le=1e4, description="Logit multiplier α_out; μP divides it by m."
+    )
+    alpha_attn: StrictNumber | None = Field(
         None,
         gt=0,
         le=1e4,
         description="Attention logit multiplier: μP scales q·k by α_attn / d_head. Default √head_dim, so "
         "that at the base shape μP's α_attn / d_head equals SP's 1/√d_head.",
     )
-    init_std: float = Field(
+    init_std: StrictNumber = Field(
         0.02, gt=0, le=10, description="σ: embedding init std, and hidden-matrix init std at the base width."
     )
 
@@ -84,47 +114,51 @@ class TrainingSpec(BaseModel):
 
     model_config = ConfigDict(extra="forbid")
 
-    lr: float = Field(0.01, gt=0, le=10, description="Base Adam learning rate (the LR at the base shape).")
+    lr: StrictNumber = Field(
+        0.01, gt=0, le=10, description="Base Adam learning rate (the LR at the base shape)."
+    )
     schedule: Literal["cosine", "wsd"] = Field(
         "cosine", description="'cosine' decay to min_lr_ratio, or 'wsd' (warmup-stable-decay, linear to 0)."
     )
-    warmup_fraction: float = Field(
+    warmup_fraction: StrictNumber = Field(
         0.05, ge=0, lt=1, description="Fraction of the steps spent in linear warmup from 0."
     )
-    decay_fraction: float = Field(
+    decay_fraction: StrictNumber = Field(
         0.2, gt=0, le=1, description="wsd only: fraction of the steps spent in the final linear decay."
     )
-    min_lr_ratio: float = Field(
+    min_lr_ratio: StrictNumber = Field(
         0.1, ge=0, le=1, description="cosine only: final LR as a fraction of the peak LR."
     )
-    steps: int = Field(
-        300, ge=1, le=10_000_000, description="Optimizer steps; the token budget is steps × batch_tokens."
+    steps: StrictInteger = Field(
+        300, ge=1, le=MAX_STEPS, description="Optimizer steps; the token budget is steps × batch_tokens."
     )
-    token_budget: int | None = Field(
+    token_budget: StrictInteger | None = Field(
         None,
         ge=1,
         le=10**13,
         description="Training tokens, as an alternative to steps: steps = ceil(token_budget / batch_tokens).",
     )
-    batch_tokens: int = Field(
+    batch_tokens: StrictInteger = Field(
         2048, ge=1, le=2**24, description="Tokens per optimizer step (a multiple of context_length)."
     )
-    weight_decay: float = Field(
+    weight_decay: StrictNumber = Field(
         0.0,
         ge=0,
         lt=1,
         description="Independent weight decay: each step shrinks matrices by weight_decay × the schedule "
         "factor, not × the LR, so it does not change with width (Lingle 2024; Kosson et al. 2025).",
     )
-    grad_clip: float = Field(
+    grad_clip: StrictNumber = Field(
         1.0, ge=0, le=1e6, description="Clip the global gradient norm to this value; 0 = off."
     )
-    betas: tuple[float, float] = Field((0.9, 0.95), description="Adam β1, β2.")
-    adam_eps: float = Field(
+    betas: tuple[StrictNumber, StrictNumber] = Field((0.9, 0.95), description="Adam β1, β2.")
+    adam_eps: StrictNumber = Field(
         1e-8, gt=0, le=1, description="Adam ε at the base shape; μP scales it for hidden matrices."
     )
-    seed: int = Field(0, ge=0, le=2**31 - 1, description="Seed of the initialisation and of the batch order.")
-    eval_tokens: int = Field(
+    seed: StrictInteger = Field(
+        0, ge=0, le=2**31 - 1, description="Seed of the initialisation and of the batch order."
+    )
+    eval_tokens: StrictInteger = Field(
         32768,
         ge=1,
         le=2**24,
@@ -143,6 +177,14 @@ class TrainingSpec(BaseModel):
         if self.token_budget is None:
             return self
         steps = math.ceil(self.token_budget / self.batch_tokens)
+        if steps > MAX_STEPS:
+            # Checked here because the derived value is assigned, not validated: stored unchecked, it
+            # was a row that no longer loaded and took the architecture list down with it.
+            raise ValueError(
+                f"training.token_budget {self.token_budget} / batch_tokens {self.batch_tokens} = {steps} "
+                f"steps exceed the limit of {MAX_STEPS} steps: lower token_budget or raise batch_tokens "
+                f"(at most {MAX_STEPS * self.batch_tokens} tokens at this batch size)"
+            )
         if "steps" in self.model_fields_set and self.steps != steps:
             raise ValueError(
                 f"training.steps {self.steps} disagrees with training.token_budget {self.token_budget} "
@@ -157,7 +199,7 @@ class DatasetSpec(BaseModel):
 
     model_config = ConfigDict(extra="forbid")
 
-    source: str = Field(
+    source: Text = Field(
         "builtin",
         min_length=1,
         description="'builtin' (the Python standard library's own sources, present on every machine), "
@@ -168,14 +210,14 @@ class DatasetSpec(BaseModel):
         description="'byte' (256 tokens), 'bpe' (byte-level BPE trained locally on the source), "
         "or 'pretokenized' for a .bin source.",
     )
-    vocab_size: int | None = Field(
+    vocab_size: StrictInteger | None = Field(
         None,
         ge=2,
         le=MAX_VOCAB_SIZE,
         description="Vocabulary size: 256 for 'byte'; the size to train for 'bpe' (default 4096); "
         "required for 'pretokenized'.",
     )
-    val_fraction: float = Field(
+    val_fraction: StrictNumber = Field(
         0.05, gt=0, lt=0.5, description="Fraction of the tokens held out for the validation loss."
     )
 
@@ -221,13 +263,13 @@ class ArchitectureSpec(BaseModel):
 
     model_config = ConfigDict(extra="forbid")
 
-    name: str = Field(..., min_length=1, max_length=200, description="Display name (not part of the hash).")
+    name: Text = Field(..., min_length=1, max_length=200, description="Display name (not part of the hash).")
     family: Literal["gpt"] = Field("gpt", description="Model family: decoder-only pre-norm transformer.")
-    n_layers: int = Field(2, ge=1, le=256, description="Number of transformer blocks (depth).")
-    head_dim: int = Field(
+    n_layers: StrictInteger = Field(2, ge=1, le=256, description="Number of transformer blocks (depth).")
+    head_dim: StrictInteger = Field(
         16, ge=1, le=1024, description="Head size, fixed across widths: n_heads = width / head_dim."
     )
-    ffn_ratio: float = Field(
+    ffn_ratio: StrictNumber = Field(
         4.0,
         gt=0,
         le=64,
@@ -244,11 +286,11 @@ class ArchitectureSpec(BaseModel):
         "learned", description="Learned absolute position embeddings or rotary embeddings (RoPE)."
     )
     tie_embeddings: bool = Field(False, description="Share the token embedding with the readout.")
-    context_length: int = Field(128, ge=2, le=65536, description="Sequence length in tokens.")
+    context_length: StrictInteger = Field(128, ge=2, le=65536, description="Sequence length in tokens.")
     parametrization: ParametrizationSpec = Field(default_factory=ParametrizationSpec)
     training: TrainingSpec = Field(default_factory=TrainingSpec)
     dataset: DatasetSpec = Field(default_factory=DatasetSpec)
-    proxy_widths: list[Annotated[int, Field(ge=1, le=65536)]] = Field(
+    proxy_widths: list[Annotated[StrictInteger, Field(ge=1, le=65536)]] = Field(
         default_factory=lambda: [32, 48, 64, 96, 128],
         min_length=1,
         max_length=64,

@@ -21,7 +21,7 @@ import torch
 import torch.nn.functional as F
 
 from trainer.accounting import count_params, flops_per_token, peak_flops
-from trainer.data import Corpus, load_corpus
+from trainer.data import Corpus, CorpusError, load_corpus
 from trainer.model import build_model
 from trainer.mup import make_optimizer
 from trainer.spec import ArchitectureSpec
@@ -135,7 +135,7 @@ def train(
     dev = resolve_device(device)
     corpus = load_corpus(spec.dataset) if corpus is None else corpus
     if corpus.vocab_size > spec.vocab_size:
-        raise ValueError(
+        raise CorpusError(
             f"the corpus has {corpus.vocab_size} tokens but the spec's vocabulary {spec.vocab_size}: "
             "load the corpus from spec.dataset"
         )
@@ -267,9 +267,13 @@ def evaluate(
 
 
 def _curve(losses: list[float]) -> list[tuple[int, float]]:
-    """At most MAX_CURVE_POINTS (step, mean loss over the window ending at step) pairs."""
+    """At most MAX_CURVE_POINTS (step, mean loss over the window ending at step) pairs, all finite.
+
+    A diverged run's last losses may be NaN or inf: the window holding them is dropped, not averaged
+    into a NaN that JSON carries as null and the client's float field then refuses."""
     stride = max(1, math.ceil(len(losses) / MAX_CURVE_POINTS))
-    return [
+    windows = (
         (min(end, len(losses)), float(np.mean(losses[end - stride : end])))
         for end in range(stride, len(losses) + stride, stride)
-    ]
+    )
+    return [(step, loss) for step, loss in windows if math.isfinite(loss)]

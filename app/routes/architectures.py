@@ -2,20 +2,22 @@
 
 from __future__ import annotations
 
-from typing import Annotated
+from typing import Annotated, Any
 
 import numpy as np
 from fastapi import APIRouter, Query, Response, status
 from sqlalchemy import select
+from sqlalchemy.orm import Session
 
 from app import architectures, queue, tuning
-from app.deps import FitCacheDep, IdPath, SessionDep, SettingsDep, WriteAccess, WriteSessionDep
+from app.deps import DbDep, FitCacheDep, IdPath, SessionDep, SettingsDep, WriteAccess, WriteSessionDep
 from app.fits import proxies_report, run_counts
 from app.limits import check_sweep
 from app.models import Architecture
 from app.pagination import decode_cursor, encode_cursor
 from app.schemas import (
     MAX_N_PARAMS,
+    ArchitectureListItem,
     ArchitecturePublic,
     CurvePoint,
     ExcludedRun,
@@ -32,11 +34,25 @@ from app.schemas import (
 )
 from app.views import get_or_404, sweep_public
 from trainer import ArchitectureSpec, count_params
+from trainer.spec import Text
 
 router = APIRouter(prefix="/v1/architectures", tags=["architectures"])
 
 
 def architecture_public(session: SessionDep, arch: Architecture) -> ArchitecturePublic:
+    """The architecture with its spec (StoredSpecInvalid, a 409, when the stored spec no longer loads)."""
+    return ArchitecturePublic(**_listed(session, arch, architectures.stored_spec(arch)))
+
+
+def architecture_list_item(session: SessionDep, arch: Architecture) -> ArchitectureListItem:
+    """The architecture as listed: a stored spec that no longer validates is flagged, not raised."""
+    try:
+        return ArchitectureListItem(**_listed(session, arch, architectures.stored_spec(arch)))
+    except architectures.StoredSpecInvalid as exc:
+        return ArchitectureListItem(**_listed(session, arch, None), valid=False, error=str(exc))
+
+
+def _listed(session: SessionDep, arch: Architecture, spec: ArchitectureSpec | None) -> dict[str, Any]:
     latest = tuning.latest(session, arch.id)
     summary = None
     if latest is not None:
@@ -50,15 +66,15 @@ def architecture_public(session: SessionDep, arch: Architecture) -> Architecture
             ladder_lr=tuning.ladder_lr(latest),
             transfer={axis: t["verdict"] for axis, t in (result.get("transfer") or {}).items()},
         )
-    return ArchitecturePublic(
-        id=arch.id,
-        name=arch.name,
-        spec_hash=arch.spec_hash,
-        spec=ArchitectureSpec.model_validate(arch.spec),
-        created_at=arch.created_at,
-        runs=RunCounts(**run_counts(session, arch.id)),
-        tuning=summary,
-    )
+    return {
+        "id": arch.id,
+        "name": arch.name,
+        "spec_hash": arch.spec_hash,
+        "spec": spec,
+        "created_at": arch.created_at,
+        "runs": RunCounts(**run_counts(session, arch.id)),
+        "tuning": summary,
+    }
 
 
 @router.post(
@@ -90,27 +106,36 @@ def validate_spec(spec: ArchitectureSpec, session: SessionDep) -> SpecCheck:
     return SpecCheck(spec=spec, spec_hash=spec_hash, architecture_id=existing, proxies=proxies)
 
 
-@router.get("", response_model=Page[ArchitecturePublic])
-def list_architectures(
-    session: SessionDep,
+@router.get("", response_model=Page[ArchitectureListItem])
+async def list_architectures(
+    db: DbDep,
     limit: Annotated[int, Query(ge=1, le=200)] = 50,
     cursor: Annotated[str | None, Query(description="From the previous page's next_cursor.")] = None,
-    name: Annotated[str | None, Query(max_length=200, description="Substring of the name.")] = None,
-) -> Page[ArchitecturePublic]:
-    """Architectures, oldest first, a page at a time."""
+    name: Annotated[Text | None, Query(max_length=200, description="Substring of the name.")] = None,
+) -> Page[ArchitectureListItem]:
+    """Architectures, oldest first, a page at a time (one whose stored spec no longer validates is
+    listed with `valid: false` and the error)."""
     query = select(Architecture).order_by(Architecture.id).limit(limit + 1)
     if cursor is not None:
         query = query.where(Architecture.id > decode_cursor(cursor))
     if name:
         query = query.where(Architecture.name.contains(name, autoescape=True))
-    rows = session.scalars(query).all()
-    items = [architecture_public(session, a) for a in rows[:limit]]
-    return Page(items=items, next_cursor=encode_cursor(rows[limit - 1].id) if len(rows) > limit else None)
+
+    # Async, its session inside one worker-thread call: a flood of reads cannot starve the pool
+    # (app.db_slots).
+    def page(session: Session) -> Page[ArchitectureListItem]:
+        rows = session.scalars(query).all()
+        items = [architecture_list_item(session, a) for a in rows[:limit]]
+        return Page(items=items, next_cursor=encode_cursor(rows[limit - 1].id) if len(rows) > limit else None)
+
+    return await db.read(page)
 
 
-@router.get("/{architecture_id}", response_model=ArchitecturePublic, responses={404: {}})
-def get_architecture(architecture_id: IdPath, session: SessionDep) -> ArchitecturePublic:
-    return architecture_public(session, get_or_404(session, Architecture, architecture_id))
+@router.get("/{architecture_id}", response_model=ArchitecturePublic, responses={404: {}, 409: {}})
+async def get_architecture(architecture_id: IdPath, db: DbDep) -> ArchitecturePublic:
+    return await db.read(
+        lambda session: architecture_public(session, get_or_404(session, Architecture, architecture_id))
+    )
 
 
 @router.post(
@@ -118,7 +143,7 @@ def get_architecture(architecture_id: IdPath, session: SessionDep) -> Architectu
     response_model=SweepPublic,
     status_code=status.HTTP_202_ACCEPTED,
     dependencies=[WriteAccess],
-    responses={404: {}, 422: {}},
+    responses={404: {}, 409: {}, 422: {}},
 )
 def create_sweep(
     architecture_id: IdPath, request: SweepCreate, session: WriteSessionDep, settings: SettingsDep
@@ -126,7 +151,7 @@ def create_sweep(
     """Queue one proxy run per width and seed, at the tuned η* (else the spec's LR) unless `lr` pins one.
     Idempotent: runs that exist already are reused."""
     arch = get_or_404(session, Architecture, architecture_id)
-    spec = ArchitectureSpec.model_validate(arch.spec)
+    spec = architectures.stored_spec(arch)
     widths = request.widths or list(spec.proxy_widths)
     steps = request.steps or spec.training.steps
     check_sweep(spec, widths, request.seeds, steps, settings)

@@ -115,7 +115,10 @@ def architecture(
     architecture_id: str, request: Request, session: SessionDep, settings: SettingsDep
 ) -> HTMLResponse:
     """One architecture: spec, runs with live progress, loss curves, fit report, sweep launcher."""
-    ident = int(architecture_id) if architecture_id.isdigit() else 0
+    # ASCII digits only: str.isdigit() is true for '²' (int() fails) and '٣' (int() reads 3); and few
+    # of them, as int() refuses more than 4,300 digits.
+    plain = architecture_id.isascii() and architecture_id.isdigit() and len(architecture_id) <= 10
+    ident = int(architecture_id) if plain else 0
     arch = session.get(Architecture, ident) if 1 <= ident <= MAX_ID else None
     if arch is None:
         return _page(

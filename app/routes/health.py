@@ -2,14 +2,29 @@
 
 from __future__ import annotations
 
+import anyio
+import anyio.to_thread
+from anyio.lowlevel import RunVar
 from fastapi import APIRouter, Request, Response, status
 from pydantic import BaseModel
-from sqlalchemy import text
 from sqlalchemy.exc import SQLAlchemyError
 
 from app import migrate
+from app.settings import Settings
 
 router = APIRouter(tags=["health"])
+
+# Probes run on their own two threads, matching the probe engine's two connections (app.api): neither
+# the shared thread pool nor the requests' connection pool can keep readiness from answering.
+_probe_threads: RunVar[anyio.CapacityLimiter] = RunVar("mupredict_probe_threads")
+
+
+def _probe_limiter() -> anyio.CapacityLimiter:
+    try:
+        return _probe_threads.get()
+    except LookupError:
+        _probe_threads.set(limiter := anyio.CapacityLimiter(2))
+        return limiter
 
 
 class Health(BaseModel):
@@ -30,17 +45,22 @@ async def healthz() -> Health:
 
 
 @router.get("/readyz", response_model=Readiness, responses={503: {"model": Readiness}})
-def readyz(request: Request, response: Response) -> Readiness:
-    """Ready when the database answers and its schema is at the newest migration."""
-    engine = request.app.state.engine
-    head = migrate.head_revision()
-    try:
-        with engine.connect() as conn:
-            conn.execute(text("SELECT 1"))
-        current = migrate.current_revision(engine)
-        reachable = True
-    except SQLAlchemyError:
-        current, reachable = None, False
+async def readyz(request: Request, response: Response) -> Readiness:
+    """Ready when the database answers within `ready_timeout` and its schema is at the newest migration."""
+    state = request.app.state
+    settings: Settings = state.settings
+    head: str | None = state.schema_head
+    current: str | None = None
+    reachable = False
+    # Reading the schema's revision is the round trip that proves the database answers.
+    with anyio.move_on_after(settings.ready_timeout):
+        try:
+            current = await anyio.to_thread.run_sync(
+                migrate.current_revision, state.probe_engine, limiter=_probe_limiter(), abandon_on_cancel=True
+            )
+            reachable = True
+        except SQLAlchemyError:
+            pass
     ready = reachable and current == head
     if not ready:
         response.status_code = status.HTTP_503_SERVICE_UNAVAILABLE

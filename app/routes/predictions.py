@@ -11,7 +11,7 @@ from sqlalchemy.orm import Session
 from starlette.concurrency import run_in_threadpool
 
 import predictor
-from app import tuning
+from app import architectures, tuning
 from app.deps import FitCacheDep, ReadSessionsDep, SettingsDep
 from app.fit_cache import FitCache
 from app.fits import NO_TREND_ADVICE, CurrentFit, FitPoints, NoScalingTrend, results_version
@@ -91,7 +91,7 @@ def _predict(
     arch_id: int, request: PredictionRequest, session: Session, settings: Settings, fits: FitCache
 ) -> PredictionPublic:
     arch = get_or_404(session, Architecture, arch_id)
-    spec = ArchitectureSpec.model_validate(arch.spec)
+    spec = architectures.stored_spec(arch)
     if request.width is not None:
         try:
             spec.validate_width(request.width)
@@ -201,7 +201,7 @@ def _compare(request: CompareRequest, session: Session, settings: Settings, fits
     if len(ids) < 2:
         raise unprocessable(field_error("body", "architecture_ids", msg="give at least two different ids"))
     archs = [get_or_404(session, Architecture, i) for i in ids]
-    specs = [ArchitectureSpec.model_validate(a.spec) for a in archs]
+    specs = [architectures.stored_spec(a) for a in archs]
     currents = [fits.current(session, a.id, settings.min_runs_for_fit) for a in archs]
     # A fit without a scaling trend is never ranked: it is listed with its reasons instead.
     excluded = [

@@ -6,9 +6,9 @@ from typing import Annotated
 
 from fastapi import APIRouter, Query
 from sqlalchemy import select
-from sqlalchemy.orm import selectinload
+from sqlalchemy.orm import Session, selectinload
 
-from app.deps import IdPath, IdQuery, SessionDep
+from app.deps import DbDep, IdPath, IdQuery
 from app.models import Run, RunStatus, SweepRun
 from app.pagination import decode_cursor, encode_cursor
 from app.schemas import MAX_ID, Page, RunPublic, RunSummary
@@ -17,9 +17,14 @@ from app.views import get_or_404, run_public, run_summary
 router = APIRouter(prefix="/v1/runs", tags=["runs"])
 
 
+# The read handlers are async and do their database work through `DbDep.read`: the session is opened
+# and closed inside one worker-thread call, and the response is validated on the event loop, so a flood
+# of reads neither holds connections across thread hops nor starves the pool (app.db_slots).
+
+
 @router.get("", response_model=Page[RunSummary])
-def list_runs(
-    session: SessionDep,
+async def list_runs(
+    db: DbDep,
     architecture_id: IdQuery = None,
     sweep_id: IdQuery = None,
     status: RunStatus | None = None,
@@ -39,16 +44,24 @@ def list_runs(
         query = query.where(Run.width == width)
     if cursor is not None:
         query = query.where(Run.id > decode_cursor(cursor))
-    rows = session.scalars(query).all()
-    return Page(
-        items=[run_summary(r) for r in rows[:limit]],
-        next_cursor=encode_cursor(rows[limit - 1].id) if len(rows) > limit else None,
-    )
+
+    def page(session: Session) -> Page[RunSummary]:
+        rows = session.scalars(query).all()
+        return Page(
+            items=[run_summary(r) for r in rows[:limit]],
+            next_cursor=encode_cursor(rows[limit - 1].id) if len(rows) > limit else None,
+        )
+
+    return await db.read(page)
 
 
 @router.get("/{run_id}", response_model=RunPublic, responses={404: {}})
-def get_run(run_id: IdPath, session: SessionDep) -> RunPublic:
+async def get_run(run_id: IdPath, db: DbDep) -> RunPublic:
     """One run: status, lease, result and training-loss curve."""
-    get_or_404(session, Run, run_id)
-    run = session.scalars(select(Run).options(selectinload(Run.metrics)).where(Run.id == run_id)).one()
-    return run_public(run)
+
+    def one(session: Session) -> RunPublic:
+        get_or_404(session, Run, run_id)
+        run = session.scalars(select(Run).options(selectinload(Run.metrics)).where(Run.id == run_id)).one()
+        return run_public(run)
+
+    return await db.read(one)

@@ -6,7 +6,7 @@ from typing import Annotated, Any
 
 from fastapi import APIRouter, Body, HTTPException, Request, status
 
-from app import coord_checks, tuning
+from app import architectures, coord_checks, tuning
 from app.deps import IdPath, SessionDep, SettingsDep, WriteAccess, WriteSessionDep
 from app.limits import check_tuning
 from app.models import Architecture, Tuning
@@ -103,7 +103,7 @@ def create_tuning(
     """Queue an LR sweep at the base shape and the transfer check (idempotent: the same request returns
     the same tuning). Once it succeeds, new sweeps train at its η* unless they pin `lr`."""
     arch = get_or_404(session, Architecture, architecture_id)
-    spec = ArchitectureSpec.model_validate(arch.spec)
+    spec = architectures.stored_spec(arch)
     params = resolve(spec, request or TuningCreate())
     check_tuning(spec, params, settings)
     row, _ = tuning.create(session, arch, params)

@@ -12,6 +12,7 @@
 
   /** The architecture's prediction at N, or the reason there is none. */
   async function predictionFor(arch) {
+    if (arch.valid === false) return { reason: arch.error, failed: true };  // a stored spec that no longer loads
     if (!MU.canFit(arch.runs)) return { reason: MU.notFittedReason(arch.runs) };
     try {
       const prediction = await MU.api("/v1/predictions", {

@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import json
+import math
+from collections.abc import Callable
 from pathlib import Path
 
 import pytest
@@ -44,12 +46,45 @@ def test_defaults_make_a_valid_tiny_model() -> None:
         ({"family": "bert"}, "'gpt'"),
         ({"activation": "tanh"}, "'gelu', 'swiglu' or 'relu2'"),
         ({"n_layer": 4}, "Extra inputs are not permitted"),
+        (
+            {"training": {"token_budget": 10**13, "batch_tokens": 256}},
+            "= 39062500000 steps exceed the limit of 10000000 steps: lower token_budget or raise",
+        ),
+        ({"name": "a\u0000b"}, "must not contain the NUL character"),
+        ({"name": "a\ud800b"}, "unable to parse raw data as a unicode string"),
+        ({"dataset": {"source": "a\ud800.txt"}}, "unable to parse raw data as a unicode string"),
+        ({"dataset": {"source": "/data/a\u0000.txt"}}, "must not contain the NUL character"),
     ],
 )
 def test_validation_errors_name_the_fix(fields: dict[str, object], message: str) -> None:
     with pytest.raises(ValidationError) as error:
         ArchitectureSpec.model_validate({"name": "bad", **fields})
     assert message in str(error.value)
+
+
+@pytest.mark.parametrize("value", [math.nan, math.inf, -math.inf, True, "5"])
+@pytest.mark.parametrize(
+    "fields",
+    [
+        lambda v: {"ffn_ratio": v},
+        lambda v: {"n_layers": v},
+        lambda v: {"proxy_widths": [32, v]},
+        lambda v: {"training": {"lr": v}},
+        lambda v: {"training": {"betas": [v, 0.95]}},
+        lambda v: {"training": {"steps": v}},
+        lambda v: {"parametrization": {"init_std": v}},
+        lambda v: {"parametrization": {"depth_alpha": v}},
+        lambda v: {"dataset": {"val_fraction": v}},
+    ],
+)
+def test_numbers_are_finite_json_numbers(
+    fields: Callable[[object], dict[str, object]], value: object
+) -> None:
+    """No NaN or infinity, no `true` for 1, no "5" for 5: each is an error at the field."""
+    with pytest.raises(ValidationError) as error:
+        ArchitectureSpec.model_validate({"name": "bad", **fields(value)})
+    assert error.value.error_count() == 1, error.value
+    assert error.value.errors()[0]["type"] in {"finite_number", "float_type", "int_type"}
 
 
 def test_validate_width_names_the_nearest_valid_widths() -> None:

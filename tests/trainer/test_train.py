@@ -12,7 +12,7 @@ import torch
 from tests.trainer.helpers import tiny_spec
 from trainer import Corpus, CorpusError, Progress, RunResult, TrainingStopped, count_params, train
 from trainer.accounting import flops_per_token
-from trainer.train import _divergence, lr_factor
+from trainer.train import _curve, _divergence, lr_factor
 
 RESULT_KEYS = {
     "status",
@@ -115,6 +115,16 @@ def test_divergence_rules() -> None:
     assert "became nan" in (_divergence([5.5, float("nan")], 0) or "")
     assert "became inf" in (_divergence([5.5, 5.0, float("inf")], 1) or "")
     assert "blew up" in (_divergence([5.5, 4.0, 12.0], 1) or "")
+
+
+def test_the_loss_curve_is_finite_when_the_losses_are_not() -> None:
+    # What a run that diverged to NaN or inf has read; a NaN point reached the client as null.
+    assert _curve([5.5, 5.0, math.nan]) == [(1, 5.5), (2, 5.0)]
+    assert _curve([5.5, math.inf, 4.0]) == [(1, 5.5), (3, 4.0)]
+    long = [5.0] * 390 + [math.nan] * 10  # windows of 2 steps: the last five hold a NaN
+    curve = _curve(long)
+    assert len(curve) == 195 and curve[-1] == (390, 5.0)
+    assert all(math.isfinite(loss) for _, loss in curve)
 
 
 def test_schedules_scale_the_learning_rate_relatively() -> None:
