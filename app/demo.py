@@ -23,7 +23,7 @@ from rich.console import Console
 from rich.table import Table
 
 from app.api import create_app
-from app.client import Client
+from app.client import APIError, Client
 from app.schemas import ComparePublic
 from app.settings import Settings
 
@@ -162,14 +162,22 @@ def run_demo(
                 client.wait_for(sweep, poll_seconds=0.5, on_poll=pool.check)
             largest = max(client.get_fit(a.id).n_params_range[1] for a in archs)
             target = largest * target_factor
-            result = client.compare([a.id for a in archs], n_params=target)
-        print_table(console, result, target, target_factor)
+            try:
+                result: ComparePublic | None = client.compare([a.id for a in archs], n_params=target)
+            except APIError as err:
+                if err.status_code != 409:
+                    raise
+                # The fit-quality gate refused to rank (predictor.quality): say why, never a made-up number.
+                result = None
+                console.print(f"[yellow]No prediction: {err.detail}[/]")
+        if result is not None:
+            print_table(console, result, target, target_factor)
         ids = ",".join(str(a.id) for a in archs)
         console.print(f"Dashboard: {base_url}/compare?ids={ids}&n={target:.3g}  (Ctrl-C to stop)")
         if serve:
             while True:
                 time.sleep(0.5)
-        return result.model_dump()
+        return result.model_dump() if result is not None else {"candidates": [], "n_params": target}
     finally:
         pool.stop()
         server.should_exit = True
@@ -204,5 +212,8 @@ def print_table(console: Console, result: ComparePublic, target: float, target_f
     for c in result.candidates:
         for warning in c.warnings:
             console.print(f"[yellow]{c.name}: {warning}[/]")
+    for left_out in result.excluded:
+        reasons = "; ".join(left_out.reasons)
+        console.print(f"[yellow]{left_out.name}: not ranked, no usable scaling trend: {reasons}[/]")
     best = result.candidates[0]
     console.print(f"[bold green]{best.name}[/] wins with probability {best.probability_best:.2f}.")

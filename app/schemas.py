@@ -339,6 +339,10 @@ class FitQuality(BaseModel):
     )
     max_half_width: float
     reference: float
+    enforced: bool = Field(
+        description="Whether this server refuses such fits (MUPREDICT_FIT_GATE); when false a failed verdict "
+        "is only reported."
+    )
 
 
 class ExcludedCandidate(BaseModel):

@@ -56,6 +56,12 @@ class Settings(BaseSettings):
     min_runs_for_fit: int = Field(
         4, ge=3, description="Finished proxy widths needed before a scaling law is fitted."
     )
+    fit_gate: bool = Field(
+        True,
+        description="Refuse to predict from, or rank, a fit without a usable scaling trend "
+        "(predictor.quality). Off only to look at such a ladder's extrapolation anyway; the fit route "
+        "reports the verdict either way.",
+    )
     auto_migrate: bool = Field(
         True, description="Upgrade the schema to head on start (the embedded SQLite default relies on it)."
     )

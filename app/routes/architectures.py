@@ -210,7 +210,7 @@ def get_fit(
         n_points=result.n_points,
         n_params_range=(float(result.x_range[0]), float(result.x_range[1])),
         report=result.report() + proxies_report(points),
-        quality=FitQuality(**current.quality.to_dict()),
+        quality=FitQuality(**current.quality.to_dict(), enforced=settings.fit_gate),
         noise_model=result.noise.summary(),
         excluded_runs=[ExcludedRun(run_id=e.run_id, reason=e.reason) for e in points.excluded],
         points=[

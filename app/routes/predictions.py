@@ -102,7 +102,7 @@ def _predict(
         assert request.n_params is not None
         n_params = request.n_params
     current = fits.current(session, arch.id, settings.min_runs_for_fit)
-    if not current.quality.ok:
+    if settings.fit_gate and not current.quality.ok:
         raise NoScalingTrend(arch.id, arch.name, current.quality)
     result, points = current.result, current.points
     prediction = fits.predict(
@@ -207,7 +207,7 @@ def _compare(request: CompareRequest, session: Session, settings: Settings, fits
     excluded = [
         ExcludedCandidate(architecture_id=a.id, name=a.name, reasons=c.quality.reasons)
         for a, c in zip(archs, currents, strict=True)
-        if not c.quality.ok
+        if settings.fit_gate and not c.quality.ok
     ]
     if len(archs) - len(excluded) < 2:
         blocked = "; ".join(f"{e.name} (id {e.architecture_id}): {'; '.join(e.reasons)}" for e in excluded)
@@ -216,7 +216,7 @@ def _compare(request: CompareRequest, session: Session, settings: Settings, fits
             f"fewer than two candidates have a usable scaling trend, so there is nothing to rank. "
             f"Blocked by {blocked}. {NO_TREND_ADVICE.format(id='{id}')}",
         )
-    keep = [i for i, c in enumerate(currents) if c.quality.ok]
+    keep = [i for i, c in enumerate(currents) if c.quality.ok or not settings.fit_gate]
     archs, specs, currents = [archs[i] for i in keep], [specs[i] for i in keep], [currents[i] for i in keep]
     _check_comparable(archs, specs, currents)
     comparison = predictor.compare([c.result for c in currents], request.n_params, request.level)

@@ -86,7 +86,7 @@
       return;
     }
     status.replaceChildren();
-    if (!fit.quality.ok) {
+    if (!fit.quality.ok && fit.quality.enforced) {
       // The fit exists but fails the gate: shown for diagnosis, never served as a prediction or ranked.
       MU.notice(status, "warn", "Not served as a prediction: no usable scaling trend. ",
         fit.quality.reasons.join("; "), ". Train the proxies longer, add wider proxies, or tune the LR.");

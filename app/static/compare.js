@@ -137,8 +137,9 @@
       fit: await MU.api(`/v1/architectures/${arch.id}/fit`, { query: { curve_to: targetN, level: MU.LEVEL } }),
     })));
     // A fit that fails the quality gate is neither ranked nor plotted (its band would flatten the rest).
-    const fitted = all.filter(({ fit }) => fit.quality.ok);
-    const blocked = all.filter(({ fit }) => !fit.quality.ok);
+    const refused = ({ fit }) => !fit.quality.ok && fit.quality.enforced;
+    const fitted = all.filter((f) => !refused(f));
+    const blocked = all.filter(refused);
     messages.replaceChildren(
       ...waiting.map((arch) => el("p", { class: "notice warn" },
         el("a", { href: `/architectures/${arch.id}` }, arch.name), `: not fitted yet — ${MU.notFittedReason(arch.runs)}.`)),

@@ -151,7 +151,7 @@ const MU = (() => {
   /** A string from the API (an architecture's name, …) made safe to hand to Plotly, for a trace name,
       hover template or text, annotation or title. Plotly reads a pseudo-HTML in every text it draws: it
       renders <a href> as a live link, <b>, <i>, <br>, <sup>, <sub> and <span style> as formatting, so a
-      name like `<a href="https://evil.example/">x</a>` would become a link in the legend. Plotly decodes
+      name like `<a href="…">x</a>` would become a link in the legend. Plotly decodes
       numeric entities back into the plain characters, so escaping `&`, `<`, `>` makes it show the text as
       typed; `%` too, else `%{x}` in a name is filled in as a hover-template placeholder (names are
       templated too), and `$`, which would start LaTeX were MathJax ever loaded. */

@@ -47,6 +47,7 @@ def test_no_trend_means_no_prediction_but_the_fit_is_shown(api: TestClient) -> N
     fit = api.get(f"/v1/architectures/{arch_id}/fit")
     assert fit.status_code == 200
     assert fit.json()["quality"]["ok"] is False and fit.json()["quality"]["reasons"] == body["reasons"]
+    assert fit.json()["quality"]["enforced"] is True
 
 
 def test_compare_ranks_only_designs_with_a_trend_and_says_why_not_the_others(api: TestClient) -> None:
@@ -65,3 +66,15 @@ def test_compare_ranks_only_designs_with_a_trend_and_says_why_not_the_others(api
     blocked = api.post("/v1/compare", json={"architecture_ids": [good, flat], "n_params": 1e9})
     assert blocked.status_code == 409
     assert f"flat (id {flat})" in blocked.json()["detail"] and "does not fall" in blocked.json()["detail"]
+
+
+def test_with_the_gate_off_the_fit_is_served_and_its_verdict_still_reported(fresh_db_url: str) -> None:
+    settings = Settings(_env_file=None, database_url=fresh_db_url, max_width=1024, fit_gate=False)
+    with TestClient(create_app(settings)) as api:
+        flat = _ladder(api, "flat", flat=True)
+        good = _ladder(api, "good", ffn_ratio=3.0)
+        assert api.post("/v1/predictions", json={"architecture_id": flat, "n_params": 1e9}).status_code == 200
+        quality = api.get(f"/v1/architectures/{flat}/fit").json()["quality"]
+        assert quality["ok"] is False and quality["enforced"] is False and quality["reasons"]
+        ranked = api.post("/v1/compare", json={"architecture_ids": [good, flat], "n_params": 1e9}).json()
+        assert len(ranked["candidates"]) == 2 and ranked["excluded"] == []
