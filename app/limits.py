@@ -4,12 +4,43 @@ from __future__ import annotations
 
 from typing import Any
 
-from app.settings import Settings
+from app.settings import BUILTIN, Settings
 from app.views import field_error, unprocessable
-from trainer import ArchitectureSpec
+from trainer import ArchitectureSpec, CorpusAccess
 from trainer.accounting import flops_per_token
+from trainer.data import source_allowed
 
 MAX_DEPTH = 256  # ArchitectureSpec.n_layers' bound
+
+
+def corpus_access(settings: Settings) -> CorpusAccess:
+    """The data roots and corpus caps of these settings, as the trainer takes them."""
+    return CorpusAccess(
+        roots=settings.data_roots,
+        allow_builtin=settings.allows_builtin,
+        max_bytes=settings.max_corpus_bytes,
+        max_files=settings.max_corpus_files,
+    )
+
+
+def check_source(spec: ArchitectureSpec, settings: Settings) -> None:
+    """422 unless spec.dataset.source lies inside the data roots. By the path's text and symlinks only,
+    with one message whatever lies there: a missing path and an existing one must read the same. The
+    workers check again with their own settings (trainer.data.load_corpus)."""
+    access = corpus_access(settings)
+    if source_allowed(spec.dataset.source, access):
+        return
+    allowed = ([repr(BUILTIN)] if access.allow_builtin else []) + [str(root) for root in access.roots or ()]
+    roots = ", ".join(allowed)
+    raise unprocessable(
+        field_error(
+            "body",
+            "dataset",
+            "source",
+            msg=f"dataset.source must be inside the data roots ({roots}) that MUPREDICT_DATA_DIRS allows: "
+            "move the corpus under one of them, or ask the operator to add its folder",
+        )
+    )
 
 
 def _width_errors(spec: ArchitectureSpec, widths: list[int], settings: Settings) -> list[dict[str, Any]]:

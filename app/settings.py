@@ -2,10 +2,16 @@
 
 from __future__ import annotations
 
+import json
+import os
 from functools import lru_cache
+from pathlib import Path
+from typing import Annotated
 
 from pydantic import Field, SecretStr, field_validator
-from pydantic_settings import BaseSettings, SettingsConfigDict
+from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
+
+BUILTIN = "builtin"  # the entry of data_dirs that allows the built-in corpus (trainer/data.py)
 
 
 class Settings(BaseSettings):
@@ -48,6 +54,25 @@ class Settings(BaseSettings):
     max_body_bytes: int = Field(
         1_048_576, ge=1024, description="Largest request body accepted (413 past it); a spec is ~1 kB."
     )
+    # Where a corpus may come from: a spec names a path on the workers, so without roots anyone who can
+    # POST a spec could train on (and learn the size of) any file a worker can read.
+    data_dirs: Annotated[list[str], NoDecode] = Field(
+        default_factory=lambda: [BUILTIN, "data"],
+        min_length=1,
+        max_length=64,
+        description="Folders a dataset.source must resolve inside (symlinks and `..` resolved first), "
+        f"separated by '{os.pathsep}' (or a JSON list); '{BUILTIN}' allows the built-in corpus; a relative "
+        "folder is taken from the working directory. Checked by the API (422) and again by each worker.",
+    )
+    max_corpus_bytes: int = Field(
+        2 * 1024**3,
+        ge=1,
+        description="Most bytes a worker reads for one corpus (a text file, a folder, a .bin file); past it "
+        "the run fails with the reason instead of reading a cut corpus.",
+    )
+    max_corpus_files: int = Field(
+        100_000, ge=1, description="Most files and folders a worker walks under one folder source."
+    )
     lease_seconds: float = Field(
         60.0, gt=0, description="How long a claimed run stays leased without a heartbeat before requeue."
     )
@@ -87,6 +112,25 @@ class Settings(BaseSettings):
     def _blank_token_is_none(cls, value: object) -> object:
         # docker compose passes `${MUPREDICT_API_TOKEN:-}` through as an empty string: that means "no token".
         return None if value == "" else value
+
+    @field_validator("data_dirs", mode="before")
+    @classmethod
+    def _split_data_dirs(cls, value: object) -> object:
+        # PATH-style in the environment ("builtin:/srv/corpora"); a JSON list works too.
+        if isinstance(value, str):
+            text = value.strip()
+            entries = json.loads(text) if text.startswith("[") else text.split(os.pathsep)
+            return [entry.strip() for entry in entries if str(entry).strip()]
+        return value
+
+    @property
+    def allows_builtin(self) -> bool:
+        return BUILTIN in self.data_dirs
+
+    @property
+    def data_roots(self) -> tuple[Path, ...]:
+        """The folders of data_dirs, absolute (the trainer resolves their symlinks)."""
+        return tuple(Path(entry).expanduser().absolute() for entry in self.data_dirs if entry != BUILTIN)
 
     @property
     def is_sqlite(self) -> bool:

@@ -1,12 +1,12 @@
 """trainer: μP-parametrized transformer proxies, trained on real offline data. Pure compute.
 
 Public surface (DESIGN.md): ArchitectureSpec, build_model, make_optimizer, count_params, train,
-RunResult, Progress, TrainingStopped, load_corpus, Corpus, CorpusError. N means non-embedding
-parameters throughout (trainer/accounting.py). Every μP rule is in trainer/mup.py.
+RunResult, Progress, TrainingStopped, load_corpus, Corpus, CorpusAccess, CorpusError. N means
+non-embedding parameters throughout (trainer/accounting.py). Every μP rule is in trainer/mup.py.
 """
 
 from trainer.accounting import count_params
-from trainer.data import Corpus, CorpusError, load_corpus
+from trainer.data import Corpus, CorpusAccess, CorpusError, load_corpus
 from trainer.model import build_model
 from trainer.mup import make_optimizer
 from trainer.spec import ArchitectureSpec, DatasetSpec, ParametrizationSpec, TrainingSpec
@@ -15,6 +15,7 @@ from trainer.train import Progress, RunResult, TrainingStopped, train
 __all__ = [
     "ArchitectureSpec",
     "Corpus",
+    "CorpusAccess",
     "CorpusError",
     "DatasetSpec",
     "ParametrizationSpec",

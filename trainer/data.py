@@ -2,12 +2,21 @@
 
 Nothing is downloaded. The built-in corpus is real text present wherever Python is: the standard
 library's own `.py` sources, files in sorted path order, whole files up to BUILTIN_MAX_BYTES. Its
-content, and so its fingerprint, follows the Python version; the description names the stdlib folder.
+content, and so its fingerprint, follows the Python version, which the description names (not the
+folder: a server path).
 
 Split: documents (files) are ordered by the hash of their content, concatenated, and the last
 `val_fraction` of the tokens is held out. Hash order makes the held-out part a deterministic random
 sample of files instead of the alphabetically last package; a single text file is split at its tail.
 A .bin file is split at its tail, as views of one memmap.
+
+Access: a worker reads only what its operator allows. `CorpusAccess` carries the data roots a source must
+resolve inside (after `Path.resolve()`, so `..` and symlinks cannot lead out; every file of a folder is
+checked too), whether "builtin" may be used, and caps on the bytes read and the folder entries walked. A
+corpus past a cap is refused with a CorpusError, never silently cut: a cut corpus would train on text the
+user did not ask for. The caller (app/worker.py) fills it in from its settings; the default reads any path
+(the local CLI, the tests) under the same caps. Error messages name the source as the user gave it, never a
+resolved server path.
 
 The fingerprint is sha256 over a format version, the tokenizer id, the split and every byte used, so
 it names exactly the train and validation tokens. Tokenized arrays (and a trained BPE) are cached under
@@ -18,9 +27,11 @@ from __future__ import annotations
 
 import hashlib
 import os
+import stat
+import sys
 import sysconfig
 import tempfile
-from collections.abc import Iterable
+from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -34,10 +45,53 @@ BUILTIN_MAX_BYTES = 8 * 1024 * 1024  # ~8 MB of stdlib sources: 2M+ byte tokens,
 FORMAT_VERSION = "mupredict-corpus-v1"  # bump when the split or tokenization changes
 _SKIP_DIRS = {"site-packages", "dist-packages", "__pycache__"}
 _BINARY_PROBE_BYTES = 8192
+DEFAULT_MAX_CORPUS_BYTES = 2 * 1024**3  # bytes one corpus may read (text is held in memory to tokenize)
+DEFAULT_MAX_CORPUS_FILES = 100_000  # files and folders one folder source may walk
 
 
 class CorpusError(ValueError):
     """A data source is missing, empty or unusable; the message names the fix."""
+
+
+class SourceNotAllowed(CorpusError):
+    """A source outside the data roots. The message never says whether the path exists."""
+
+
+@dataclass(frozen=True)
+class CorpusAccess:
+    """What a corpus may be read from, and how much of it (the worker fills this in from its settings)."""
+
+    roots: tuple[Path, ...] | None = None  # folders a source must resolve inside; None: any path
+    allow_builtin: bool = True  # whether the source "builtin" (the stdlib sources) may be used
+    max_bytes: int = DEFAULT_MAX_CORPUS_BYTES  # most bytes read for one corpus (text or .bin)
+    max_files: int = DEFAULT_MAX_CORPUS_FILES  # most files and folders walked under a folder source
+
+    def __post_init__(self) -> None:
+        if self.roots is not None:  # resolved once: every file of a folder source is checked against them
+            resolved = (resolve_source(str(root)) for root in self.roots)
+            object.__setattr__(self, "roots", tuple(root for root in resolved if root is not None))
+
+
+def resolve_source(source: str) -> Path | None:
+    """The absolute path a source names (`~` expanded, relative to the working directory, `..` and
+    symlinks resolved), or None where it cannot be resolved (a symlink loop, an unknown `~user`)."""
+    try:
+        return Path(source).expanduser().resolve()
+    except (OSError, RuntimeError, ValueError):
+        return None
+
+
+def is_inside(path: Path | None, roots: Iterable[Path]) -> bool:
+    """Whether a resolved path lies in (or is) one of the (resolved) roots."""
+    return path is not None and any(path.is_relative_to(root) for root in roots)
+
+
+def source_allowed(source: str, access: CorpusAccess) -> bool:
+    """Whether `access` lets a corpus come from `source`: a check on the path's text and its symlinks
+    only, so it answers the same for a missing path and an existing one."""
+    if source == "builtin":
+        return access.allow_builtin
+    return access.roots is None or is_inside(resolve_source(source), access.roots)
 
 
 @dataclass
@@ -86,22 +140,31 @@ def cache_dir() -> Path:
     return Path(os.environ.get("MUPREDICT_CACHE_DIR") or Path.home() / ".cache" / "mupredict")
 
 
-def load_corpus(dataset_ref: DatasetSpec | str) -> Corpus:
-    """Load (from cache when possible) the corpus a DatasetSpec, or a bare source string, names."""
+def load_corpus(dataset_ref: DatasetSpec | str, access: CorpusAccess | None = None) -> Corpus:
+    """Load (from cache when possible) the corpus a DatasetSpec, or a bare source string, names.
+
+    `access` limits where it may come from and how much is read (default: any path, default caps)."""
     spec = DatasetSpec(source=dataset_ref) if isinstance(dataset_ref, str) else dataset_ref
+    access = access or CorpusAccess()
     assert spec.vocab_size is not None  # resolved by DatasetSpec
+    if not source_allowed(spec.source, access):
+        raise SourceNotAllowed(
+            f"dataset source {spec.source!r} is outside the data roots this worker may read "
+            "(MUPREDICT_DATA_DIRS): put the corpus under one of them, or use 'builtin'"
+        )
     if spec.source == "builtin":
-        documents, description = builtin_documents(), f"builtin (Python stdlib sources, {_stdlib_dir()})"
+        version = f"{sys.version_info.major}.{sys.version_info.minor}"
+        documents, description = builtin_documents(), f"builtin (Python {version} stdlib sources)"
     else:
-        path = Path(spec.source).expanduser()
-        if not path.exists():
+        path = resolve_source(spec.source)
+        if path is None or not path.exists():
             raise CorpusError(
                 f"dataset source {spec.source!r} does not exist: give 'builtin', a text file, a folder of "
                 "text files or a uint16 .bin file"
             )
         if spec.tokenizer == "pretokenized":
-            return _load_bin(path, spec)
-        documents, description = _text_documents(path), str(path)
+            return _load_bin(path, spec, access)
+        documents, description = _text_documents(path, spec.source, access), spec.source
     if not any(documents):
         raise CorpusError(f"dataset source {spec.source!r} holds no text: point it at non-empty text files")
     documents.sort(key=lambda doc: hashlib.sha256(doc).digest())
@@ -143,23 +206,65 @@ def builtin_documents() -> list[bytes]:
         documents.append(data)
         total += len(data)
     if not documents:
-        raise CorpusError(f"no Python sources found under {root}: point dataset.source at a text file")
+        raise CorpusError(
+            "no Python standard-library sources on this machine: point dataset.source at a text file"
+        )
     return documents
 
 
-def _text_documents(path: Path) -> list[bytes]:
-    """One file, or every non-hidden, non-binary file under a folder (recursive, sorted)."""
-    if path.is_file():
-        return [path.read_bytes()]
-    files = sorted((p for p in path.rglob("*") if p.is_file()), key=lambda p: p.relative_to(path).as_posix())
-    documents = []
+def _too_large(source: str, access: CorpusAccess) -> CorpusError:
+    return CorpusError(
+        f"dataset source {source!r} holds more than {access.max_bytes:,} bytes, the most a corpus may read "
+        "here (MUPREDICT_MAX_CORPUS_BYTES): point it at a smaller file or folder"
+    )
+
+
+def _text_documents(path: Path, source: str, access: CorpusAccess) -> list[bytes]:
+    """One file, or every non-hidden, non-binary regular file under a folder (recursive, symlinked
+    folders not followed). Past access.max_bytes or access.max_files: a CorpusError, not a cut corpus.
+    (The order read does not matter: documents are ordered by content hash afterwards.)"""
+    files = [path] if path.is_file() else _walk(path, source, access)
+    documents, total = [], 0
     for file in files:
-        if any(part.startswith(".") for part in file.relative_to(path).parts):  # .git, .cache, ...
-            continue
-        data = file.read_bytes()
+        try:
+            info = file.stat()
+        except OSError:
+            continue  # vanished or unreadable metadata: not part of the corpus
+        if not stat.S_ISREG(info.st_mode):
+            continue  # a FIFO or device would block or never end
+        if total + info.st_size > access.max_bytes:
+            raise _too_large(source, access)
+        with file.open("rb") as handle:
+            data = handle.read(access.max_bytes - total + 1)  # the file may have grown since stat()
+        total += len(data)
+        if total > access.max_bytes:
+            raise _too_large(source, access)
         if b"\0" not in data[:_BINARY_PROBE_BYTES]:  # a NUL byte marks a binary file
             documents.append(data)
     return documents
+
+
+def _walk(folder: Path, source: str, access: CorpusAccess) -> Iterator[Path]:
+    """The non-hidden files under a folder, each resolved and checked against the data roots."""
+    walked = 0
+    for parent, dirs, names in os.walk(folder):  # symlinked folders are listed, not entered
+        dirs[:] = [d for d in dirs if not d.startswith(".")]  # .git, .cache, ...
+        walked += len(dirs) + len(names)
+        if walked > access.max_files:
+            raise CorpusError(
+                f"dataset source {source!r} holds more than {access.max_files:,} files and folders, the "
+                "most a corpus may walk here (MUPREDICT_MAX_CORPUS_FILES): point it at a smaller folder"
+            )
+        for name in names:
+            if name.startswith("."):
+                continue
+            file = resolve_source(os.path.join(parent, name))
+            if file is None or (access.roots is not None and not is_inside(file, access.roots)):
+                raise SourceNotAllowed(
+                    f"dataset source {source!r} holds a link that leads outside the data roots this worker "
+                    "may read (MUPREDICT_DATA_DIRS): replace it with a copy of the file"
+                )
+            yield file
 
 
 def _tokenizer_id(spec: DatasetSpec) -> str:
@@ -204,19 +309,22 @@ def _save_atomic(path: Path, array: np.ndarray) -> None:
     os.replace(tmp.name, path)
 
 
-def _load_bin(path: Path, spec: DatasetSpec) -> Corpus:
+def _load_bin(path: Path, spec: DatasetSpec, access: CorpusAccess) -> Corpus:
     assert spec.vocab_size is not None
-    if not path.is_file() or path.stat().st_size < 2 or path.stat().st_size % 2:
+    size = path.stat().st_size
+    if not path.is_file() or size < 2 or size % 2:
         raise CorpusError(
-            f"{path} is not a uint16 token file (size {path.stat().st_size} bytes): write token ids with "
-            "numpy's tofile() as uint16"
+            f"dataset source {spec.source!r} is not a uint16 token file (size {size} bytes): write token ids "
+            "with numpy's tofile() as uint16"
         )
+    if size > access.max_bytes:
+        raise _too_large(spec.source, access)
     tokens = np.memmap(path, dtype=np.uint16, mode="r")
     largest = int(tokens.max())
     if largest >= spec.vocab_size:
         raise CorpusError(
-            f"{path} holds token id {largest}, outside dataset.vocab_size {spec.vocab_size}: "
-            f"set dataset.vocab_size to at least {largest + 1}"
+            f"dataset source {spec.source!r} holds token id {largest}, outside dataset.vocab_size "
+            f"{spec.vocab_size}: set dataset.vocab_size to at least {largest + 1}"
         )
     digest = hashlib.sha256(
         f"{FORMAT_VERSION}|pretokenized-{spec.vocab_size}|val={spec.val_fraction}".encode()
@@ -225,4 +333,4 @@ def _load_bin(path: Path, spec: DatasetSpec) -> Corpus:
         while chunk := handle.read(16 * 1024 * 1024):
             digest.update(chunk)
     n_val = max(1, int(len(tokens) * spec.val_fraction))
-    return Corpus(tokens[:-n_val], tokens[-n_val:], spec.vocab_size, digest.hexdigest(), str(path))
+    return Corpus(tokens[:-n_val], tokens[-n_val:], spec.vocab_size, digest.hexdigest(), spec.source)

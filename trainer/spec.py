@@ -31,6 +31,7 @@ BYTE_VOCAB_SIZE = 256  # the byte-level tokenizer: one token per byte value
 DEFAULT_BPE_VOCAB_SIZE = 4096
 MAX_VOCAB_SIZE = 65536  # token ids are stored as uint16
 MAX_STEPS = 10_000_000  # optimizer steps of one run, given or derived from a token budget
+MAX_PATH_CHARS = 4096  # a dataset source: Linux's PATH_MAX (a 50 MB source string was stored and served)
 
 # Numbers as JSON numbers, and finite: lax parsing read `true` as 1 and "5" as 5, and let NaN, Infinity
 # and 1e400 (which json.loads reads as inf) through to the response, which then failed to render.
@@ -202,8 +203,10 @@ class DatasetSpec(BaseModel):
     source: Text = Field(
         "builtin",
         min_length=1,
+        max_length=MAX_PATH_CHARS,
         description="'builtin' (the Python standard library's own sources, present on every machine), "
-        "a text file, a folder of text files (recursive), or a pre-tokenized uint16 .bin file.",
+        "a text file, a folder of text files (recursive), or a pre-tokenized uint16 .bin file, inside "
+        "the data roots the service allows (MUPREDICT_DATA_DIRS).",
     )
     tokenizer: Literal["byte", "bpe", "pretokenized"] = Field(
         "byte",

@@ -21,7 +21,7 @@ import torch
 import torch.nn.functional as F
 
 from trainer.accounting import count_params, flops_per_token, peak_flops
-from trainer.data import Corpus, CorpusError, load_corpus
+from trainer.data import Corpus, CorpusAccess, CorpusError, load_corpus
 from trainer.model import build_model
 from trainer.mup import make_optimizer
 from trainer.spec import ArchitectureSpec
@@ -112,6 +112,7 @@ def train(
     lr: float | None = None,
     device: str = "auto",
     corpus: Corpus | None = None,
+    corpus_access: CorpusAccess | None = None,
     progress: Callable[[Progress], None] | None = None,
     should_stop: Callable[[], bool] | None = None,
     compile: bool = False,
@@ -121,6 +122,7 @@ def train(
 
     `seed` sets the initialisation and, unless `data_seed` is given, the batch order: two designs run
     with one `data_seed` see the same batches in the same order while their initialisations differ.
+    `corpus_access` limits where spec.dataset may be read from and how much (trainer.data.CorpusAccess).
     """
     started = time.perf_counter()
     spec.validate_width(width)
@@ -133,7 +135,7 @@ def train(
     if not (math.isfinite(base_lr) and base_lr > 0):
         raise ValueError(f"lr must be a positive number, not {base_lr}")
     dev = resolve_device(device)
-    corpus = load_corpus(spec.dataset) if corpus is None else corpus
+    corpus = load_corpus(spec.dataset, corpus_access) if corpus is None else corpus
     if corpus.vocab_size > spec.vocab_size:
         raise CorpusError(
             f"the corpus has {corpus.vocab_size} tokens but the spec's vocabulary {spec.vocab_size}: "

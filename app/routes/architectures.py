@@ -12,7 +12,7 @@ from sqlalchemy.orm import Session
 from app import architectures, queue, tuning
 from app.deps import DbDep, FitCacheDep, IdPath, SessionDep, SettingsDep, WriteAccess, WriteSessionDep
 from app.fits import proxies_report, run_counts
-from app.limits import check_sweep
+from app.limits import check_source, check_sweep
 from app.models import Architecture
 from app.pagination import decode_cursor, encode_cursor
 from app.schemas import (
@@ -85,9 +85,10 @@ def _listed(session: SessionDep, arch: Architecture, spec: ArchitectureSpec | No
     responses={200: {"model": ArchitecturePublic, "description": "An identical spec already exists."}},
 )
 def create_architecture(
-    spec: ArchitectureSpec, session: WriteSessionDep, response: Response
+    spec: ArchitectureSpec, session: WriteSessionDep, settings: SettingsDep, response: Response
 ) -> ArchitecturePublic:
     """Register a spec; the same spec again (by canonical hash) returns the existing one with 200."""
+    check_source(spec, settings)
     arch, created = architectures.register(session, spec)
     if not created:
         response.status_code = status.HTTP_200_OK
@@ -95,8 +96,9 @@ def create_architecture(
 
 
 @router.post("/validate", response_model=SpecCheck)
-def validate_spec(spec: ArchitectureSpec, session: SessionDep) -> SpecCheck:
+def validate_spec(spec: ArchitectureSpec, session: SessionDep, settings: SettingsDep) -> SpecCheck:
     """Check a spec without storing it: 422 with field-level errors, or the filled-in spec and its sizes."""
+    check_source(spec, settings)
     spec_hash = spec.spec_hash()
     existing = session.scalar(select(Architecture.id).where(Architecture.spec_hash == spec_hash))
     proxies = []

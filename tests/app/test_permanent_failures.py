@@ -22,7 +22,7 @@ from trainer import ArchitectureSpec
 @pytest.fixture
 def settings(fresh_db_url: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Settings:
     monkeypatch.setenv("MUPREDICT_CACHE_DIR", str(tmp_path / "cache"))
-    return Settings(_env_file=None, database_url=fresh_db_url, max_attempts=3)
+    return Settings(_env_file=None, database_url=fresh_db_url, max_attempts=3, data_dirs=[str(tmp_path)])
 
 
 def tiny_spec(source: Path) -> dict[str, Any]:

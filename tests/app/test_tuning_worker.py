@@ -25,7 +25,9 @@ def settings(fresh_db_url: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch)
     monkeypatch.setenv("MUPREDICT_CACHE_DIR", str(tmp_path / "cache"))
     # 80-step proxies have no scaling trend, which the fit-quality gate would rightly refuse to predict from
     # (tests/app/test_fit_quality_api.py); these tests are about tuning and the worker, so the gate is off.
-    return Settings(_env_file=None, database_url=fresh_db_url, fit_gate=False)
+    # The corpus of tiny_spec is written into tmp_path: a data root of these tests, beside the built-in one.
+    data_dirs = ["builtin", str(tmp_path)]
+    return Settings(_env_file=None, database_url=fresh_db_url, fit_gate=False, data_dirs=data_dirs)
 
 
 @pytest.fixture

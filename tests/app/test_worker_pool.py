@@ -76,6 +76,7 @@ class Pool:
             **os.environ,
             "MUPREDICT_DATABASE_URL": url,
             "MUPREDICT_CACHE_DIR": str(cache),
+            "MUPREDICT_DATA_DIRS": str(tmp),  # where the corpus fixture writes
             "OMP_NUM_THREADS": "1",
             **{f"MUPREDICT_{k.upper()}": str(v) for k, v in settings.items()},
         }

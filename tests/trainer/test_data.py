@@ -1,4 +1,5 @@
-"""Corpora: the built-in default, text files and folders, .bin token files, BPE, clear errors."""
+"""Corpora: the built-in default, text files and folders, .bin token files, BPE, clear errors; the data
+roots and caps a worker passes in."""
 
 from __future__ import annotations
 
@@ -7,7 +8,8 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from trainer import Corpus, CorpusError, DatasetSpec, load_corpus
+from trainer import Corpus, CorpusAccess, CorpusError, DatasetSpec, load_corpus
+from trainer.data import SourceNotAllowed
 
 TEXT = "def add(a, b):\n    return a + b\n\n" * 200
 
@@ -105,3 +107,49 @@ def test_missing_or_empty_sources_are_clear_errors(tmp_path: Path) -> None:
     short.write_text("x" * 200)
     with pytest.raises(CorpusError, match="shorter context"):
         load_corpus(str(short)).check_context(128)
+
+
+def test_data_roots_bound_every_source(tmp_path: Path) -> None:
+    root, outside = tmp_path / "root", tmp_path / "outside"
+    root.mkdir()
+    outside.mkdir()
+    (outside / "secret.txt").write_text("secret " * 100)
+    (root / "ok.txt").write_text("fine " * 100)
+    access = CorpusAccess(roots=(root,))
+    assert load_corpus(str(root / "ok.txt"), access).description == str(root / "ok.txt")
+    (root / "link.txt").symlink_to(outside / "secret.txt")
+    for source in (
+        outside / "secret.txt",
+        outside / "missing.txt",
+        root / ".." / "outside",
+        root / "link.txt",
+    ):
+        with pytest.raises(SourceNotAllowed, match="outside the data roots") as refused:
+            load_corpus(str(source), access)
+        assert str(root) not in str(refused.value).replace(str(source), "")  # no root, no existence
+    with pytest.raises(SourceNotAllowed, match="holds a link that leads outside"):
+        load_corpus(str(root), access)  # the folder holds link.txt
+    with pytest.raises(SourceNotAllowed, match="outside the data roots"):
+        load_corpus("builtin", CorpusAccess(roots=(root,), allow_builtin=False))
+
+
+def test_corpus_caps_fail_instead_of_cutting(tmp_path: Path) -> None:
+    folder = tmp_path / "folder"
+    (folder / "sub").mkdir(parents=True)
+    for i in range(3):
+        (folder / "sub" / f"{i}.txt").write_text("x" * 1000)
+    (folder / ".git").mkdir()
+    for i in range(50):
+        (folder / ".git" / f"{i}").write_text("hidden")  # hidden folders are neither walked nor counted
+    assert len(load_corpus(str(folder), CorpusAccess(max_bytes=3000, max_files=4)).train) > 2000
+    with pytest.raises(CorpusError, match=r"more than 2,999 bytes.*MUPREDICT_MAX_CORPUS_BYTES"):
+        load_corpus(str(folder), CorpusAccess(max_bytes=2999))
+    with pytest.raises(CorpusError, match=r"more than 3 files and folders.*MUPREDICT_MAX_CORPUS_FILES"):
+        load_corpus(str(folder), CorpusAccess(max_files=3))
+    with pytest.raises(CorpusError, match="more than 999 bytes"):
+        load_corpus(str(folder / "sub" / "0.txt"), CorpusAccess(max_bytes=999))
+    tokens = tmp_path / "tokens.bin"
+    np.arange(1000, dtype=np.uint16).tofile(tokens)
+    bin_spec = DatasetSpec(source=str(tokens), tokenizer="pretokenized", vocab_size=1000)
+    with pytest.raises(CorpusError, match="more than 1,999 bytes"):
+        load_corpus(bin_spec, CorpusAccess(max_bytes=1999))
