@@ -11,11 +11,13 @@ from collections.abc import Callable
 from typing import Any
 
 import numpy as np
-from sqlalchemy import Engine
+from sqlalchemy import Engine, select
 from sqlalchemy.orm import Session
 
-from app import queue, tuning
+from app import architectures, queue, tuning
+from app.db import make_engine
 from app.models import Run
+from app.settings import Settings
 from trainer import ArchitectureSpec, count_params
 
 
@@ -108,3 +110,38 @@ def finish_runs(
         for run_id in foreign:
             queue.release(session, run_id, "test-worker")
     return done
+
+
+def one_run_spec(source: object) -> dict[str, Any]:
+    """A one-block spec at width 16, four steps, reading `source`: a run that takes a moment."""
+    return {
+        "name": "tiny",
+        "n_layers": 1,
+        "head_dim": 8,
+        "context_length": 32,
+        "proxy_widths": [16],
+        "training": {"steps": 4, "batch_tokens": 256, "eval_tokens": 512},
+        "dataset": {"source": str(source)},
+    }
+
+
+def enqueue_one(settings: Settings, spec: dict[str, Any]) -> int:
+    """Queue one run of `spec` straight through the queue, as a row stored by hand or by a permissive
+    API would be (the API's own checks are not under test)."""
+    engine = make_engine(settings.database_url)
+    with Session(engine) as session:
+        arch, _ = architectures.register(session, ArchitectureSpec.model_validate(spec))
+        queue.enqueue_sweep(session, arch, [16], [0], 4, depth=1, lr=0.01, lr_source="spec")
+        session.commit()
+        run_id = session.scalars(select(Run.id).where(Run.architecture_id == arch.id)).one()
+    engine.dispose()
+    return run_id
+
+
+def stored_run(settings: Settings, run_id: int) -> Run:
+    engine = make_engine(settings.database_url)
+    with Session(engine, expire_on_commit=False) as session:
+        run = session.get(Run, run_id)
+        assert run is not None
+    engine.dispose()
+    return run

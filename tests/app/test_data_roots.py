@@ -11,17 +11,14 @@ from typing import Any
 
 import pytest
 from fastapi.testclient import TestClient
-from sqlalchemy import select
-from sqlalchemy.orm import Session
 
-from app import architectures, queue
+from app import queue
 from app.api import create_app
-from app.db import make_engine
 from app.models import Run, RunStatus
 from app.settings import Settings
 from app.worker import Worker
-from tests.app.api_helpers import spec_dict
-from trainer import ArchitectureSpec, CorpusError
+from tests.app.api_helpers import enqueue_one, one_run_spec, spec_dict, stored_run
+from trainer import CorpusError
 
 TEXT = (Path(queue.__file__).read_text() * 3).encode()  # ~40 kB of real text: enough for a tiny run
 
@@ -140,35 +137,9 @@ def test_data_dirs_is_read_from_the_environment(monkeypatch: pytest.MonkeyPatch)
 # -- the worker enforces its own roots ---------------------------------------------------------------
 
 
-def enqueue(settings: Settings, source: str) -> int:
-    """Queue one run straight through the queue, as a row stored by hand or by a permissive API would be."""
-    spec = {
-        "name": "tiny",
-        "n_layers": 1,
-        "head_dim": 8,
-        "context_length": 32,
-        "proxy_widths": [16],
-        "training": {"steps": 4, "batch_tokens": 256, "eval_tokens": 512},
-        "dataset": {"source": source},
-    }
-    engine = make_engine(settings.database_url)
-    with Session(engine) as session:
-        arch, _ = architectures.register(session, ArchitectureSpec.model_validate(spec))
-        queue.enqueue_sweep(session, arch, [16], [0], 4, depth=1, lr=0.01, lr_source="spec")
-        session.commit()
-        run_id = session.scalars(select(Run.id).where(Run.architecture_id == arch.id)).one()
-    engine.dispose()
-    return run_id
-
-
 def work_one(settings: Settings, run_id: int) -> Run:
     assert Worker(settings, device="cpu", poll_seconds=0.1).run(max_runs=1) == 1
-    engine = make_engine(settings.database_url)
-    with Session(engine, expire_on_commit=False) as session:
-        run = session.get(Run, run_id)
-        assert run is not None
-    engine.dispose()
-    return run
+    return stored_run(settings, run_id)
 
 
 @pytest.mark.parametrize("where", ["outside", "symlink", "missing-outside"])
@@ -181,7 +152,7 @@ def test_the_worker_refuses_a_stored_source_outside_its_roots(
         "missing-outside": str(secret.with_name("missing.txt")),
     }[where]
     (root / "link.txt").symlink_to(secret)
-    run = work_one(settings, enqueue(settings, source))
+    run = work_one(settings, enqueue_one(settings, one_run_spec(source)))
     assert run.status == RunStatus.failed and run.attempts == 1  # permanent: not retried
     assert run.corpus_fingerprint is None and run.error is not None
     assert "outside the data roots" in run.error and "MUPREDICT_DATA_DIRS" in run.error
@@ -193,11 +164,11 @@ def test_the_worker_uses_its_own_roots_not_the_apis(settings: Settings, root: Pa
     other = tmp_path / "other"
     other.mkdir()
     (other / "corpus.txt").write_bytes(TEXT)
-    run_id = enqueue(settings, str(other / "corpus.txt"))  # accepted by a permissive API
+    run_id = enqueue_one(settings, one_run_spec(str(other / "corpus.txt")))  # accepted by a permissive API
     refused = work_one(settings, run_id)
     assert refused.status == RunStatus.failed and "outside the data roots" in (refused.error or "")
     trusting = settings.model_copy(update={"data_dirs": [str(other)]})
-    run_id = enqueue(trusting, str(other))
+    run_id = enqueue_one(trusting, one_run_spec(str(other)))
     assert work_one(trusting, run_id).status == RunStatus.succeeded
 
 
@@ -206,7 +177,7 @@ def test_a_folder_past_the_byte_cap_fails_at_once(settings: Settings, root: Path
     for name in ("a.txt", "b.txt", "c.txt"):
         (root / "big" / name).write_bytes(TEXT)
     capped = settings.model_copy(update={"max_corpus_bytes": 2 * len(TEXT)})
-    run = work_one(capped, enqueue(capped, str(root / "big")))
+    run = work_one(capped, enqueue_one(capped, one_run_spec(str(root / "big"))))
     assert run.status == RunStatus.failed and run.attempts == 1
     assert run.error is not None and "MUPREDICT_MAX_CORPUS_BYTES" in run.error
 
@@ -220,7 +191,7 @@ def test_a_stored_error_is_one_line_without_server_paths(
         raise RuntimeError(f"cannot map /opt/venv/lib/torch/x.so\nwhile reading '{source}' (see /var/log/w)")
 
     monkeypatch.setattr("trainer.train", crash)
-    run = work_one(settings, enqueue(settings, source))
+    run = work_one(settings, enqueue_one(settings, one_run_spec(source)))
     assert run.status == RunStatus.queued  # an unknown error is still retried
     assert run.error == (
         f"RuntimeError: cannot map <server path> while reading '{source}' (see <server path>)"

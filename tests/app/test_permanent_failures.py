@@ -5,57 +5,22 @@ in-process worker on SQLite and PostgreSQL."""
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Any
 
 import pytest
 from sqlalchemy import select, update
 from sqlalchemy.orm import Session
 
-from app import architectures, queue
 from app.db import make_engine
-from app.models import Architecture, Run, RunStatus
+from app.models import Architecture, RunStatus
 from app.settings import Settings
 from app.worker import Worker
-from trainer import ArchitectureSpec
+from tests.app.api_helpers import enqueue_one, one_run_spec, stored_run
 
 
 @pytest.fixture
 def settings(fresh_db_url: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Settings:
     monkeypatch.setenv("MUPREDICT_CACHE_DIR", str(tmp_path / "cache"))
     return Settings(_env_file=None, database_url=fresh_db_url, max_attempts=3, data_dirs=[str(tmp_path)])
-
-
-def tiny_spec(source: Path) -> dict[str, Any]:
-    return {
-        "name": "tiny",
-        "n_layers": 1,
-        "head_dim": 8,
-        "context_length": 32,
-        "proxy_widths": [16],
-        "training": {"steps": 4, "batch_tokens": 256, "eval_tokens": 512},
-        "dataset": {"source": str(source)},
-    }
-
-
-def enqueue(settings: Settings, spec: dict[str, Any]) -> int:
-    """Queue one run of `spec` straight through the queue (the API's own checks are not under test)."""
-    engine = make_engine(settings.database_url)
-    with Session(engine) as session:
-        arch, _ = architectures.register(session, ArchitectureSpec.model_validate(spec))
-        queue.enqueue_sweep(session, arch, [16], [0], 4, depth=1, lr=0.01, lr_source="spec")
-        session.commit()
-        run_id = session.scalars(select(Run.id).where(Run.architecture_id == arch.id)).one()
-    engine.dispose()
-    return run_id
-
-
-def stored_run(settings: Settings, run_id: int) -> Run:
-    engine = make_engine(settings.database_url)
-    with Session(engine, expire_on_commit=False) as session:
-        run = session.get(Run, run_id)
-        assert run is not None
-    engine.dispose()
-    return run
 
 
 @pytest.mark.parametrize(
@@ -69,7 +34,7 @@ def test_a_missing_or_too_small_corpus_fails_the_run_at_the_first_attempt(
     source = tmp_path / "corpus.txt"
     if corpus is not None:
         source.write_bytes(corpus)
-    run_id = enqueue(settings, tiny_spec(source))
+    run_id = enqueue_one(settings, one_run_spec(source))
     assert Worker(settings, device="cpu", poll_seconds=0.1).run(once=True) == 1  # claimed once, not 3×
     run = stored_run(settings, run_id)
     assert run.status == RunStatus.failed and run.attempts == 1
@@ -79,7 +44,7 @@ def test_a_missing_or_too_small_corpus_fails_the_run_at_the_first_attempt(
 def test_a_stored_spec_that_no_longer_validates_fails_its_run_at_once(
     settings: Settings, tmp_path: Path
 ) -> None:
-    run_id = enqueue(settings, tiny_spec(tmp_path / "unused.txt"))  # the spec fails before any data
+    run_id = enqueue_one(settings, one_run_spec(tmp_path / "unused.txt"))  # the spec fails before any data
     engine = make_engine(settings.database_url)
     with Session(engine) as session:
         spec = session.scalars(select(Architecture.spec)).one()
@@ -100,7 +65,7 @@ def test_other_errors_are_still_retried(
         raise RuntimeError("CUDA error: an illegal memory access was encountered")
 
     monkeypatch.setattr("trainer.train", flaky)
-    run_id = enqueue(settings, tiny_spec(tmp_path / "unused.txt"))
+    run_id = enqueue_one(settings, one_run_spec(tmp_path / "unused.txt"))
     assert Worker(settings, device="cpu", poll_seconds=0.1).run(max_runs=1) == 1
     run = stored_run(settings, run_id)
     assert (
