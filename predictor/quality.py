@@ -84,16 +84,13 @@ def assess(fit: FitResult, max_half_width: float = MAX_HALF_WIDTH, reference: fl
         reasons.append(f"R² = {fit.r2:.2f}: the law explains less of the loss than its mean does")
     free = [name for name, at in fit.at_bound.items() if not at]
     missing = [name for name in free if fit.stderr.get(name) is None]
-    if fit.condition_number > ILL_CONDITIONED or missing:
-        what = f"no standard error for {', '.join(missing)}" if missing else ""
-        cond = (
-            f"condition number {fit.condition_number:.2g}" if fit.condition_number > ILL_CONDITIONED else ""
-        )
-        reasons.append(
-            "the parameters are not identified by these points ("
-            + "; ".join(t for t in (cond, what) if t)
-            + ")"
-        )
+    findings = []
+    if fit.condition_number > ILL_CONDITIONED:
+        findings.append(f"condition number {fit.condition_number:.2g}")
+    if missing:
+        findings.append(f"no standard error for {', '.join(missing)}")
+    if findings:
+        reasons.append(f"the parameters are not identified by these points ({'; '.join(findings)})")
     half = float("nan")
     try:
         prediction = fit.predict(
@@ -101,7 +98,7 @@ def assess(fit: FitResult, max_half_width: float = MAX_HALF_WIDTH, reference: fl
         )
         half = float((prediction.upper - prediction.lower) / 2 / prediction.mean)
     except (ValueError, FloatingPointError):
-        pass
+        pass  # no interval at the reference point: `half` stays NaN and fails the bound below
     if not half <= max_half_width:
         reasons.append(
             f"the 90% interval for the expected loss at {reference:g}× the largest proxy is ±{half:.0%}, "

@@ -216,7 +216,8 @@ def _compare(request: CompareRequest, session: Session, settings: Settings, fits
             f"fewer than two candidates have a usable scaling trend, so there is nothing to rank. "
             f"Blocked by {blocked}. {NO_TREND_ADVICE.format(id='{id}')}",
         )
-    keep = [i for i, c in enumerate(currents) if c.quality.ok or not settings.fit_gate]
+    refused = {e.architecture_id for e in excluded}
+    keep = [i for i, a in enumerate(archs) if a.id not in refused]
     archs, specs, currents = [archs[i] for i in keep], [specs[i] for i in keep], [currents[i] for i in keep]
     _check_comparable(archs, specs, currents)
     comparison = predictor.compare([c.result for c in currents], request.n_params, request.level)
