@@ -11,7 +11,7 @@ and which only changes when a run finishes.
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Callable, Hashable
+from collections.abc import Awaitable, Callable, Hashable
 from typing import Generic, TypeVar
 
 from starlette.concurrency import run_in_threadpool
@@ -24,7 +24,7 @@ class CoalescedReads(Generic[T]):
 
     def __init__(self) -> None:
         # Per key: the batch that starts when the key's query in flight returns, and its query.
-        self._next: dict[Hashable, tuple[asyncio.Future[T], Callable[[], T]]] = {}
+        self._next: dict[Hashable, tuple[asyncio.Future[T], Callable[[], Awaitable[T]]]] = {}
         # Per key: the query in flight (held here too: the event loop keeps only weak references).
         self._running: dict[Hashable, asyncio.Future[T]] = {}
 
@@ -33,10 +33,14 @@ class CoalescedReads(Generic[T]):
 
         Callers that share a key must pass interchangeable queries: one call answers the whole batch.
         """
+        return await self.read_async(key, lambda: run_in_threadpool(query))
+
+    async def read_async(self, key: Hashable, fetch: Callable[[], Awaitable[T]]) -> T:
+        """As `read`, for a query that is itself a coroutine (one that picks its own thread)."""
         waiting = self._next.get(key)
         if waiting is None:
             loop = asyncio.get_running_loop()
-            waiting = self._next[key] = (loop.create_future(), query)
+            waiting = self._next[key] = (loop.create_future(), fetch)
             if key not in self._running:
                 # Start on the loop's next turn, so the requests that are ready in this one join too.
                 loop.call_soon(self._start, key)
@@ -57,5 +61,5 @@ class CoalescedReads(Generic[T]):
             if key in self._next:  # those who arrived during this query: their batch starts now
                 asyncio.get_running_loop().call_soon(self._start, key)
 
-        running = self._running[key] = asyncio.ensure_future(run_in_threadpool(query))
+        running = self._running[key] = asyncio.ensure_future(query())
         running.add_done_callback(finish)

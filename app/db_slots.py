@@ -17,18 +17,27 @@ The rules that make it impossible:
   thread limiter sized to the slots, so it neither waits for a thread nor holds a connection across a hop.
 - `session` (the generator dependencies) keeps its slot until the session is closed, and closes it on
   that same limiter, never on the shared thread pool (whose threads may all be busy).
+
+And so that a dashboard's polling costs one query, not one per poller: `SharedRead` answers identical
+concurrent GETs (same path and query string) with one read, serialized once (app.coalesce). Each caller
+still gets a value read after it arrived, never a cached one.
 """
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator, Callable
+from collections.abc import AsyncIterator, Callable, Hashable
 from contextlib import asynccontextmanager
+from dataclasses import dataclass
 from typing import Concatenate, ParamSpec, TypeVar
 
 import anyio
 import anyio.to_thread
 from anyio.lowlevel import RunVar
+from pydantic import BaseModel
 from sqlalchemy.orm import Session, sessionmaker
+from starlette.responses import Response
+
+from app.coalesce import CoalescedReads
 
 P = ParamSpec("P")
 T = TypeVar("T")
@@ -56,6 +65,7 @@ class DbSlots:
         self._primitives: RunVar[tuple[anyio.Semaphore, anyio.CapacityLimiter]] = RunVar(
             f"mupredict_db_slots_{id(self)}"
         )
+        self.shared: CoalescedReads[bytes] = CoalescedReads()
 
     def _loop_primitives(self) -> tuple[anyio.Semaphore, anyio.CapacityLimiter]:
         try:
@@ -106,3 +116,21 @@ class DbSlots:
                 # Shielded: a client that went away must not leave the connection checked out.
                 with anyio.CancelScope(shield=True):
                     await anyio.to_thread.run_sync(session.close, limiter=threads)
+
+
+@dataclass(frozen=True)
+class SharedRead:
+    """One GET's read, shared with the identical GETs in flight with it (see the module doc)."""
+
+    slots: DbSlots
+    key: Hashable  # everything the answer depends on: the path and the query string
+
+    async def json(self, work: Callable[[Session], BaseModel]) -> Response:
+        """The JSON of `work(session)`'s model, built in a read session (as `DbSlots.read`) by one call
+        for every identical request waiting with this one."""
+
+        def serialized(session: Session) -> bytes:
+            return work(session).model_dump_json().encode()
+
+        body = await self.slots.shared.read_async(self.key, lambda: self.slots.read(serialized))
+        return Response(body, media_type="application/json")

@@ -10,7 +10,7 @@ from fastapi import Depends, HTTPException, Path, Query, Request, status
 from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
 from sqlalchemy.orm import Session, sessionmaker
 
-from app.db_slots import DbSlots
+from app.db_slots import DbSlots, SharedRead
 from app.fit_cache import FitCache
 from app.settings import Settings
 
@@ -34,9 +34,9 @@ async def get_session(request: Request) -> AsyncIterator[Session]:
         yield session
 
 
-async def get_db_slots(request: Request) -> DbSlots:
-    slots: DbSlots = request.app.state.db_slots
-    return slots
+async def get_shared_read(request: Request) -> SharedRead:
+    """The request's read, shared with identical GETs in flight (the key: path and query string)."""
+    return SharedRead(request.app.state.db_slots, (request.url.path, request.url.query))
 
 
 async def get_read_sessions(request: Request) -> sessionmaker[Session]:
@@ -68,7 +68,7 @@ SessionDep = Annotated[Session, Depends(get_session)]
 WriteSessionDep = Annotated[Session, Depends(get_write_session)]
 FitCacheDep = Annotated[FitCache, Depends(get_fit_cache)]
 ReadSessionsDep = Annotated[sessionmaker[Session], Depends(get_read_sessions)]
-DbDep = Annotated[DbSlots, Depends(get_db_slots)]
+SharedReadDep = Annotated[SharedRead, Depends(get_shared_read)]
 
 _bearer = HTTPBearer(auto_error=False)
 

@@ -10,9 +10,17 @@ from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from app import architectures, queue, tuning
-from app.deps import DbDep, FitCacheDep, IdPath, SessionDep, SettingsDep, WriteAccess, WriteSessionDep
+from app.deps import (
+    FitCacheDep,
+    IdPath,
+    SessionDep,
+    SettingsDep,
+    SharedReadDep,
+    WriteAccess,
+    WriteSessionDep,
+)
 from app.fits import proxies_report, run_counts
-from app.limits import check_source, check_sweep
+from app.limits import check_source, check_stored_source, check_sweep
 from app.models import Architecture
 from app.pagination import decode_cursor, encode_cursor
 from app.schemas import (
@@ -110,11 +118,11 @@ def validate_spec(spec: ArchitectureSpec, session: SessionDep, settings: Setting
 
 @router.get("", response_model=Page[ArchitectureListItem])
 async def list_architectures(
-    db: DbDep,
+    read: SharedReadDep,
     limit: Annotated[int, Query(ge=1, le=200)] = 50,
     cursor: Annotated[str | None, Query(description="From the previous page's next_cursor.")] = None,
     name: Annotated[Text | None, Query(max_length=200, description="Substring of the name.")] = None,
-) -> Page[ArchitectureListItem]:
+) -> Response:
     """Architectures, oldest first, a page at a time (one whose stored spec no longer validates is
     listed with `valid: false` and the error)."""
     query = select(Architecture).order_by(Architecture.id).limit(limit + 1)
@@ -123,19 +131,19 @@ async def list_architectures(
     if name:
         query = query.where(Architecture.name.contains(name, autoescape=True))
 
-    # Async, its session inside one worker-thread call: a flood of reads cannot starve the pool
-    # (app.db_slots).
+    # Async, its session inside one worker-thread call: a flood of reads cannot starve the pool, and
+    # identical reads in flight together share one (app.db_slots).
     def page(session: Session) -> Page[ArchitectureListItem]:
         rows = session.scalars(query).all()
         items = [architecture_list_item(session, a) for a in rows[:limit]]
         return Page(items=items, next_cursor=encode_cursor(rows[limit - 1].id) if len(rows) > limit else None)
 
-    return await db.read(page)
+    return await read.json(page)
 
 
 @router.get("/{architecture_id}", response_model=ArchitecturePublic, responses={404: {}, 409: {}})
-async def get_architecture(architecture_id: IdPath, db: DbDep) -> ArchitecturePublic:
-    return await db.read(
+async def get_architecture(architecture_id: IdPath, read: SharedReadDep) -> Response:
+    return await read.json(
         lambda session: architecture_public(session, get_or_404(session, Architecture, architecture_id))
     )
 
@@ -154,6 +162,7 @@ def create_sweep(
     Idempotent: runs that exist already are reused."""
     arch = get_or_404(session, Architecture, architecture_id)
     spec = architectures.stored_spec(arch)
+    check_stored_source(arch.id, spec, settings)
     widths = request.widths or list(spec.proxy_widths)
     steps = request.steps or spec.training.steps
     check_sweep(spec, widths, request.seeds, steps, settings)

@@ -4,11 +4,11 @@ from __future__ import annotations
 
 from typing import Annotated
 
-from fastapi import APIRouter, Query
+from fastapi import APIRouter, Query, Response
 from sqlalchemy import select
 from sqlalchemy.orm import Session, selectinload
 
-from app.deps import DbDep, IdPath, IdQuery
+from app.deps import IdPath, IdQuery, SharedReadDep
 from app.models import Run, RunStatus, SweepRun
 from app.pagination import decode_cursor, encode_cursor
 from app.schemas import MAX_ID, Page, RunPublic, RunSummary
@@ -17,21 +17,21 @@ from app.views import get_or_404, run_public, run_summary
 router = APIRouter(prefix="/v1/runs", tags=["runs"])
 
 
-# The read handlers are async and do their database work through `DbDep.read`: the session is opened
-# and closed inside one worker-thread call, and the response is validated on the event loop, so a flood
-# of reads neither holds connections across thread hops nor starves the pool (app.db_slots).
+# The read handlers are async and do their database work through `SharedReadDep`: the session is opened
+# and closed inside one worker-thread call, so a flood of reads neither holds connections across thread
+# hops nor starves the pool, and identical GETs in flight together share one read (app.db_slots).
 
 
 @router.get("", response_model=Page[RunSummary])
 async def list_runs(
-    db: DbDep,
+    read: SharedReadDep,
     architecture_id: IdQuery = None,
     sweep_id: IdQuery = None,
     status: RunStatus | None = None,
     width: Annotated[int | None, Query(ge=1, le=MAX_ID)] = None,
     limit: Annotated[int, Query(ge=1, le=500)] = 100,
     cursor: str | None = None,
-) -> Page[RunSummary]:
+) -> Response:
     """Runs, oldest first, filtered by architecture, sweep, status or width."""
     query = select(Run).order_by(Run.id).limit(limit + 1)
     if architecture_id is not None:
@@ -52,11 +52,11 @@ async def list_runs(
             next_cursor=encode_cursor(rows[limit - 1].id) if len(rows) > limit else None,
         )
 
-    return await db.read(page)
+    return await read.json(page)
 
 
 @router.get("/{run_id}", response_model=RunPublic, responses={404: {}})
-async def get_run(run_id: IdPath, db: DbDep) -> RunPublic:
+async def get_run(run_id: IdPath, read: SharedReadDep) -> Response:
     """One run: status, lease, result and training-loss curve."""
 
     def one(session: Session) -> RunPublic:
@@ -64,4 +64,4 @@ async def get_run(run_id: IdPath, db: DbDep) -> RunPublic:
         run = session.scalars(select(Run).options(selectinload(Run.metrics)).where(Run.id == run_id)).one()
         return run_public(run)
 
-    return await db.read(one)
+    return await read.json(one)
