@@ -4,6 +4,8 @@ from __future__ import annotations
 
 from typing import Any
 
+from fastapi import HTTPException, status
+
 from app.settings import BUILTIN, Settings
 from app.views import field_error, unprocessable
 from trainer import ArchitectureSpec, CorpusAccess
@@ -27,20 +29,36 @@ def check_source(spec: ArchitectureSpec, settings: Settings) -> None:
     """422 unless spec.dataset.source lies inside the data roots. By the path's text and symlinks only,
     with one message whatever lies there: a missing path and an existing one must read the same. The
     workers check again with their own settings (trainer.data.load_corpus)."""
-    access = corpus_access(settings)
-    if source_allowed(spec.dataset.source, access):
+    if source_allowed(spec.dataset.source, corpus_access(settings)):
         return
-    allowed = ([repr(BUILTIN)] if access.allow_builtin else []) + [str(root) for root in access.roots or ()]
-    roots = ", ".join(allowed)
     raise unprocessable(
         field_error(
             "body",
             "dataset",
             "source",
-            msg=f"dataset.source must be inside the data roots ({roots}) that MUPREDICT_DATA_DIRS allows: "
-            "move the corpus under one of them, or ask the operator to add its folder",
+            msg=f"dataset.source must be inside the data roots ({_roots(settings)}) that MUPREDICT_DATA_DIRS "
+            "allows: move the corpus under one of them, or ask the operator to add its folder",
         )
     )
+
+
+def check_stored_source(architecture_id: int, spec: ArchitectureSpec, settings: Settings) -> None:
+    """409 before queueing runs of a stored spec whose source the data roots no longer allow (it was
+    registered under other settings): the workers would refuse every run of it."""
+    if source_allowed(spec.dataset.source, corpus_access(settings)):
+        return
+    raise HTTPException(
+        status.HTTP_409_CONFLICT,
+        f"architecture {architecture_id}'s dataset.source is outside the data roots ({_roots(settings)}) "
+        "that MUPREDICT_DATA_DIRS allows now: register the spec again with its corpus under one of them, "
+        "or ask the operator to add its folder",
+    )
+
+
+def _roots(settings: Settings) -> str:
+    access = corpus_access(settings)
+    allowed = ([repr(BUILTIN)] if access.allow_builtin else []) + [str(root) for root in access.roots or ()]
+    return ", ".join(allowed)
 
 
 def _width_errors(spec: ArchitectureSpec, widths: list[int], settings: Settings) -> list[dict[str, Any]]:

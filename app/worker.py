@@ -11,7 +11,6 @@ from __future__ import annotations
 
 import logging
 import os
-import re
 import signal
 import socket
 import threading
@@ -27,10 +26,10 @@ from sqlalchemy.orm import Session, sessionmaker
 
 import trainer
 from app import queue, tuning
-from app.architectures import describe
 from app.db import make_engine, session_factory
 from app.fits import refresh_fit
 from app.limits import corpus_access
+from app.run_errors import source_of, stored_error
 from app.settings import Settings
 
 log = logging.getLogger(__name__)
@@ -45,37 +44,6 @@ class DatabaseUnavailable(RuntimeError):
 # this worker's data roots (trainer.CorpusError), a stored spec that no longer validates. Such a run fails
 # at once with the reason, instead of being retried max_attempts times.
 PERMANENT_ERRORS: tuple[type[Exception], ...] = (trainer.CorpusError, ValidationError)
-
-
-# An absolute path inside a message: a "/" that does not follow a word, a dot, a colon or another slash
-# (so not "3/4", "./x" or "http://"), up to a space, a quote or punctuation.
-_ABSOLUTE_PATH = re.compile(r"(?<![\w.:/~-])/[^\s'\"`,;:()\[\]{}<>]+")
-MAX_STORED_ERROR_CHARS = 1000
-
-
-def stored_error(exc: BaseException, source: object = None) -> str:
-    """What a failed run stores, which anyone may read at GET /v1/runs/{id}: one line, no traceback (that
-    goes to the worker's log), and no absolute path but those under the user's own dataset `source`."""
-    if isinstance(exc, ValidationError):
-        text = describe(exc)
-    elif isinstance(exc, trainer.CorpusError):
-        text = str(exc)
-    else:
-        text = f"{type(exc).__name__}: {exc}"
-    mine = source.rstrip("/") if isinstance(source, str) and source.startswith("/") else None
-
-    def scrub(match: re.Match[str]) -> str:
-        path = match.group(0)
-        return path if mine and (path == mine or path.startswith(mine + "/")) else "<server path>"
-
-    line = _ABSOLUTE_PATH.sub(scrub, " ".join(text.split()))
-    return line if len(line) <= MAX_STORED_ERROR_CHARS else line[:MAX_STORED_ERROR_CHARS] + "…"
-
-
-def _source_of(spec: object) -> object:
-    """dataset.source of a stored spec (a dict that may no longer validate), or None."""
-    dataset = spec.get("dataset") if isinstance(spec, dict) else None
-    return dataset.get("source") if isinstance(dataset, dict) else None
 
 
 def default_worker_id() -> str:
@@ -198,14 +166,14 @@ class Worker:
         except PERMANENT_ERRORS as exc:
             beat.stop()
             log.error("run %s failed for good:\n%s", claimed.id, traceback.format_exc())
-            reason = stored_error(exc, _source_of(claimed.spec))
+            reason = stored_error(exc, source_of(claimed.spec))
             # max_attempts 1: this attempt was the last one.
             self._db(lambda s: queue.fail(s, claimed.id, self.worker_id, reason, max_attempts=1), "fail")
             return
         except Exception as exc:
             beat.stop()
             log.error("run %s failed:\n%s", claimed.id, traceback.format_exc())
-            error = stored_error(exc, _source_of(claimed.spec))
+            error = stored_error(exc, source_of(claimed.spec))
             self._db(
                 lambda s: queue.fail(s, claimed.id, self.worker_id, error, self.settings.max_attempts), "fail"
             )

@@ -8,7 +8,7 @@ from fastapi import APIRouter, Body, HTTPException, Request, status
 
 from app import architectures, coord_checks, tuning
 from app.deps import IdPath, SessionDep, SettingsDep, WriteAccess, WriteSessionDep
-from app.limits import check_tuning
+from app.limits import check_stored_source, check_tuning
 from app.models import Architecture, Tuning
 from app.tuning_schemas import (
     CoordCheckAxis,
@@ -92,7 +92,7 @@ def tuning_public(session: SessionDep, row: Tuning) -> TuningPublic:
     response_model=TuningPublic,
     status_code=status.HTTP_202_ACCEPTED,
     dependencies=[WriteAccess],
-    responses={404: {}, 422: {}},
+    responses={404: {}, 409: {}, 422: {}},
 )
 def create_tuning(
     architecture_id: IdPath,
@@ -104,6 +104,7 @@ def create_tuning(
     the same tuning). Once it succeeds, new sweeps train at its η* unless they pin `lr`."""
     arch = get_or_404(session, Architecture, architecture_id)
     spec = architectures.stored_spec(arch)
+    check_stored_source(arch.id, spec, settings)
     params = resolve(spec, request or TuningCreate())
     check_tuning(spec, params, settings)
     row, _ = tuning.create(session, arch, params)

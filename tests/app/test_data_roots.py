@@ -1,7 +1,7 @@
 """A dataset source must lie inside the configured data roots (issue 14, point 4): the API refuses one
 outside by syntax (422, one message whether or not the path exists), each worker refuses it again with its
-own settings, corpora are capped, and a failed run stores one line without server paths. On SQLite and on
-PostgreSQL."""
+own settings, sweeps and tunings of a stored source the roots no longer allow are refused (409), corpora
+are capped, and a failed run stores one line without server paths. On SQLite and on PostgreSQL."""
 
 from __future__ import annotations
 
@@ -117,6 +117,26 @@ def test_builtin_is_a_root_the_operator_may_leave_out(fresh_db_url: str, root: P
     assert "'builtin'" not in error["msg"] and str(root.resolve()) in error["msg"]
 
 
+def test_a_stored_source_the_roots_no_longer_allow_queues_nothing(
+    api: TestClient, settings: Settings, root: Path, tmp_path: Path
+) -> None:
+    """Registered under wider roots, then the operator narrowed them: sweeps and tunings of it are a 409
+    that says why, instead of runs every worker would refuse."""
+    arch = api.post("/v1/architectures", json=with_source(str(root / "corpus.txt"))).json()
+    other = tmp_path / "other"
+    other.mkdir()
+    narrowed = settings.model_copy(update={"data_dirs": ["builtin", str(other)]})
+    with TestClient(create_app(narrowed)) as client:
+        for path in (f"/v1/architectures/{arch['id']}/sweeps", f"/v1/architectures/{arch['id']}/tuning"):
+            response = client.post(path, json={})
+            assert response.status_code == 409, (path, response.text)
+            detail = response.json()["detail"]
+            assert "outside the data roots" in detail and str(other.resolve()) in detail
+            assert "MUPREDICT_DATA_DIRS" in detail
+        assert client.get("/v1/runs").json()["items"] == []  # nothing queued
+    assert api.post(f"/v1/architectures/{arch['id']}/sweeps", json={}).status_code == 202
+
+
 def test_a_source_longer_than_a_path_is_refused(api: TestClient, root: Path) -> None:
     response = api.post("/v1/architectures/validate", json=with_source(str(root) + "/x" * 3000))
     assert response.status_code == 422
@@ -199,7 +219,7 @@ def test_a_stored_error_is_one_line_without_server_paths(
 
 
 def test_stored_error_keeps_the_users_source_and_harmless_slashes() -> None:
-    from app.worker import stored_error  # here, so the other tests run (and fail) on the code before it
+    from app.run_errors import stored_error  # here, so the other tests run (and fail) on the code before it
 
     error = CorpusError(
         "dataset source '/data/c' holds 3/4 of http://x.org/a and /data/c/d.txt, not /data/cc"

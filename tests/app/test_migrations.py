@@ -2,14 +2,18 @@
 
 from __future__ import annotations
 
+import json
+from datetime import UTC, datetime
+
 from alembic.autogenerate import compare_metadata
 from alembic.runtime.migration import MigrationContext
-from sqlalchemy import inspect
+from sqlalchemy import inspect, text
 
 from app import migrate
 from app.db import make_engine
 from app.models import Base
 
+NOW = datetime(2026, 1, 1, tzinfo=UTC)
 TABLES = {"architectures", "sweeps", "sweep_runs", "runs", "run_metrics", "fits"}
 
 
@@ -43,5 +47,47 @@ def test_claim_indexes_exist(fresh_db_url: str) -> None:
     try:
         names = {ix["name"] for ix in inspect(engine).get_indexes("runs")}
         assert {"ix_runs_claim", "ix_runs_lease"} <= names
+    finally:
+        engine.dispose()
+
+
+def test_errors_stored_by_older_code_are_made_public_safe(fresh_db_url: str) -> None:
+    """Migration 0004: a traceback with server paths, as older workers stored it, keeps only its last
+    line, with paths outside the run's own source replaced; errors already safe stay as they were."""
+    engine = make_engine(fresh_db_url)
+    traceback = (
+        "Traceback (most recent call last):\n"
+        '  File "/srv/mupredict/app/worker.py", line 201, in _train\n'
+        "    result = trainer.train(spec)\n"
+        "FileNotFoundError: [Errno 2] No such file: '/etc/secret/corpus.txt' (under /data/mine)\n"
+    )
+    safe = "CorpusError: dataset source '/data/mine/c.txt' holds 12 tokens, fewer than one batch"
+    try:
+        migrate.downgrade(engine, "0003")
+        with engine.begin() as conn:
+            arch = conn.execute(
+                text(
+                    "INSERT INTO architectures (name, spec_hash, spec, created_at) "
+                    "VALUES ('a', :h, :spec, :t) RETURNING id"
+                ),
+                {"h": "0" * 64, "spec": json.dumps({"dataset": {"source": "/data/mine"}}), "t": NOW},
+            ).scalar_one()
+            for seed, error in enumerate([traceback, safe, None]):
+                conn.execute(
+                    text(
+                        "INSERT INTO runs (architecture_id, width, depth, seed, data_seed, steps, lr, status,"
+                        " attempts, created_at, updated_at, progress_step, progress_total, error) VALUES "
+                        "(:a, 32, 2, :s, :s, 10, 0.001, 'failed', 1, :t, :t, 0, 0, :e)"
+                    ),
+                    {"a": arch, "s": seed, "t": NOW, "e": error},
+                )
+        migrate.upgrade(engine)
+        with engine.connect() as conn:
+            stored = conn.execute(text("SELECT error FROM runs ORDER BY seed")).scalars().all()
+        assert stored == [
+            "FileNotFoundError: [Errno 2] No such file: '<server path>' (under /data/mine)",
+            safe,
+            None,
+        ]
     finally:
         engine.dispose()
