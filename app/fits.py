@@ -88,12 +88,14 @@ class FitPoints:
 class NotEnoughRuns(Exception):
     """Too few finished proxy widths to fit; carries the counts for a 409 that says what to do."""
 
-    def __init__(self, counts: dict[str, int], needed: int) -> None:
-        self.counts, self.needed = counts, needed
+    def __init__(self, architecture_id: int, counts: dict[str, int], needed: int) -> None:
+        self.architecture_id, self.counts, self.needed = architecture_id, counts, needed
+        # The id in the message: a comparison blocked by one candidate must say which.
         super().__init__(
-            f"{counts.get('succeeded_widths', 0)} proxy width(s) finished, {needed} needed to fit "
-            f"({counts.get('running', 0)} running, {counts.get('queued', 0)} queued): "
-            "launch or wait for a sweep (POST /v1/architectures/{id}/sweeps)"
+            f"architecture {architecture_id}: {counts.get('succeeded_widths', 0)} proxy width(s) finished, "
+            f"{needed} needed to fit ({counts.get('running', 0)} running, {counts.get('queued', 0)} queued, "
+            f"{counts.get('failed', 0)} failed): launch or wait for a sweep "
+            f"(POST /v1/architectures/{architecture_id}/sweeps)"
         )
 
 
@@ -247,8 +249,9 @@ def refresh_fit(
         result = predictor.fit(points.n_params, points.losses, law=law, seeds=points.seed_labels)
     except ValueError as exc:
         raise FitFailed(
-            f"no {law} fit for the {len(points.run_ids)} finished run(s): {exc}; "
-            "check the runs (GET /v1/runs?architecture_id=...) or add widths or seeds with a new sweep"
+            f"architecture {architecture_id}: no {law} fit for the {len(points.run_ids)} finished run(s): "
+            f"{exc}; check the runs (GET /v1/runs?architecture_id={architecture_id}) or add widths or seeds "
+            "with a new sweep"
         ) from exc
     # End the read transaction first, so that storing the fit begins a fresh one whose first statement
     # is the write (on SQLite a deferred read transaction cannot wait to upgrade to a writer).
@@ -293,7 +296,7 @@ def current_fit(
     fit = refresh_fit(session, architecture_id, min_widths, law, points)
     if fit is None:
         counts = run_counts(session, architecture_id, points.recipe) if points.recipe else {}
-        raise NotEnoughRuns(counts, min_widths)
+        raise NotEnoughRuns(architecture_id, counts, min_widths)
     result = predictor.FitResult.from_dict(fit.result)
     return CurrentFit(
         fit.id,

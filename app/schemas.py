@@ -363,6 +363,11 @@ class ComparePublic(Tabular):
     excluded: list[ExcludedCandidate] = Field(
         default_factory=list, description="Candidates not ranked: their fit failed the quality gate."
     )
+    warnings: list[str] = Field(
+        default_factory=list,
+        description="Differences between the ranked candidates' recipes (context length, proxy token "
+        "budget) under which their per-token losses line up only approximately.",
+    )
 
 
 class FitPoint(BaseModel):

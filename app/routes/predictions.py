@@ -246,7 +246,42 @@ def _compare(request: CompareRequest, session: Session, settings: Settings, fits
         best_architecture_id=candidates[0].architecture_id,
         candidates=candidates,
         excluded=excluded,
+        warnings=_recipe_differences(archs, specs, currents),
     )
+
+
+def _recipe_differences(
+    archs: list[Architecture], specs: list[ArchitectureSpec], currents: list[CurrentFit]
+) -> list[str]:
+    """Recipe differences that leave the losses comparable only approximately: a warning each."""
+    contexts = [s.context_length for s in specs]
+    budgets = [_proxy_tokens(s, c) for s, c in zip(specs, currents, strict=True)]
+    checks = (
+        (
+            contexts,
+            "context lengths",
+            "a token's loss falls with the context before it, so the mean loss per token depends on the "
+            "context length as well as the design; compare at one context length to rank the designs alone",
+        ),
+        (
+            budgets,
+            "token budgets per proxy run",
+            "the loss at N also depends on how many tokens the proxies saw; train the ladders to the same "
+            "budget (training.token_budget) to rank the designs alone",
+        ),
+    )
+    warnings = []
+    for values, what, why in checks:
+        if len(set(values)) > 1:
+            described = "; ".join(f"{a.name} (id {a.id}): {v:,}" for a, v in zip(archs, values, strict=True))
+            warnings.append(f"the candidates differ in {what} ({described}): {why}")
+    return warnings
+
+
+def _proxy_tokens(spec: ArchitectureSpec, current: CurrentFit) -> int:
+    """Training tokens per run of the fitted ladder (its sweep's steps, which may override the spec's)."""
+    assert current.points.recipe is not None  # a fit exists only for a ladder with a recipe
+    return current.points.recipe.steps * spec.training.batch_tokens
 
 
 def _check_comparable(

@@ -257,6 +257,45 @@ def test_compare_ranks_candidates_with_probability_best(api: TestClient) -> None
     assert same.status_code == 422
 
 
+def test_compare_warns_when_context_or_token_budget_differ(api: TestClient) -> None:
+    engine = api.app.state.engine  # type: ignore[attr-defined]
+    base = _create(api, name="ctx128")
+    short = _create(api, name="ctx64", context_length=64)
+    for arch in (base, short):
+        _sweep(api, arch["id"])
+        finish_runs(engine, arch["id"])
+    body = api.post("/v1/compare", json={"architecture_ids": [base["id"], short["id"]], "n_params": 1e8})
+    assert body.status_code == 200, body.text
+    [context] = body.json()["warnings"]
+    assert "context lengths" in context and "ctx128 (id 1): 128" in context and "ctx64 (id 2): 64" in context
+    # A longer ladder for the first: its fit now pools 2× the tokens per run of the second's.
+    _sweep(api, base["id"], steps=2 * base["spec"]["training"]["steps"])
+    finish_runs(engine, base["id"])
+    warnings = api.post(
+        "/v1/compare", json={"architecture_ids": [base["id"], short["id"]], "n_params": 1e8}
+    ).json()["warnings"]
+    assert len(warnings) == 2 and "token budgets per proxy run" in warnings[1]
+    alike = _create(api, name="alike", activation="swiglu")
+    _sweep(api, alike["id"], steps=2 * base["spec"]["training"]["steps"])
+    finish_runs(engine, alike["id"])
+    same = api.post("/v1/compare", json={"architecture_ids": [base["id"], alike["id"]], "n_params": 1e8})
+    assert same.json()["warnings"] == []
+
+
+def test_a_blocked_comparison_names_the_architecture(api: TestClient) -> None:
+    engine = api.app.state.engine  # type: ignore[attr-defined]
+    ready = _create(api, name="ready")
+    waiting = _create(api, name="waiting", activation="swiglu")
+    _sweep(api, ready["id"])
+    finish_runs(engine, ready["id"])
+    response = api.post(
+        "/v1/compare", json={"architecture_ids": [ready["id"], waiting["id"]], "n_params": 1e8}
+    )
+    assert response.status_code == 409
+    assert response.json()["detail"].startswith(f"architecture {waiting['id']}: 0 proxy width(s) finished")
+    assert f"POST /v1/architectures/{waiting['id']}/sweeps" in response.json()["detail"]
+
+
 def test_write_endpoints_need_the_token_when_configured(settings: Settings) -> None:
     settings.api_token = SecretStr("s3cret")
     with TestClient(create_app(settings)) as api:
