@@ -2,8 +2,11 @@
 
 from __future__ import annotations
 
+from typing import Any
+
 from pydantic import ValidationError
-from sqlalchemy import select
+from sqlalchemy import CursorResult, select
+from sqlalchemy import delete as sql_delete
 from sqlalchemy.orm import Session
 
 from app.models import Architecture
@@ -35,6 +38,17 @@ def stored_spec(architecture: Architecture) -> ArchitectureSpec:
         return ArchitectureSpec.model_validate(architecture.spec)
     except ValidationError as exc:
         raise StoredSpecInvalid(architecture.id, describe(exc)) from None
+
+
+def delete(session: Session, architecture_id: int) -> bool:
+    """Delete the architecture with everything made for it: sweeps, runs with their curves, fits,
+    tunings, coordinate checks (the foreign keys cascade). A worker training one of its runs loses its
+    lease at its next heartbeat and drops the run. False if there was no such architecture; commits."""
+    deleted: CursorResult[Any] = session.execute(  # type: ignore[assignment]
+        sql_delete(Architecture).where(Architecture.id == architecture_id)
+    )
+    session.commit()
+    return bool(deleted.rowcount)
 
 
 def register(session: Session, spec: ArchitectureSpec) -> tuple[Architecture, bool]:

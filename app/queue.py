@@ -351,6 +351,31 @@ def fail(session: Session, run_id: int, worker_id: str, error: str, max_attempts
     return status if changed else None
 
 
+def retry_failed(session: Session, run_ids: Sequence[int]) -> list[int]:
+    """Queue the failed runs among `run_ids` again, each with a fresh set of attempts (a user's retry,
+    after fixing what failed them: the corpus, the data roots, the worker). Runs in any other state are
+    left as they are; their last error stays until the next attempt's outcome replaces it. Returns the
+    ids requeued; commits."""
+    failed = list(
+        session.scalars(select(Run.id).where(Run.id.in_(list(run_ids)), Run.status == RunStatus.failed))
+    )
+    if failed:
+        session.execute(
+            update(Run)
+            .where(Run.id.in_(failed), Run.status == RunStatus.failed)
+            .values(
+                status=RunStatus.queued,
+                attempts=0,
+                finished_at=None,
+                progress_step=0,
+                progress_loss=None,
+                updated_at=utcnow(),
+            )
+        )
+    session.commit()
+    return failed
+
+
 def release(session: Session, run_id: int, worker_id: str) -> bool:
     """Hand a run back untouched (the worker was asked to stop): it does not count as an attempt."""
     changed = _changed(

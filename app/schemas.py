@@ -137,6 +137,11 @@ class SweepCreate(BaseModel):
         description="One batch order for every run (the seeds then vary the initialisation only), so "
         "that candidates share their data order. Default: each run's order is its seed's.",
     )
+    retry_failed: bool = Field(
+        False,
+        description="Queue this sweep's failed runs again, each with a fresh set of attempts (after "
+        "fixing what failed them). Without it, an existing failed run is returned as it is.",
+    )
 
     @model_validator(mode="after")
     def _non_negative(self) -> SweepCreate:

@@ -5,7 +5,7 @@ from __future__ import annotations
 from typing import Annotated, Any
 
 import numpy as np
-from fastapi import APIRouter, Query, Response, status
+from fastapi import APIRouter, HTTPException, Query, Response, status
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
@@ -148,6 +148,20 @@ async def get_architecture(architecture_id: IdPath, read: SharedReadDep) -> Resp
     )
 
 
+@router.delete(
+    "/{architecture_id}",
+    status_code=status.HTTP_204_NO_CONTENT,
+    dependencies=[WriteAccess],
+    responses={404: {}},
+)
+def delete_architecture(architecture_id: IdPath, session: WriteSessionDep) -> Response:
+    """Delete the architecture with its sweeps, runs, fits and tunings. Not undoable; a run in training
+    is dropped by its worker at the next heartbeat."""
+    if not architectures.delete(session, architecture_id):
+        raise HTTPException(status.HTTP_404_NOT_FOUND, f"no architecture with id {architecture_id}")
+    return Response(status_code=status.HTTP_204_NO_CONTENT)
+
+
 @router.post(
     "/{architecture_id}/sweeps",
     response_model=SweepPublic,
@@ -185,6 +199,9 @@ def create_sweep(
         data_seed=request.data_seed,
     )
     session.commit()
+    if request.retry_failed:
+        queue.retry_failed(session, [link.run_id for link in sweep.runs])
+        session.refresh(sweep)
     return sweep_public(session, sweep)
 
 

@@ -4,11 +4,12 @@ from __future__ import annotations
 
 from typing import Annotated
 
-from fastapi import APIRouter, Query, Response
+from fastapi import APIRouter, HTTPException, Query, Response, status
 from sqlalchemy import select
 from sqlalchemy.orm import Session, selectinload
 
-from app.deps import IdPath, IdQuery, SharedReadDep
+from app import queue
+from app.deps import IdPath, IdQuery, SharedReadDep, WriteAccess, WriteSessionDep
 from app.models import Run, RunStatus, SweepRun
 from app.pagination import decode_cursor, encode_cursor
 from app.schemas import MAX_ID, Page, RunPublic, RunSummary
@@ -65,3 +66,23 @@ async def get_run(run_id: IdPath, read: SharedReadDep) -> Response:
         return run_public(run)
 
     return await read.json(one)
+
+
+@router.post(
+    "/{run_id}/retry", response_model=RunPublic, dependencies=[WriteAccess], responses={404: {}, 409: {}}
+)
+def retry_run(run_id: IdPath, session: WriteSessionDep) -> RunPublic:
+    """Queue a failed run again with a fresh set of attempts (409 for a run in any other state)."""
+    run = get_or_404(session, Run, run_id)
+    if not queue.retry_failed(session, [run_id]):
+        raise HTTPException(
+            status.HTTP_409_CONFLICT,
+            f"run {run_id} is {run.status.value}: only a failed run can be retried"
+            + (
+                " (a diverged run would diverge again: lower the LR with a new sweep)"
+                if run.status == RunStatus.diverged
+                else ""
+            ),
+        )
+    session.expire_all()
+    return run_public(get_or_404(session, Run, run_id))

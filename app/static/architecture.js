@@ -20,8 +20,9 @@
       el("span", { style: `width:${(share * 100).toFixed(1)}%` })), ` ${Math.round(share * 100)}%`);
   }
 
-  function runRow(run) {
-    return el("tr", { "data-run-id": run.id },
+  /** A run's row; a failed run gets a second row with its error and a Retry button. */
+  function runRows(run) {
+    const row = el("tr", { "data-run-id": run.id },
       el("td", { class: "num" }, run.id),
       el("td", { class: "num" }, run.width),
       el("td", { class: "num" }, run.depth),
@@ -33,6 +34,20 @@
       el("td", { class: "num" }, MU.fmtLoss(run.val_loss)),
       el("td", { class: "num" }, run.n_params_non_embedding ? MU.fmtN(run.n_params_non_embedding) : "—"),
     );
+    if (run.status !== "failed") return [row];
+    const retry = el("button", { type: "button", class: "secondary small", "data-retry": run.id }, "Retry");
+    retry.addEventListener("click", async () => {
+      retry.disabled = true;
+      try {
+        await MU.api(`/v1/runs/${run.id}/retry`, { method: "POST" });
+        await poll();
+      } catch (err) {
+        MU.notice(messages, "error", `Could not retry run ${run.id}: ${err.message}`);
+        retry.disabled = false;
+      }
+    });
+    return [row, el("tr", { class: "run-error", "data-error-of": run.id },
+      el("td", { colspan: 10 }, el("span", { class: "error-text" }, run.error || "failed (no error stored)"), " ", retry))];
   }
 
   async function drawCurves(runs) {
@@ -135,7 +150,7 @@
     document.getElementById("sweep-title").textContent = label;
     document.getElementById("sweep-submit").textContent = runs.length ? "Extend sweep" : "Launch sweep";
     runsBody.replaceChildren(...(runs.length
-      ? runs.map(runRow)
+      ? runs.flatMap(runRows)
       : [el("tr", {}, el("td", { colspan: 10, class: "empty" }, "No runs yet: launch a sweep."))]));
     const finished = runs.filter((run) => run.status === "succeeded").map((run) => run.id).join(",");
     // Only an architecture that has a tuning is asked for one (a 404 is logged by every browser).
@@ -213,6 +228,20 @@
       MU.notice(status, "error", err.message);
     } finally {
       button.disabled = false;
+    }
+  });
+
+  document.getElementById("delete-arch").addEventListener("click", async (event) => {
+    const name = document.body.dataset.architectureName;
+    const question = `Delete ${name} (#${id}) with all its runs, sweeps, fits and tunings? This cannot be undone.`;
+    if (!window.confirm(question)) return;
+    event.target.disabled = true;
+    try {
+      await MU.api(`/v1/architectures/${id}`, { method: "DELETE" });
+      window.location.assign("/");
+    } catch (err) {
+      MU.notice(messages, "error", `Could not delete: ${err.message}`);
+      event.target.disabled = false;
     }
   });
 

@@ -19,6 +19,7 @@ from urllib.parse import urlsplit
 import httpx
 import pytest
 from pydantic import SecretStr
+from sqlalchemy.orm import Session
 
 from app import queue
 from app.api import create_app
@@ -484,3 +485,45 @@ def test_plotly_draws_names_as_text_not_markup(watched: Watched, site: Site, hos
     assert page.locator("h1").inner_text().startswith(HOSTILE_NAMES[0])
     assert page.evaluate("document.getElementById('loss-plot').data.length") == 10
     assert _markup_from_data(page) == {"links": 0, "formatted": 0}
+
+
+def test_a_failed_run_shows_its_error_is_retried_and_an_architecture_is_deleted(
+    watched: Watched, site: Site
+) -> None:
+    """Issue 20 point 3: the short error under a failed run, its Retry button, and Delete with a
+    confirmation (declined first: nothing happens), which leaves the home page without it."""
+    engine = make_engine(site.db_url)
+    with httpx.Client(base_url=site.url, headers={"Authorization": f"Bearer {TOKEN}"}) as api:
+        arch = api.post("/v1/architectures", json=spec_dict("failing-deep", n_layers=3)).json()
+        api.post(f"/v1/architectures/{arch['id']}/sweeps", json={"widths": [32]}).raise_for_status()
+    others = []  # other tests' queued runs: handed back untouched
+    with Session(engine) as session:
+        while (claimed := queue.claim(session, "w", lease_seconds=60)) is not None:
+            if claimed.architecture_id != arch["id"]:
+                others.append(claimed.id)
+                continue
+            reason = "CorpusError: dataset source 'corpus.txt' holds 12 tokens, fewer than one batch"
+            queue.fail(session, claimed.id, "w", reason, max_attempts=1)
+        for run_id in others:
+            queue.release(session, run_id, "w")
+    engine.dispose()
+
+    page = _open(watched, site, f"/architectures/{arch['id']}")
+    error_row = page.locator("#runs tr.run-error")
+    assert error_row.count() == 1
+    assert "holds 12 tokens, fewer than one batch" in error_row.inner_text()
+    page.fill("#api-token", TOKEN)
+    error_row.locator("button[data-retry]").click()
+    page.wait_for_selector("#runs tr.run-error", state="detached")
+    # Queued again (another test's stand-in worker may already have taken it on).
+    assert page.locator("#runs .badge").first.inner_text() != "failed"
+
+    answers = iter([False, True])
+    page.on("dialog", lambda dialog: dialog.accept() if next(answers) else dialog.dismiss())
+    page.click("#delete-arch")
+    assert httpx.get(f"{site.url}/v1/architectures/{arch['id']}").status_code == 200  # declined
+    with page.expect_navigation():
+        page.click("#delete-arch")
+    page.wait_for_selector("body[data-ready=true]")
+    assert httpx.get(f"{site.url}/v1/architectures/{arch['id']}").status_code == 404
+    assert page.locator(f'#architectures tr[data-architecture-id="{arch["id"]}"]').count() == 0
