@@ -64,9 +64,15 @@ def worker(
     """Claim queued proxy runs from the database, train them, store the results."""
     import logging
 
+    import trainer
     from app.settings import get_settings
     from app.worker import Worker
 
+    try:  # a worker that cannot use its device would fail every run it claims: refuse to start
+        trainer.resolve_device(device)
+    except trainer.DeviceUnavailable as err:
+        typer.echo(f"error: --device: {err}", err=True)
+        raise typer.Exit(code=2) from err
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
     pool_worker = Worker(get_settings(), device=device, worker_id=worker_id, poll_seconds=poll_seconds)
     pool_worker.install_signal_handlers()
@@ -97,7 +103,10 @@ def demo(
 @cli.command()
 def fit(
     csv_file: Path = typer.Argument(
-        ..., exists=True, dir_okay=False, help="CSV with columns n_params (or N) and loss; D for chinchilla."
+        ...,
+        exists=True,
+        dir_okay=False,
+        help="CSV with columns n_params (or N) and loss; D for chinchilla; C (not N) for compute.",
     ),
     law: str = typer.Option("mu_scaling", help="mu_scaling, power, chinchilla or compute."),
     at: float | None = typer.Option(None, help="Predict the loss at this N (C for the compute law)."),
@@ -130,11 +139,16 @@ def fit(
         return None
 
     try:
-        n = column("n_params", "N", "C") if law == "compute" else column("n_params", "N")
+        # The compute law fits loss against training FLOPs: N in its place would fit, silently, the wrong
+        # question, so only a compute column is taken.
+        n = column("C", "compute", "flops") if law == "compute" else column("n_params", "N")
         losses = column("loss")
         d = column("D", "tokens")
         if n is None or losses is None or (law == "chinchilla" and d is None):
-            needed = "n_params or N, loss" + (", D or tokens" if law == "chinchilla" else "")
+            needed = {
+                "compute": "C (or compute, flops: training FLOPs), loss",
+                "chinchilla": "n_params or N, D or tokens, loss",
+            }.get(law, "n_params or N, loss")
             raise ValueError(f"{csv_file.name} needs columns named {needed}")
         x: object = list(zip(n, d, strict=True)) if law == "chinchilla" and d is not None else n
         weights = column("weight", "weights")
@@ -193,6 +207,11 @@ def train(
         spec.validate_width(width)
     except ValueError as err:
         typer.echo(f"error: --width: {err}", err=True)
+        raise typer.Exit(code=2) from err
+    try:
+        trainer.resolve_device(device)
+    except trainer.DeviceUnavailable as err:
+        typer.echo(f"error: --device: {err}", err=True)
         raise typer.Exit(code=2) from err
     total = steps if steps is not None else spec.training.steps
     columns = (

@@ -10,7 +10,7 @@ from trainer.data import Corpus, CorpusAccess, CorpusError, load_corpus
 from trainer.model import build_model
 from trainer.mup import make_optimizer
 from trainer.spec import ArchitectureSpec, DatasetSpec, ParametrizationSpec, TrainingSpec
-from trainer.train import Progress, RunResult, TrainingStopped, train
+from trainer.train import DeviceUnavailable, Progress, RunResult, TrainingStopped, resolve_device, train
 
 __all__ = [
     "ArchitectureSpec",
@@ -18,6 +18,7 @@ __all__ = [
     "CorpusAccess",
     "CorpusError",
     "DatasetSpec",
+    "DeviceUnavailable",
     "ParametrizationSpec",
     "Progress",
     "RunResult",
@@ -27,5 +28,6 @@ __all__ = [
     "count_params",
     "load_corpus",
     "make_optimizer",
+    "resolve_device",
     "train",
 ]

@@ -96,10 +96,39 @@ def lr_factor(spec: ArchitectureSpec, step: int, total_steps: int) -> float:
     return t.min_lr_ratio + (1 - t.min_lr_ratio) * 0.5 * (1 + math.cos(math.pi * progress))
 
 
+class DeviceUnavailable(ValueError):
+    """The requested device cannot be used by this torch on this machine; the message says what to do."""
+
+
 def resolve_device(device: str) -> torch.device:
+    """`auto` (CUDA when available, else CPU), `cpu`, `cuda` or `cuda:N`; DeviceUnavailable, with the fix,
+    for a CUDA device this torch cannot reach (without this check a CPU build of torch fails deep in
+    `Module.to` with "Torch not compiled with CUDA enabled" and a long traceback)."""
     if device == "auto":
         return torch.device("cuda" if torch.cuda.is_available() else "cpu")
-    return torch.device(device)
+    try:
+        resolved = torch.device(device)
+    except RuntimeError as exc:
+        raise DeviceUnavailable(
+            f"device {device!r} is not a torch device: use auto, cpu, cuda or cuda:N"
+        ) from exc
+    if resolved.type != "cuda":
+        return resolved
+    if torch.version.cuda is None:
+        raise DeviceUnavailable(
+            f"device {device!r} needs a CUDA build of torch, and this one ({torch.__version__}) is CPU-only: "
+            "install a CUDA build (pip install torch --index-url https://download.pytorch.org/whl/cu128, "
+            "matching your driver) or train with --device cpu"
+        )
+    count = torch.cuda.device_count() if torch.cuda.is_available() else 0
+    if count == 0:
+        raise DeviceUnavailable(
+            f"device {device!r}: this torch is built for CUDA {torch.version.cuda} but sees no GPU "
+            "(check nvidia-smi, the driver and CUDA_VISIBLE_DEVICES), or train with --device cpu"
+        )
+    if resolved.index is not None and resolved.index >= count:
+        raise DeviceUnavailable(f"device {device!r}: only cuda:0 to cuda:{count - 1} exist on this machine")
+    return resolved
 
 
 def train(

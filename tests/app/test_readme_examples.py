@@ -7,6 +7,7 @@ documented input and answers 2xx in the documented order, not the science (the d
 
 from __future__ import annotations
 
+import json
 import os
 import re
 import shlex
@@ -16,11 +17,14 @@ import threading
 from collections.abc import Iterator
 from pathlib import Path
 
+import numpy as np
 import pytest
 from sqlalchemy import Engine, select
 from sqlalchemy.orm import Session
+from typer.testing import CliRunner
 
 from app.api import create_app
+from app.cli import cli
 from app.models import Run, RunStatus
 from app.settings import Settings
 from tests.app.api_helpers import finish_runs, lr_basin
@@ -142,3 +146,29 @@ def test_the_readme_fit_command_reads_the_shipped_points() -> None:
     done = subprocess.run([str(mupredict), *argv[1:]], cwd=ROOT, capture_output=True, text=True, timeout=120)
     assert done.returncode == 0, done.stderr
     assert "[[Prediction]]" in done.stdout and "new run" in done.stdout
+
+
+def test_the_readme_own_data_example_trains_a_proxy(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """The .bin recipe as written: the Python line writes the file, the JSON fragment is the dataset of
+    a spec, and `mupredict train` trains on it with the documented vocabulary."""
+    section = "### Training on your own tokenized data"
+    monkeypatch.chdir(tmp_path)
+    (tmp_path / "data").mkdir()
+    ids = np.random.default_rng(0).integers(0, 50257, size=60_000)  # a GPT-2-sized vocabulary
+    exec(_section_block(section, "python"), {"ids": ids})
+    assert (tmp_path / "data" / "corpus.bin").stat().st_size == 2 * ids.size
+    dataset = json.loads("{" + _section_block(section, "json") + "}")["dataset"]
+    spec = {
+        "name": "own-data",
+        "n_layers": 1,
+        "head_dim": 8,
+        "context_length": 32,
+        "proxy_widths": [16],
+        "training": {"steps": 3, "batch_tokens": 256, "eval_tokens": 512},
+        "dataset": dataset,
+    }
+    (tmp_path / "spec.json").write_text(json.dumps(spec))
+    result = CliRunner().invoke(cli, ["train", "--spec", "spec.json", "--width", "16", "--device", "cpu"])
+    assert result.exit_code == 0, result.output
+    run = json.loads(result.stdout[result.stdout.index("{") :])
+    assert run["status"] == "succeeded" and run["n_params"] > 2 * 50257 * 16  # embedding and readout

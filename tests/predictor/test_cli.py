@@ -90,3 +90,15 @@ def test_fit_chinchilla_needs_tokens_column_and_query(tmp_path: Path) -> None:
         cli, ["fit", str(csv_file), "--law", "chinchilla", "--n-bootstrap", "200", "--at", "7e10"]
     )
     assert no_tokens.exit_code == 2 and "give --tokens with --at" in no_tokens.output
+
+
+def test_fit_compute_law_takes_a_compute_column_and_refuses_n(tmp_path: Path) -> None:
+    """`--law compute` fits loss against training FLOPs: a CSV of N alone is refused, not fitted as C."""
+    n_only = write_points(tmp_path / "points.csv")
+    refused = runner.invoke(cli, ["fit", str(n_only), "--law", "compute"])
+    assert refused.exit_code == 2
+    assert "needs columns named C (or compute, flops: training FLOPs), loss" in refused.output
+    compute = write_points(tmp_path / "compute.csv", header="C,loss")
+    fitted = runner.invoke(cli, ["fit", str(compute), "--law", "compute", "--at", "1e9"])
+    assert fitted.exit_code == 0, fitted.output
+    assert "compute" in fitted.output and "loss at 1e+09" in fitted.output

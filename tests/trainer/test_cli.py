@@ -5,8 +5,11 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
+import pytest
+import torch
 from typer.testing import CliRunner
 
+import trainer
 from app.cli import cli
 from tests.trainer.helpers import tiny_spec
 
@@ -47,3 +50,35 @@ def test_bad_spec_prints_the_validation_error(tmp_path: Path) -> None:
     broken.write_text("{not json")
     result = CliRunner().invoke(cli, ["train", "--spec", str(broken), "--width", "16"])
     assert result.exit_code == 2 and "not a valid spec" in result.output
+
+
+def test_a_cuda_device_this_torch_cannot_use_is_one_clear_line(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """`--device cuda` on a CPU build of torch (as installed here) says so and how to fix it, for `train`
+    and for a worker, instead of torch's traceback from deep in Module.to."""
+    monkeypatch.setattr(torch.version, "cuda", None)  # a CPU build, on any machine
+    spec = write_spec(tmp_path)
+    for args in (
+        ["train", "--spec", str(spec), "--width", "16", "--device", "cuda"],
+        ["worker", "--device", "cuda:1"],
+    ):
+        result = CliRunner().invoke(cli, args)
+        assert result.exit_code == 2, result.output
+        assert "needs a CUDA build of torch" in result.output and "--device cpu" in result.output
+        assert "Traceback" not in result.output and len(result.output.splitlines()) <= 2
+
+
+def test_resolve_device_names_what_is_missing(monkeypatch: pytest.MonkeyPatch) -> None:
+    assert trainer.resolve_device("cpu").type == "cpu"
+    with pytest.raises(trainer.DeviceUnavailable, match="not a torch device"):
+        trainer.resolve_device("tpu:0")
+    monkeypatch.setattr(torch.version, "cuda", "12.8")  # a CUDA build ...
+    monkeypatch.setattr(torch.cuda, "is_available", lambda: True)
+    monkeypatch.setattr(torch.cuda, "device_count", lambda: 2)  # ... with two GPUs
+    assert trainer.resolve_device("cuda:1").index == 1
+    with pytest.raises(trainer.DeviceUnavailable, match="only cuda:0 to cuda:1 exist"):
+        trainer.resolve_device("cuda:2")
+    monkeypatch.setattr(torch.cuda, "is_available", lambda: False)  # ... that sees none
+    with pytest.raises(trainer.DeviceUnavailable, match="sees no GPU"):
+        trainer.resolve_device("cuda")
