@@ -8,7 +8,9 @@ from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 
 from fastapi import FastAPI, Request, status
-from fastapi.responses import JSONResponse
+from fastapi.openapi.docs import get_redoc_html
+from fastapi.responses import HTMLResponse, JSONResponse
+from fastapi_offline import FastAPIOffline
 from sqlalchemy import Engine
 from sqlalchemy.exc import TimeoutError as PoolTimeout
 
@@ -21,6 +23,8 @@ from app.fits import FitFailed, NoScalingTrend, NotEnoughRuns
 from app.guards import RequestGuard, routes_calling
 from app.routes import architectures, dashboard, health, predictions, runs, sweeps, tuning
 from app.settings import Settings, get_settings
+
+OFFLINE_DOCS = "/static-offline-docs"  # where FastAPIOffline serves its packaged assets
 
 
 def create_app(settings: Settings | None = None) -> FastAPI:
@@ -46,13 +50,32 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         engine.dispose()
         probe_engine.dispose()
 
-    app = FastAPI(
+    # FastAPIOffline: FastAPI with /docs loading Swagger UI from the installed package (under
+    # /static-offline-docs) instead of a CDN; /redoc is below, from the same package.
+    app = FastAPIOffline(
+        redoc_url=None,
         title="mupredict",
         version="0.1.0",
         summary="Predicted loss of a transformer architecture at N parameters, from small μP proxies.",
         lifespan=lifespan,
     )
     app.state.settings = settings
+
+    @app.get("/redoc", include_in_schema=False)
+    async def redoc(request: Request) -> HTMLResponse:
+        root = request.scope.get("root_path", "")
+        page = get_redoc_html(
+            openapi_url=f"{root}{app.openapi_url}",
+            title="mupredict - ReDoc",
+            redoc_js_url=f"{root}{OFFLINE_DOCS}/redoc.standalone.js",
+            redoc_favicon_url=f"{root}{OFFLINE_DOCS}/favicon.png",
+            with_google_fonts=False,
+        )
+        # ReDoc's bundle always draws its maker's logo from their CDN; this policy stops the browser
+        # from calling out (the logo hides itself when it does not load).
+        page.headers["Content-Security-Policy"] = "img-src 'self' data:"
+        return page
+
     app.state.engine = engine
     app.state.session_factory = session_factory(engine)
     app.state.read_engine = for_reads(engine)
