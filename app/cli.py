@@ -1,7 +1,9 @@
-"""The one `mupredict` command line: serve, worker, demo, train, fit, migrate."""
+"""The one `mupredict` command line: serve, worker, demo, train, fit, migrate, and the client commands
+submit, status, predict and compare (app/cli_client.py)."""
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from pathlib import Path
 
 import typer
@@ -12,6 +14,12 @@ cli = typer.Typer(
     no_args_is_help=True,
     add_completion=False,
 )
+
+
+def _client_commands() -> tuple[Callable[..., None], ...]:
+    from app.cli_client import COMMANDS
+
+    return COMMANDS
 
 
 @cli.command()
@@ -240,6 +248,11 @@ def train(
     typer.echo(json.dumps(result.to_dict(), indent=2))
     if result.status != "succeeded":
         raise typer.Exit(code=1)
+
+
+# The client commands: submit, status, predict, compare (app/cli_client.py).
+for _command in _client_commands():
+    cli.command()(_command)
 
 
 def main() -> None:

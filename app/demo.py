@@ -171,7 +171,11 @@ def run_demo(
                 result = None
                 console.print(f"[yellow]No prediction: {err.detail}[/]")
         if result is not None:
-            print_table(console, result, target, target_factor)
+            title = (
+                f"Predicted loss at N = {target:.3g} non-embedding parameters "
+                f"({target_factor:g}× the largest proxy)"
+            )
+            print_table(console, result, title)
         ids = ",".join(str(a.id) for a in archs)
         console.print(f"Dashboard: {base_url}/compare?ids={ids}&n={target:.3g}  (Ctrl-C to stop)")
         if serve:
@@ -184,11 +188,10 @@ def run_demo(
         server_thread.join(timeout=30)
 
 
-def print_table(console: Console, result: ComparePublic, target: float, target_factor: float) -> None:
-    table = Table(
-        title=f"Predicted loss at N = {target:.3g} non-embedding parameters "
-        f"({target_factor:g}× the largest proxy)"
-    )
+def print_table(console: Console, result: ComparePublic, title: str) -> None:
+    """The ranked candidates, how far each extrapolates, their warnings and those left out (the demo's
+    and `mupredict compare`'s table)."""
+    table = Table(title=title)
     for column in ("#", "design", "expected loss", "90% interval", "P(best)", "extrapolation"):
         table.add_column(column, no_wrap=True)
     for c in result.candidates:
@@ -212,6 +215,8 @@ def print_table(console: Console, result: ComparePublic, target: float, target_f
     for c in result.candidates:
         for warning in c.warnings:
             console.print(f"[yellow]{c.name}: {warning}[/]")
+    for warning in result.warnings:
+        console.print(f"[yellow]{warning}[/]")
     for left_out in result.excluded:
         reasons = "; ".join(left_out.reasons)
         console.print(f"[yellow]{left_out.name}: not ranked, no usable scaling trend: {reasons}[/]")

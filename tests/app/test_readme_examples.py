@@ -172,3 +172,24 @@ def test_the_readme_own_data_example_trains_a_proxy(tmp_path: Path, monkeypatch:
     assert result.exit_code == 0, result.output
     run = json.loads(result.stdout[result.stdout.index("{") :])
     assert run["status"] == "succeeded" and run["n_params"] > 2 * 50257 * 16  # embedding and readout
+
+
+def test_the_readme_client_commands_run_in_order(server: tuple[str, Engine]) -> None:
+    url, engine = server
+    blocks = re.findall(r"```bash\n(.*?)```", README[README.index("### Command line") :], flags=re.S)
+    commands = _commands(blocks[1])
+    assert [c.split()[1] for c in commands] == ["submit", "submit", "status", "predict", "compare"]
+    mupredict = Path(sys.executable).with_name("mupredict")
+    env = {**os.environ, "MUPREDICT_SERVER": url}
+    with StandInWorker(engine):
+        for command in commands:
+            done = subprocess.run(
+                [str(mupredict), *shlex.split(command)[1:]],
+                cwd=ROOT,
+                env=env,
+                capture_output=True,
+                text=True,
+                timeout=300,
+            )
+            assert done.returncode == 0, f"{command}: {done.stderr[-2000:]}"
+    assert "wins with probability" in done.stdout  # the last one, compare, printed its table

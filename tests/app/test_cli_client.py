@@ -1,0 +1,95 @@
+"""`mupredict submit | status | predict | compare` against a live server (issue 20, point 7).
+
+Training is the stand-in of the API tests (law-following results through the real queue); what is under
+test is that each command reaches the documented endpoint, prints its table, and turns API and connection
+errors into one line with an exit code.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+import socket
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+from pydantic import SecretStr
+from typer.testing import CliRunner, Result
+
+from app.api import create_app
+from app.cli import cli
+from app.db import make_engine
+from app.settings import Settings
+from tests.app.api_helpers import finish_runs, spec_dict
+from tests.app.live_server import live_server
+
+TOKEN = "cli-token"
+
+
+@pytest.fixture
+def server(fresh_db_url: str, monkeypatch: pytest.MonkeyPatch) -> Iterator[tuple[str, str]]:
+    """A live API that requires a token for writes; the CLI finds the token in its own settings."""
+    settings = Settings(_env_file=None, database_url=fresh_db_url, api_token=SecretStr(TOKEN))
+    monkeypatch.setenv("MUPREDICT_API_TOKEN", TOKEN)
+    with live_server(create_app(settings)) as url:
+        yield url, fresh_db_url
+
+
+def run(*args: str) -> Result:
+    return CliRunner().invoke(cli, list(args), env={"COLUMNS": "200"})
+
+
+def test_submit_status_predict_and_compare(server: tuple[str, str], tmp_path: Path) -> None:
+    url, db_url = server
+    ids = []
+    for name, overrides in (("gelu-cli", {}), ("swiglu-cli", {"activation": "swiglu"})):
+        spec = tmp_path / f"{name}.json"
+        spec.write_text(json.dumps(spec_dict(name, **overrides)))
+        submitted = run("submit", str(spec), "--server", url, "--seeds", "0,1")
+        assert submitted.exit_code == 0, submitted.output
+        arch_id = int(re.search(r"id (\d+)", submitted.output).group(1))  # type: ignore[union-attr]
+        sweep_id = int(re.search(r"sweep (\d+): 10 runs", submitted.output).group(1))  # type: ignore[union-attr]
+        assert f"mupredict status {sweep_id} --wait" in submitted.output
+        queued = run("status", str(sweep_id), "--server", url)
+        assert queued.exit_code == 0 and "0 done · 0 running · 10 queued" in queued.output
+        engine = make_engine(db_url)
+        finish_runs(engine, arch_id, a=60.0 if name == "gelu-cli" else 52.0)
+        engine.dispose()
+        done = run("status", str(sweep_id), "--server", url, "--wait")
+        assert done.exit_code == 0 and "10 done" in done.output and "succeeded" in done.output
+        ids.append(arch_id)
+
+    predicted = run("predict", str(ids[0]), "--n", "7e9", "--server", url)
+    assert predicted.exit_code == 0, predicted.output
+    assert "Predicted loss at N = 7e+09" in predicted.output and "90% interval (expected)" in predicted.output
+    ranked = run("compare", str(ids[0]), str(ids[1]), "--n", "7e9", "--server", url)
+    assert ranked.exit_code == 0, ranked.output
+    assert "P(best)" in ranked.output and "swiglu-cli wins with probability" in ranked.output
+
+
+def test_errors_are_one_line_with_an_exit_code(server: tuple[str, str], tmp_path: Path) -> None:
+    url, _ = server
+    missing = run("predict", "999", "--n", "7e9", "--server", url)
+    assert missing.exit_code == 1 and "error: HTTP 404: no architecture with id 999" in missing.output
+    bad = tmp_path / "bad.json"
+    bad.write_text(json.dumps(spec_dict(activation="tanh")))
+    refused = run("submit", str(bad), "--server", url)
+    assert refused.exit_code == 1 and "error: HTTP 422: activation:" in refused.output
+    with socket.socket() as sock:  # a port nothing listens on
+        sock.bind(("127.0.0.1", 0))
+        closed = f"http://127.0.0.1:{sock.getsockname()[1]}"
+    unreachable = run("status", "1", "--server", closed)
+    assert unreachable.exit_code == 1 and "cannot reach the server" in unreachable.output
+    assert "mupredict serve" in unreachable.output and "Traceback" not in unreachable.output
+
+
+def test_writes_need_the_token_from_the_settings(
+    server: tuple[str, str], tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    url, _ = server
+    monkeypatch.setenv("MUPREDICT_API_TOKEN", "wrong")
+    spec = tmp_path / "spec.json"
+    spec.write_text(json.dumps(spec_dict()))
+    denied = run("submit", str(spec), "--server", url)
+    assert denied.exit_code == 1 and "HTTP 401" in denied.output and "MUPREDICT_API_TOKEN" in denied.output
