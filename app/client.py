@@ -16,6 +16,7 @@ from typing import Any, TypeVar
 import httpx
 from pydantic import BaseModel
 
+from app.progress import Board, sweep_bars
 from app.schemas import (
     ArchitectureListItem,
     ArchitecturePublic,
@@ -153,22 +154,24 @@ class Client:
         """Poll until the latest tuning has succeeded or failed, with a progress bar over its runs
         (the total grows when the grid is extended). `on_poll` as for `wait_for`."""
         deadline = None if timeout is None else time.monotonic() + timeout
-        with _progress_bar("tuning", progress) as bar:
-            task = bar.add_task("tuning", total=None, label="", status="")
+        with Board(progress) as board:
             while True:
                 if on_poll is not None:
                     on_poll()
                 tuning = self.get_tuning(architecture_id)
                 counts = tuning.runs
                 finished = counts.succeeded + counts.diverged + counts.failed + counts.cancelled
-                bar.update(
-                    task,
-                    total=finished + counts.running + counts.queued,
-                    completed=finished,
-                    label=tuning.id,
-                    status=f"{tuning.status} · {finished} runs done · {counts.queued} queued",
+                settled = tuning.status in ("succeeded", "failed")
+                board.show(
+                    "tuning",
+                    f"tuning {tuning.id}",
+                    finished,
+                    finished + counts.running + counts.queued,
+                    f"{tuning.status} · {finished} runs done · {counts.running} running · "
+                    f"{counts.queued} queued",
                 )
-                if tuning.status in ("succeeded", "failed"):
+                board.flush(final=settled)
+                if settled:
                     return tuning
                 if deadline is not None and time.monotonic() > deadline:
                     raise TimeoutError(f"tuning {tuning.id} not finished after {timeout} s")
@@ -213,28 +216,18 @@ class Client:
         progress: bool = True,
         on_poll: Callable[[], None] | None = None,
     ) -> SweepPublic:
-        """Poll until every run of the sweep has finished, with a progress bar over training steps.
+        """Poll until every run of the sweep has finished: a bar over the sweep's training steps and one
+        per training run with its tokens/s and ETA (plain lines when the output is not a terminal).
         `on_poll` runs before each poll (raise from it to stop waiting, e.g. when local workers died)."""
         sweep_id = sweep if isinstance(sweep, int) else sweep.id
         deadline = None if timeout is None else time.monotonic() + timeout
-        with _progress_bar("sweep", progress) as bar:
-            task = bar.add_task("sweep", total=None, label=sweep_id, status="")
+        with Board(progress) as board:
             while True:
                 if on_poll is not None:
                     on_poll()
                 current = self.get_sweep(sweep_id)
-                total = sum(r.steps for r in current.runs)
-                done = sum(
-                    r.steps if r.status != "running" and r.status != "queued" else r.progress_step
-                    for r in current.runs
-                )
-                counts = current.counts
-                bar.update(
-                    task,
-                    total=total,
-                    completed=done,
-                    status=f"{counts.succeeded} done · {counts.running} running · {counts.queued} queued",
-                )
+                sweep_bars(board, current)
+                board.flush(final=current.done)
                 if current.done:
                     return current
                 if deadline is not None and time.monotonic() > deadline:
@@ -287,16 +280,3 @@ class Client:
             if page.next_cursor is None:
                 return
             cursor = page.next_cursor
-
-
-def _progress_bar(what: str, enabled: bool) -> Any:
-    """The bar `wait_for` and `wait_for_tuning` show: "<what> <id>", the bar, a status, the time taken."""
-    from rich.progress import BarColumn, Progress, TextColumn, TimeElapsedColumn
-
-    return Progress(
-        TextColumn(f"{what} {{task.fields[label]}}"),
-        BarColumn(),
-        TextColumn("{task.fields[status]}"),
-        TimeElapsedColumn(),
-        disable=not enabled,
-    )

@@ -233,8 +233,10 @@ def heartbeat(
     total: int,
     loss: float | None,
     new_points: Sequence[tuple[int, float]] = (),
+    tokens_per_second: float | None = None,
 ) -> bool:
-    """Renew the lease and record progress; False means the lease is gone and the worker must stop."""
+    """Renew the lease and record progress (with the current throughput, which the result replaces when
+    the run finishes); False means the lease is gone and the worker must stop."""
     now = utcnow()
     renewed = _changed(
         session,
@@ -246,6 +248,7 @@ def heartbeat(
             progress_step=step,
             progress_total=total,
             progress_loss=loss,
+            tokens_per_second=tokens_per_second,
             updated_at=now,
         ),
     )

@@ -102,13 +102,25 @@ class ProxySize(BaseModel):
     width: int
     n_params: int
     n_params_non_embedding: int
+    flops: float = Field(description="Estimated training FLOPs of one run at the spec's steps.")
+    seconds: float | None = Field(
+        description="Estimated wall time of one run at recent runs' throughput (see throughput_basis); "
+        "null before any run finished."
+    )
 
 
 class SpecCheck(BaseModel):
     spec: ArchitectureSpec = Field(description="The spec with every default filled in.")
     spec_hash: str
     architecture_id: int | None = Field(description="The registered architecture with this spec, if any.")
-    proxies: list[ProxySize] = Field(description="Parameter counts of the default proxy ladder.")
+    proxies: list[ProxySize] = Field(description="Sizes and cost of the default proxy ladder, one run each.")
+    ladder_flops: float = Field(description="Training FLOPs of the ladder, one seed.")
+    ladder_seconds: float | None = Field(
+        description="Wall time of the ladder, one seed, on one worker at recent runs' throughput."
+    )
+    throughput_basis: str | None = Field(
+        description="What the time estimates rest on (a rough guide: small proxies use a device less well)."
+    )
 
 
 class SweepCreate(BaseModel):
@@ -168,6 +180,14 @@ class RunSummary(BaseModel):
     progress_step: int
     progress_total: int
     progress_loss: float | None
+    tokens_per_second: float | None = Field(
+        None, description="Training throughput: the latest heartbeat's while running, the run's once done."
+    )
+    eta_seconds: float | None = Field(
+        None,
+        description="A running run's time left, from its steps per second since it started "
+        "(model and corpus setup included, so a little pessimistic early on).",
+    )
     val_loss: float | None
     final_train_loss: float | None
     n_params_non_embedding: int | None
@@ -189,7 +209,6 @@ class RunPublic(RunSummary):
     tokens: int | None
     flops: float | None
     wall_seconds: float | None
-    tokens_per_second: float | None
     mfu: float | None
     device: str | None
     corpus_fingerprint: str | None

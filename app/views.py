@@ -34,7 +34,22 @@ def get_or_404(session: Session, model: type[M], ident: int) -> M:
 
 
 def run_summary(run: Run) -> RunSummary:
-    return RunSummary.model_validate(run)
+    summary = RunSummary.model_validate(run)
+    summary.eta_seconds = eta_seconds(run)
+    return summary
+
+
+def eta_seconds(run: Run) -> float | None:
+    """A running run's time left at the step rate since it started (as of its latest heartbeat)."""
+    if run.status != RunStatus.running or not run.progress_step or run.started_at is None:
+        return None
+    if run.heartbeat_at is None:
+        return None
+    elapsed = (run.heartbeat_at - run.started_at).total_seconds()
+    total = run.progress_total or run.steps
+    if elapsed <= 0 or total <= run.progress_step:
+        return 0.0 if total <= run.progress_step else None
+    return elapsed / run.progress_step * (total - run.progress_step)
 
 
 def run_public(run: Run) -> RunPublic:
@@ -47,7 +62,6 @@ def run_public(run: Run) -> RunPublic:
         tokens=run.tokens,
         flops=run.flops,
         wall_seconds=run.wall_seconds,
-        tokens_per_second=run.tokens_per_second,
         mfu=run.mfu,
         device=run.device,
         corpus_fingerprint=run.corpus_fingerprint,

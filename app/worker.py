@@ -232,8 +232,9 @@ class _Heartbeat(threading.Thread):
             step = latest.step if latest is not None else 0
             total = latest.total_steps if latest is not None else self.claimed.steps
             loss = latest.loss if latest is not None else None
+            speed = latest.tokens_per_second if latest is not None else None
             try:
-                held = self.worker._db(self._renewal(step, total, loss, points), "heartbeat")
+                held = self.worker._db(self._renewal(step, total, loss, points, speed), "heartbeat")
             except DatabaseUnavailable:
                 return  # stopping while the database is down: the lease will expire and be reaped
             if not held:
@@ -241,7 +242,12 @@ class _Heartbeat(threading.Thread):
                 return
 
     def _renewal(
-        self, step: int, total: int, loss: float | None, points: list[tuple[int, float]]
+        self,
+        step: int,
+        total: int,
+        loss: float | None,
+        points: list[tuple[int, float]],
+        tokens_per_second: float | None,
     ) -> Callable[[Session], bool]:
         def renew(session: Session) -> bool:
             return queue.heartbeat(
@@ -253,6 +259,7 @@ class _Heartbeat(threading.Thread):
                 total,
                 loss,
                 points,
+                tokens_per_second,
             )
 
         return renew

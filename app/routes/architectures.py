@@ -10,6 +10,7 @@ from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from app import architectures, queue, tuning
+from app.cost import recent_throughput
 from app.deps import (
     FitCacheDep,
     IdPath,
@@ -20,7 +21,7 @@ from app.deps import (
     WriteSessionDep,
 )
 from app.fits import proxies_report, run_counts
-from app.limits import check_source, check_stored_source, check_sweep
+from app.limits import check_source, check_stored_source, check_sweep, run_flops
 from app.models import Architecture
 from app.pagination import decode_cursor, encode_cursor
 from app.schemas import (
@@ -109,11 +110,30 @@ def validate_spec(spec: ArchitectureSpec, session: SessionDep, settings: Setting
     check_source(spec, settings)
     spec_hash = spec.spec_hash()
     existing = session.scalar(select(Architecture.id).where(Architecture.spec_hash == spec_hash))
+    speed = recent_throughput(session)
     proxies = []
     for width in spec.proxy_widths:
         total, non_embedding = count_params(spec, width)
-        proxies.append(ProxySize(width=width, n_params=total, n_params_non_embedding=non_embedding))
-    return SpecCheck(spec=spec, spec_hash=spec_hash, architecture_id=existing, proxies=proxies)
+        flops = run_flops(spec, width, spec.training.steps)
+        proxies.append(
+            ProxySize(
+                width=width,
+                n_params=total,
+                n_params_non_embedding=non_embedding,
+                flops=flops,
+                seconds=speed.seconds(flops) if speed else None,
+            )
+        )
+    ladder = sum(p.flops for p in proxies)
+    return SpecCheck(
+        spec=spec,
+        spec_hash=spec_hash,
+        architecture_id=existing,
+        proxies=proxies,
+        ladder_flops=ladder,
+        ladder_seconds=speed.seconds(ladder) if speed else None,
+        throughput_basis=speed.basis if speed else None,
+    )
 
 
 @router.get("", response_model=Page[ArchitectureListItem])

@@ -16,8 +16,14 @@
   function progress(run) {
     const total = run.progress_total || run.steps;
     const share = total ? Math.min(1, run.progress_step / total) : 0;
+    // While it trains: the latest heartbeat's throughput and the server's estimate of the time left.
+    const live = run.status === "running"
+      ? [run.tokens_per_second ? `${Math.round(run.tokens_per_second).toLocaleString("en")} tok/s` : null,
+        run.eta_seconds != null ? `ETA ${MU.fmtDuration(run.eta_seconds)}` : null].filter(Boolean)
+      : [];
     return el("td", { class: "nowrap" }, el("span", { class: "progress", title: `${run.progress_step} / ${total} steps` },
-      el("span", { style: `width:${(share * 100).toFixed(1)}%` })), ` ${Math.round(share * 100)}%`);
+      el("span", { style: `width:${(share * 100).toFixed(1)}%` })), ` ${Math.round(share * 100)}%`,
+      live.length ? el("span", { class: "muted run-speed" }, ` · ${live.join(" · ")}`) : "");
   }
 
   /** A run's row; a failed run gets a second row with its error and a Retry button. */

@@ -173,6 +173,14 @@ const MU = (() => {
     };
   }
 
+  /** Seconds as m:ss, or h:mm:ss past an hour. */
+  function fmtDuration(seconds) {
+    const s = Math.max(0, Math.round(seconds));
+    const [h, m, r] = [Math.floor(s / 3600), Math.floor((s % 3600) / 60), s % 60];
+    const pad = (x) => String(x).padStart(2, "0");
+    return h ? `${h}:${pad(m)}:${pad(r)}` : `${m}:${pad(r)}`;
+  }
+
   /** 0.009933 → "0.00993": learning rates to 3 significant digits. */
   function fmtLr(lr) {
     return lr == null ? "—" : String(+lr.toPrecision(3));
@@ -226,6 +234,6 @@ const MU = (() => {
   return {
     fmtFactor, fmtExtrapolation, LEVEL, ApiError, api, listAll, el, notice, fmtN, parseN, fmtLoss, fmtInterval, runCounts, canFit,
     notFittedReason, color, translucent, plotConfig, plotLayout, ready, describeDetail, fieldPath, minWidths,
-    fmtLr, fmtSigned, plot, plotMessage, plotText,
+    fmtLr, fmtDuration, fmtSigned, plot, plotMessage, plotText,
   };
 })();

@@ -49,10 +49,17 @@
       el("h2", { style: "margin-top:1rem" }, "Proxy ladder"),
       el("table", { id: "proxy-sizes" },
         el("thead", {}, el("tr", {}, el("th", { class: "num" }, "Width"), el("th", { class: "num" }, "N (non-embedding)"),
-          el("th", { class: "num" }, "Parameters"))),
+          el("th", { class: "num" }, "Parameters"), el("th", { class: "num" }, "FLOPs"), el("th", { class: "num" }, "Time"))),
         el("tbody", {}, result.proxies.map((p) => el("tr", {},
           el("td", { class: "num" }, p.width), el("td", { class: "num" }, MU.fmtN(p.n_params_non_embedding)),
-          el("td", { class: "num" }, MU.fmtN(p.n_params)))))));
+          el("td", { class: "num" }, MU.fmtN(p.n_params)), el("td", { class: "num" }, p.flops.toExponential(2)),
+          el("td", { class: "num" }, p.seconds == null ? "—" : MU.fmtDuration(p.seconds)))))),
+      el("p", { id: "ladder-cost", class: "muted small-print" },
+        `The ladder: ${result.ladder_flops.toExponential(2)} training FLOPs per seed` +
+        (result.ladder_seconds == null
+          ? "; its time is estimated once some run has finished on a worker."
+          : `, about ${MU.fmtDuration(result.ladder_seconds)} per seed on one worker (from ${result.throughput_basis}; ` +
+            "a rough guide: small proxies use a device less well).")));
   }
 
   /** Ask the server to validate; true when the spec is valid. */

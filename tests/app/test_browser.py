@@ -237,6 +237,10 @@ def test_unknown_architecture_is_a_404_page(watched: Watched, site: Site) -> Non
 def test_submit_shows_errors_inline_then_creates_and_launches(watched: Watched, site: Site) -> None:
     page = _open(watched, site, "/submit")
     page.wait_for_selector("#proxy-sizes tbody tr")
+    # The ladder's cost: FLOPs per run and, with runs finished on this site's stand-in "cpu", time.
+    cost = page.locator("#ladder-cost").inner_text()
+    assert "training FLOPs per seed, about " in cost and "finished run(s) on cpu" in cost
+    assert ":" in page.locator("#proxy-sizes tbody tr td").nth(4).inner_text()  # m:ss per run
     page.fill("#spec-json", '{"name": "broken", "n_layers": 0, "head_dim": 16, "proxy_widths": [32, 40]}')
     page.click("#validate")
     page.wait_for_selector("#spec-errors li")
