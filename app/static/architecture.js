@@ -126,6 +126,34 @@
     );
     document.getElementById("fit-report").textContent = fit.report;
     body.hidden = false;
+    // The proxies' validation losses against N with the fitted law and its band (in this
+    // architecture's colour, as on the compare page), the y-range from the data.
+    const color = MU.archColor(id);
+    const curve = fit.curve;
+    await Plotly.react("fit-plot", [
+      {
+        name: `${Math.round(fit.level * 100)}% band (expected loss)`, type: "scatter", mode: "lines", hoverinfo: "skip",
+        x: [...curve.map((c) => c.n_params), ...curve.map((c) => c.n_params).reverse()],
+        y: [...curve.map((c) => c.upper), ...curve.map((c) => c.lower).reverse()],
+        fill: "toself", fillcolor: MU.translucent(color, 0.15), line: { width: 0 },
+      },
+      {
+        name: "fitted law", type: "scatter", mode: "lines", line: { color, width: 2 },
+        x: curve.map((c) => c.n_params), y: curve.map((c) => c.mean),
+        hovertemplate: "N %{x:.3s}<br>fit %{y:.4f}<extra></extra>",
+      },
+      {
+        name: "validation loss (runs)", type: "scatter", mode: "markers",
+        x: fit.points.map((p) => p.n_params), y: fit.points.map((p) => p.loss),
+        text: fit.points.map((p) => `run ${p.run_id}, width ${p.width}, seed ${p.seed}`),
+        marker: { color, size: 8, line: { color: "#fff", width: 1 } },
+        hovertemplate: "%{text}<br>N %{x:.3s}<br>loss %{y:.4f}<extra></extra>",
+      },
+    ], MU.plotLayout({
+      xaxis: { type: "log", title: { text: "non-embedding parameters N" }, exponentformat: "SI" },
+      yaxis: { title: { text: "validation loss" },
+               range: MU.dataRange([...fit.points.map((p) => p.loss), ...curve.map((c) => c.mean)]) },
+    }), MU.plotConfig);
     await Plotly.react("residual-plot", [{
       name: "residuals", type: "scatter", mode: "markers",
       x: fit.points.map((p) => p.n_params), y: fit.points.map((p) => p.residual),
@@ -234,6 +262,17 @@
       MU.notice(status, "error", err.message);
     } finally {
       button.disabled = false;
+    }
+  });
+
+  document.getElementById("runs-csv").addEventListener("click", async () => {
+    try {
+      const runs = await MU.listAll("/v1/runs", { architecture_id: id, limit: 500 });
+      MU.downloadCsv(`mupredict-architecture-${id}-runs.csv`,
+        ["id", "width", "depth", "seed", "data_seed", "steps", "lr", "status", "attempts", "final_train_loss",
+          "val_loss", "n_params_non_embedding", "tokens_per_second", "error", "created_at", "finished_at"], runs);
+    } catch (err) {
+      MU.notice(messages, "error", `Could not download the runs: ${err.message}`);
     }
   });
 

@@ -13,6 +13,7 @@
   const messages = document.getElementById("messages");
   const rankingBody = document.querySelector("#ranking tbody");
   const percent = Math.round(MU.LEVEL * 100);
+  let ranked = []; // the candidates as last ranked, for the CSV download
   nInput.value = MU.fmtN(targetN);
   document.getElementById("target-label").textContent = `N = ${MU.fmtN(targetN)}`;
 
@@ -20,7 +21,7 @@
     const archs = await MU.listAll("/v1/architectures", { limit: 200 });
     picker.replaceChildren(...archs.map((arch) => el("label", { class: "check" },
       el("input", { type: "checkbox", name: "ids", value: arch.id, checked: ids.includes(arch.id) }),
-      arch.name, el("span", { class: "muted" }, `#${arch.id}`))));
+      MU.swatch(arch.id), arch.name, el("span", { class: "muted" }, `#${arch.id}`))));
     if (!archs.length) picker.replaceChildren(el("span", { class: "muted" }, "No architectures yet."));
   }
 
@@ -51,8 +52,8 @@
     });
   }
 
-  function traces(arch, fit, candidate, index) {
-    const color = MU.color(index);
+  function traces(arch, fit, candidate) {
+    const color = MU.archColor(arch.id);
     const curve = fit.curve;
     const group = `a${arch.id}`;
     const label = MU.plotText(arch.name); // the name as text, never as Plotly markup
@@ -97,7 +98,7 @@
     const p = candidate.probability_best;
     return el("tr", { "data-architecture-id": candidate.architecture_id },
       el("td", { class: "num" }, candidate.rank),
-      el("td", {}, el("a", { href: `/architectures/${candidate.architecture_id}` }, candidate.name),
+      el("td", {}, MU.swatch(candidate.architecture_id), el("a", { href: `/architectures/${candidate.architecture_id}` }, candidate.name),
         candidate.warnings.length ? el("span", { title: candidate.warnings.join("\n") }, " ⚠") : null),
       el("td", { class: "num" }, MU.fmtLoss(candidate.predicted_loss)),
       el("td", { class: "num" }, MU.fmtInterval(candidate.lower, candidate.upper)),
@@ -155,14 +156,48 @@
     const candidates = await rank(fitted);
     const byId = new Map(candidates.map((c) => [c.architecture_id, c]));
     rankingBody.replaceChildren(...candidates.map(rankingRow));
-    const data = fitted.flatMap(({ arch, fit }, i) => traces(arch, fit, byId.get(arch.id), i));
+    ranked = candidates;
+    const data = fitted.flatMap(({ arch, fit }) => traces(arch, fit, byId.get(arch.id)));
+    // The y-axis shows the proxies and the fitted means (and the predictions); a band that leaves it is
+    // marked where it does, with its extent in the hover, instead of stretching the axis.
+    const range = MU.dataRange(fitted.flatMap(({ arch, fit }) => [
+      ...fit.points.map((p) => p.loss), ...fit.curve.map((c) => c.mean),
+      ...(byId.has(arch.id) ? [byId.get(arch.id).predicted_loss] : []),
+    ]));
+    for (const { arch, fit } of fitted) {
+      const label = MU.plotText(arch.name);
+      const candidate = byId.get(arch.id);
+      const edges = [...fit.curve.map((c) => [c.n_params, c.lower, c.upper]),
+        ...(candidate ? [[targetN, candidate.lower, candidate.upper]] : [])];
+      const above = edges.filter((e) => e[2] > range[1]);
+      const below = edges.filter((e) => e[1] < range[0]);
+      for (const [side, off, y, symbol] of [["above", above, range[1], "triangle-up"], ["below", below, range[0], "triangle-down"]]) {
+        if (!off.length) continue;
+        const first = off[0];
+        const extreme = side === "above" ? Math.max(...off.map((e) => e[2])) : Math.min(...off.map((e) => e[1]));
+        data.push({
+          name: `${label} · band off scale`, legendgroup: `a${arch.id}`, showlegend: false, type: "scatter",
+          mode: "markers", x: [first[0]], y: [y], cliponaxis: false,
+          marker: { color: MU.archColor(arch.id), size: 11, symbol },
+          hovertemplate: `${label}: its ${percent}% band leaves the plot ${side} N %{x:.3s}, reaching ` +
+            `${extreme.toFixed(3)}<extra></extra>`,
+        });
+      }
+    }
     await Plotly.newPlot("compare-plot", data, MU.plotLayout({
       xaxis: { type: "log", title: { text: "non-embedding parameters N" }, exponentformat: "SI" },
-      yaxis: { title: { text: "validation loss" } },
+      yaxis: { title: { text: "validation loss" }, range },
       shapes: [{ type: "line", xref: "x", yref: "paper", x0: targetN, x1: targetN, y0: 0, y1: 1,
                  line: { color: "#5f6b7a", width: 1, dash: "dot" } }],
     }), MU.plotConfig);
   }
+
+  document.getElementById("ranking-csv").addEventListener("click", () => {
+    MU.downloadCsv(`mupredict-ranking-N${targetN}.csv`,
+      ["rank", "architecture_id", "name", "n_params", "predicted_loss", "lower", "upper", "level",
+        "probability_best", "extrapolation_factor", "warnings"],
+      ranked.map((c) => ({ ...c, n_params: targetN, level: MU.LEVEL, warnings: c.warnings.join(" | ") })));
+  });
 
   Promise.all([
     fillPicker(),

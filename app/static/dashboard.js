@@ -142,6 +142,38 @@ const MU = (() => {
     return COLORS[index % COLORS.length];
   }
 
+  /** An architecture's colour, from its id: the same on every page and in every comparison. */
+  function archColor(id) {
+    return COLORS[(id - 1) % COLORS.length];
+  }
+
+  /** A small square in the architecture's colour, beside its name in tables. */
+  function swatch(id) {
+    return el("span", { class: "swatch", style: `background:${archColor(id)}`, "aria-hidden": "true" });
+  }
+
+  /** The y-range that shows the measured losses and fitted means: a band far wider than the data
+      (a poorly constrained fit, a far target) no longer squashes every other curve flat. */
+  function dataRange(values, pad = 0.08) {
+    const finite = values.filter((v) => Number.isFinite(v));
+    const [lo, hi] = [Math.min(...finite), Math.max(...finite)];
+    const margin = Math.max((hi - lo) * pad, 1e-3);
+    return [lo - margin, hi + margin];
+  }
+
+  /** Rows as a CSV file the browser downloads (quoted where needed). */
+  function downloadCsv(filename, columns, rows) {
+    const cell = (v) => {
+      const s = v == null ? "" : String(v);
+      return /[",\n]/.test(s) ? `"${s.replace(/"/g, '""')}"` : s;
+    };
+    const text = [columns.join(","), ...rows.map((r) => columns.map((c) => cell(r[c])).join(","))].join("\n") + "\n";
+    const link = el("a", { href: URL.createObjectURL(new Blob([text], { type: "text/csv" })), download: filename });
+    document.body.append(link);
+    link.click();
+    link.remove();
+  }
+
   /** "#2f5fd0" → "rgba(47,95,208,a)", for prediction bands. */
   function translucent(hex, alpha) {
     const v = parseInt(hex.slice(1), 16);
@@ -233,7 +265,7 @@ const MU = (() => {
 
   return {
     fmtFactor, fmtExtrapolation, LEVEL, ApiError, api, listAll, el, notice, fmtN, parseN, fmtLoss, fmtInterval, runCounts, canFit,
-    notFittedReason, color, translucent, plotConfig, plotLayout, ready, describeDetail, fieldPath, minWidths,
+    notFittedReason, color, archColor, swatch, dataRange, downloadCsv, translucent, plotConfig, plotLayout, ready, describeDetail, fieldPath, minWidths,
     fmtLr, fmtDuration, fmtSigned, plot, plotMessage, plotText,
   };
 })();

@@ -42,7 +42,7 @@
     return el("tr", { "data-architecture-id": arch.id },
       el("td", {}, select),
       el("td", { class: "num" }, rank ?? "—"),
-      el("td", {}, el("a", { href: `/architectures/${arch.id}` }, arch.name), " ",
+      el("td", {}, MU.swatch(arch.id), el("a", { href: `/architectures/${arch.id}` }, arch.name), " ",
         el("span", { class: "muted mono" }, arch.spec_hash.slice(0, 8))),
       el("td", {}, MU.runCounts(arch.runs)),
       ...cells,

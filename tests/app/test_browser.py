@@ -9,6 +9,7 @@ pages send from their token field. Every page must load with no console error an
 
 from __future__ import annotations
 
+import csv
 import math
 import shutil
 from collections.abc import Iterator
@@ -553,3 +554,94 @@ def test_api_docs_render_offline(watched: Watched, site: Site, path: str, render
     assert len(logo) <= (1 if path == "/redoc" else 0)
     watched.errors[:] = [e for e in watched.errors if e not in logo]
     _screenshot(page, f"docs{path.replace('/', '-')}")
+
+
+@pytest.mark.parametrize("width", [1024, 1400, 1920])
+def test_no_page_scrolls_sideways_from_1024_to_1920_px(browser: Browser, site: Site, width: int) -> None:
+    """Issue 20 point 5: every page fits its viewport, and no card, table box or table inside overflows
+    (the ranking table used to spill out of its card at 1400 px and scroll the page at 1024)."""
+    a, b, c = site.ids.values()
+    context = browser.new_context(viewport={"width": width, "height": 900})
+    page = context.new_page()
+    try:
+        for path in ("/", f"/compare?ids={a},{b},{c}", f"/architectures/{a}", "/submit"):
+            page.goto(site.url + path)
+            page.wait_for_selector("body[data-ready=true]")
+            overflow = page.evaluate(
+                """() => ({
+                  page: document.documentElement.scrollWidth - window.innerWidth,
+                  boxes: [...document.querySelectorAll('main, .card, .table-box, table')]
+                    .filter((el) => el.scrollWidth > el.clientWidth + 1)
+                    .map((el) => `${el.tagName}#${el.id}: ${el.scrollWidth} > ${el.clientWidth}`),
+                })"""
+            )
+            assert overflow["page"] <= 0 and overflow["boxes"] == [], (width, path, overflow)
+    finally:
+        context.close()
+
+
+def _download(page: Page, button: str) -> list[list[str]]:
+    """Click a CSV button; the downloaded file's rows."""
+    with page.expect_download() as info:
+        page.click(button)
+    return list(csv.reader(Path(info.value.path()).read_text().splitlines()))
+
+
+def test_colours_follow_the_architecture_and_the_y_axis_follows_the_data(
+    watched: Watched, site: Site
+) -> None:
+    """Issue 20 point 5: a design keeps its colour whatever it is compared with; the y-range covers the
+    measured losses and fitted means, and every band that leaves it is marked where it does; the
+    ranking downloads as CSV."""
+    a, b, c = site.ids["gelu-base"], site.ids["swiglu-rope"], site.ids["waiting-relu2"]
+    colours = {}
+    for ids in (f"{a},{b}", f"{b},{a},{c}"):
+        page = _open(watched, site, f"/compare?ids={ids}&n=1e13")
+        fits = page.evaluate(
+            """() => document.getElementById('compare-plot').data
+                 .filter(t => t.name.endsWith(' · fit')).map(t => [t.legendgroup, t.line.color])"""
+        )
+        for group, colour in fits:
+            assert colours.setdefault(group, colour) == colour, (ids, group)
+    assert len(colours) == 2 and len(set(colours.values())) == 2
+    swatch = page.locator(f'#ranking tr[data-architecture-id="{b}"] .swatch').get_attribute("style")
+    assert swatch is not None and colours[f"a{b}"] in swatch.replace(" ", "")
+
+    check = page.evaluate(
+        """() => { const p = document.getElementById('compare-plot');
+                   const [lo, hi] = p.layout.yaxis.range;
+                   const shown = p.data.filter(t => / · (proxies|fit)$/.test(t.name)).flatMap(t => t.y);
+                   const bands = p.data.filter(t => t.name.endsWith('band'));
+                   const group = (t) => t.legendgroup;
+                   const leaving = bands.filter(t => t.y.some(y => y > hi || y < lo)).map(group);
+                   const marked = p.data.filter(t => t.name.endsWith('band off scale')).map(group);
+                   return { inside: shown.every(y => y >= lo && y <= hi), leaving, marked }; }"""
+    )
+    assert check["inside"]
+    assert sorted(set(check["leaving"])) == sorted(set(check["marked"]))
+
+    rows = _download(page, "#ranking-csv")
+    assert rows[0][:3] == ["rank", "architecture_id", "name"] and len(rows) == 3
+    assert [r[0] for r in rows[1:]] == ["1", "2"] and {r[1] for r in rows[1:]} == {str(a), str(b)}
+    assert all(float(r[4]) > 0 and r[3] == "10000000000000" for r in rows[1:])
+
+
+def test_architecture_page_plots_the_fit_over_its_validation_losses(watched: Watched, site: Site) -> None:
+    arch = site.ids["gelu-base"]
+    page = _open(watched, site, f"/architectures/{arch}")
+    page.wait_for_function("document.getElementById('fit-plot').data?.length === 3")
+    fit = httpx.get(f"{site.url}/v1/architectures/{arch}/fit").json()
+    plotted = page.evaluate(
+        "document.getElementById('fit-plot').data.map(t => [t.name, t.y.length, t.fillcolor ?? ''])"
+    )
+    assert [name for name, _, _ in plotted] == [
+        "90% band (expected loss)",
+        "fitted law",
+        "validation loss (runs)",
+    ]
+    losses = page.evaluate("document.getElementById('fit-plot').data[2].y")
+    assert losses == pytest.approx([p["loss"] for p in fit["points"]])
+    rows = _download(page, "#runs-csv")
+    runs = httpx.get(f"{site.url}/v1/runs", params={"architecture_id": arch, "limit": 500}).json()["items"]
+    assert rows[0][:4] == ["id", "width", "depth", "seed"] and len(rows) == len(runs) + 1
+    assert sorted(int(r[0]) for r in rows[1:]) == sorted(r["id"] for r in runs)
