@@ -193,3 +193,32 @@ def test_the_readme_client_commands_run_in_order(server: tuple[str, Engine]) -> 
             )
             assert done.returncode == 0, f"{command}: {done.stderr[-2000:]}"
     assert "wins with probability" in done.stdout  # the last one, compare, printed its table
+
+
+def test_the_readme_concepts_block_runs(server: tuple[str, Engine]) -> None:
+    """The LR-tuning calls of the Concepts section, on an architecture registered the README's way."""
+    url, engine = server
+    setup = (
+        "import json\nfrom app.client import Client\n"
+        f"client = Client({url!r})\n"
+        "arch = client.create_architecture(json.load(open('examples/specs/gpt_gelu.json')))\n"
+    )
+    code = setup + _section_block("## Concepts", "python") + "\nassert tuning.status == 'succeeded'\n"
+    with StandInWorker(engine):
+        done = subprocess.run(
+            [sys.executable, "-c", code], cwd=ROOT, capture_output=True, text=True, timeout=300
+        )
+    assert done.returncode == 0, done.stderr[-3000:]
+
+
+@pytest.mark.slow
+def test_the_readme_train_command_trains_as_written() -> None:
+    """`mupredict train` exactly as the README shows it (one real proxy: about a minute on 2 cores)."""
+    command = next(c for c in _commands(_section_block("### Command line", "bash")) if " train " in c)
+    mupredict = Path(sys.executable).with_name("mupredict")
+    done = subprocess.run(
+        [str(mupredict), *shlex.split(command)[1:]], cwd=ROOT, capture_output=True, text=True, timeout=600
+    )
+    assert done.returncode == 0, done.stderr[-3000:]
+    run = json.loads(done.stdout[done.stdout.index("{") :])
+    assert run["status"] == "succeeded" and run["width"] == 64 and run["steps"] == 1500
