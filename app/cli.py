@@ -63,7 +63,9 @@ def serve(
 
 @cli.command()
 def worker(
-    device: str = typer.Option("auto", help="Training device: auto, cpu, cuda or cuda:N."),
+    device: str | None = typer.Option(
+        None, help="Training device: auto, cpu, cuda or cuda:N (default: MUPREDICT_DEVICE, else auto)."
+    ),
     once: bool = typer.Option(False, "--once", help="Exit when the queue is empty instead of polling."),
     max_runs: int | None = typer.Option(None, help="Exit after this many runs."),
     worker_id: str | None = typer.Option(None, help="Lease owner name (default host:pid:random)."),
@@ -76,13 +78,14 @@ def worker(
     from app.settings import get_settings
     from app.worker import Worker
 
+    settings = get_settings()
     try:  # a worker that cannot use its device would fail every run it claims: refuse to start
-        trainer.resolve_device(device)
+        trainer.resolve_device(device or settings.device)
     except trainer.DeviceUnavailable as err:
         typer.echo(f"error: --device: {err}", err=True)
         raise typer.Exit(code=2) from err
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
-    pool_worker = Worker(get_settings(), device=device, worker_id=worker_id, poll_seconds=poll_seconds)
+    pool_worker = Worker(settings, device=device, worker_id=worker_id, poll_seconds=poll_seconds)
     pool_worker.install_signal_handlers()
     done = pool_worker.run(once=once, max_runs=max_runs)
     typer.echo(f"worker {pool_worker.worker_id}: {done} run(s) processed")
@@ -221,6 +224,11 @@ def train(
     except trainer.DeviceUnavailable as err:
         typer.echo(f"error: --device: {err}", err=True)
         raise typer.Exit(code=2) from err
+    from app.settings import Settings
+
+    # Any local file may be read (this is the user's own machine); the corpus cache is the settings'.
+    cache = Settings().cache_dir
+    access = trainer.CorpusAccess(cache_dir=cache) if cache is not None else None
     total = steps if steps is not None else spec.training.steps
     columns = (
         TextColumn("[bold]{task.description}"),
@@ -239,7 +247,15 @@ def train(
 
         try:
             result = trainer.train(
-                spec, width, seed=seed, steps=steps, lr=lr, device=device, progress=report, compile=compile
+                spec,
+                width,
+                seed=seed,
+                steps=steps,
+                lr=lr,
+                device=device,
+                progress=report,
+                compile=compile,
+                corpus_access=access,
             )
         except (trainer.CorpusError, ValueError) as err:
             bar.stop()

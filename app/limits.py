@@ -16,12 +16,14 @@ MAX_DEPTH = 256  # ArchitectureSpec.n_layers' bound
 
 
 def corpus_access(settings: Settings) -> CorpusAccess:
-    """The data roots and corpus caps of these settings, as the trainer takes them."""
+    """The data roots, corpus caps and corpus cache of these settings, as the trainer takes them."""
+    cache = {"cache_dir": settings.cache_dir} if settings.cache_dir is not None else {}
     return CorpusAccess(
         roots=settings.data_roots,
         allow_builtin=settings.allows_builtin,
         max_bytes=settings.max_corpus_bytes,
         max_files=settings.max_corpus_files,
+        **cache,
     )
 
 

@@ -8,7 +8,7 @@ from functools import lru_cache
 from pathlib import Path
 from typing import Annotated
 
-from pydantic import Field, SecretStr, field_validator
+from pydantic import Field, SecretStr, field_validator, model_validator
 from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
 
 BUILTIN = "builtin"  # the entry of data_dirs that allows the built-in corpus (trainer/data.py)
@@ -76,7 +76,23 @@ class Settings(BaseSettings):
     lease_seconds: float = Field(
         60.0, gt=0, description="How long a claimed run stays leased without a heartbeat before requeue."
     )
-    heartbeat_seconds: float = Field(10.0, gt=0, description="How often a worker renews its lease.")
+    heartbeat_seconds: float = Field(
+        2.0,
+        gt=0,
+        description="How often a worker renews its lease and writes its run's progress (loss, tokens/s): "
+        "the dashboard's and wait_for's refresh. Keep it well under MUPREDICT_LEASE_SECONDS.",
+    )
+    device: str = Field(
+        "auto",
+        max_length=32,
+        description="A worker's training device: auto (CUDA when present), cpu, cuda:N.",
+    )
+    compile: bool = Field(False, description="torch.compile each proxy (pays off on CUDA, not on CPU).")
+    cache_dir: Path | None = Field(
+        None,
+        description="Where workers keep tokenized corpora, keyed by their fingerprint (unset: the "
+        "trainer's default, ~/.cache/mupredict).",
+    )
     max_attempts: int = Field(3, ge=1, description="Claims of one run before it is marked failed.")
     min_runs_for_fit: int = Field(
         4, ge=3, description="Finished proxy widths needed before a scaling law is fitted."
@@ -106,6 +122,16 @@ class Settings(BaseSettings):
     ready_timeout: float = Field(
         5.0, gt=0, description="`/readyz` answers 503 when the database has not answered within this time."
     )
+
+    @model_validator(mode="after")
+    def _heartbeat_within_lease(self) -> Settings:
+        # A lease must survive a missed heartbeat or two (a slow commit, a pause for the collector).
+        if self.heartbeat_seconds * 3 > self.lease_seconds:
+            raise ValueError(
+                f"MUPREDICT_HEARTBEAT_SECONDS {self.heartbeat_seconds:g} must be at most a third of "
+                f"MUPREDICT_LEASE_SECONDS {self.lease_seconds:g}: raise the lease or beat more often"
+            )
+        return self
 
     @field_validator("api_token", mode="before")
     @classmethod

@@ -55,13 +55,13 @@ class Worker:
         self,
         settings: Settings,
         *,
-        device: str = "auto",
+        device: str | None = None,
         worker_id: str | None = None,
         poll_seconds: float = 2.0,
         max_backoff_seconds: float = 30.0,
     ) -> None:
         self.settings = settings
-        self.device = device
+        self.device = device or settings.device  # an explicit --device wins over MUPREDICT_DEVICE
         self.worker_id = worker_id or default_worker_id()
         self.poll_seconds = poll_seconds
         self.max_backoff_seconds = max_backoff_seconds
@@ -152,6 +152,7 @@ class Worker:
                 steps=claimed.steps,
                 lr=claimed.lr,
                 device=self.device,
+                compile=self.settings.compile,
                 corpus_access=self.corpus_access,
                 progress=beat.on_progress,
                 should_stop=lambda: self.stopping.is_set() or beat.lease_lost.is_set(),
@@ -213,7 +214,7 @@ class _Heartbeat(threading.Thread):
     def __init__(self, worker: Worker, claimed: queue.ClaimedRun) -> None:
         super().__init__(name=f"heartbeat-{claimed.id}", daemon=True)
         self.worker, self.claimed = worker, claimed
-        self.interval = min(worker.settings.heartbeat_seconds, 2.0)
+        self.interval = worker.settings.heartbeat_seconds
         self.lease_lost = threading.Event()
         self._done = threading.Event()
         self._lock = threading.Lock()

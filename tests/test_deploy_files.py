@@ -78,7 +78,7 @@ def test_every_command_exists_in_the_cli(compose: dict[str, Any]) -> None:
 
 
 def test_environment_names_real_settings(compose: dict[str, Any]) -> None:
-    fields = {f"MUPREDICT_{name.upper()}" for name in Settings.model_fields} | {"MUPREDICT_CACHE_DIR"}
+    fields = {f"MUPREDICT_{name.upper()}" for name in Settings.model_fields}
     for name in ("api", "worker"):
         env = compose["services"][name]["environment"]
         assert env["MUPREDICT_DATABASE_URL"].startswith("postgresql+psycopg://")

@@ -32,7 +32,7 @@ import sys
 import sysconfig
 import tempfile
 from collections.abc import Iterable, Iterator
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 
 import numpy as np
@@ -47,6 +47,7 @@ _SKIP_DIRS = {"site-packages", "dist-packages", "__pycache__"}
 _BINARY_PROBE_BYTES = 8192
 DEFAULT_MAX_CORPUS_BYTES = 2 * 1024**3  # bytes one corpus may read (text is held in memory to tokenize)
 DEFAULT_MAX_CORPUS_FILES = 100_000  # files and folders one folder source may walk
+DEFAULT_CACHE_DIR = Path.home() / ".cache" / "mupredict"  # the settings' default too (app.settings)
 
 
 class CorpusError(ValueError):
@@ -65,6 +66,9 @@ class CorpusAccess:
     allow_builtin: bool = True  # whether the source "builtin" (the stdlib sources) may be used
     max_bytes: int = DEFAULT_MAX_CORPUS_BYTES  # most bytes read for one corpus (text or .bin)
     max_files: int = DEFAULT_MAX_CORPUS_FILES  # most files and folders walked under a folder source
+    # Where tokenized corpora are kept, keyed by fingerprint. The trainer reads no environment: a worker
+    # passes its settings' MUPREDICT_CACHE_DIR (app.limits.corpus_access), so a .env file applies too.
+    cache_dir: Path = field(default_factory=lambda: DEFAULT_CACHE_DIR)
 
     def __post_init__(self) -> None:
         if self.roots is not None:  # resolved once: every file of a folder source is checked against them
@@ -136,10 +140,6 @@ def _windows(tokens: np.ndarray, starts: np.ndarray, context_length: int) -> tup
     return np.ascontiguousarray(rows[:, :-1]), np.ascontiguousarray(rows[:, 1:])
 
 
-def cache_dir() -> Path:
-    return Path(os.environ.get("MUPREDICT_CACHE_DIR") or Path.home() / ".cache" / "mupredict")
-
-
 def load_corpus(dataset_ref: DatasetSpec | str, access: CorpusAccess | None = None) -> Corpus:
     """Load (from cache when possible) the corpus a DatasetSpec, or a bare source string, names.
 
@@ -174,7 +174,7 @@ def load_corpus(dataset_ref: DatasetSpec | str, access: CorpusAccess | None = No
         digest.update(len(doc).to_bytes(8, "little"))
         digest.update(doc)
     fingerprint = digest.hexdigest()
-    folder = cache_dir() / "corpora" / fingerprint
+    folder = access.cache_dir / "corpora" / fingerprint
     try:
         train = np.load(folder / "train.npy", mmap_mode="r")
         val = np.load(folder / "val.npy", mmap_mode="r")

@@ -24,7 +24,9 @@ def one_thread() -> Iterator[None]:
 def corpus_cache(tmp_path_factory: pytest.TempPathFactory) -> Iterator[None]:
     """Tokenized corpora go to a temporary folder, never the user's ~/.cache."""
     with pytest.MonkeyPatch.context() as patch:
-        patch.setenv("MUPREDICT_CACHE_DIR", str(tmp_path_factory.mktemp("cache")))
+        # The trainer's own default (it reads no environment); workers pass their settings' folder.
+        patch.setattr("trainer.data.DEFAULT_CACHE_DIR", tmp_path_factory.mktemp("cache"))
+        patch.setenv("MUPREDICT_CACHE_DIR", str(tmp_path_factory.mktemp("cli-cache")))  # `mupredict train`
         yield
 
 
