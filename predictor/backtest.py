@@ -98,19 +98,19 @@ def backtest(
     ``"expected"`` when y holds means over many seeds. `options` go to `predictor.fit` (seeds, weights,
     loss, delta, n_bootstrap, seed, bootstrap_scheme); `seeds` labels every point, held out or not.
     """
-    spec = check_law(law)
+    form = check_law(law)
     weights = options.pop("weights", None)
-    x_arr, y_arr, w = check_data(spec, x, y, weights)
+    x_arr, y_arr, w = check_data(form, x, y, weights)
     widths = np.unique(x_arr[:, 0])
     if not 1 <= holdout < len(widths):
         raise ValueError(f"holdout must be between 1 and {len(widths) - 1} (distinct N − 1); got {holdout}")
     cut = widths[-holdout]
     held = x_arr[:, 0] >= cut
     kept_distinct = len(np.unique(x_arr[~held], axis=0))
-    if kept_distinct < spec.n_params + 1:
+    if kept_distinct < form.n_params + 1:
         raise ValueError(
             f"holdout={holdout} leaves {kept_distinct} distinct x values; {law} needs "
-            f"{spec.n_params + 1}: hold out fewer points or add smaller proxies"
+            f"{form.n_params + 1}: hold out fewer points or add smaller proxies"
         )
     one_column = x_arr.shape[1] == 1
     train_x, query = (x_arr[~held, 0], x_arr[held, 0]) if one_column else (x_arr[~held], x_arr[held])

@@ -55,7 +55,7 @@ def compare(
     """Rank `fits` at x (a scalar N) by expected loss, with P(best) paired by seed (module docstring)."""
     if len(fits) < 2:
         raise ValueError(f"compare takes at least two fits; got {len(fits)}")
-    if any(len(f.law_spec.columns) != 1 for f in fits):
+    if any(len(f.law_form.columns) != 1 for f in fits):
         raise ValueError("compare ranks one-column laws (N or C) at one x; predict chinchilla fits directly")
     predictions = [f.predict(x, level=level, interval="expected") for f in fits]
     means = np.log([float(p.mean) for p in predictions])
@@ -90,7 +90,7 @@ def compare(
 
 def _influence(fit: FitResult, x: float) -> Array:
     """d log L̂(x) / d log y_i for each run i (n,): gᵀ(JᵀWJ)⁻¹JᵀW over the free parameters."""
-    law = fit.law_spec
+    law = fit.law_form
     theta = law.to_internal(fit.param_array, Scales.none(1))
     free = ~np.array([fit.at_bound[name] for name in law.param_names])
     _, jac = law.log_value_and_jacobian(theta, np.log(fit.x.reshape(-1, 1)))  # (n, p)

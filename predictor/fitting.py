@@ -75,11 +75,11 @@ def fit(
     ``"residual"`` or ``"cases"``, see predictor.bootstrap); intervals never need it.
     Raises ValueError, naming the fix, for input that cannot be fitted.
     """
-    spec = check_law(law)
+    form = check_law(law)
     check_options(loss, delta, n_bootstrap)
     if bootstrap_scheme not in SCHEMES:
         raise ValueError(f"unknown bootstrap_scheme {bootstrap_scheme!r}: choose one of {', '.join(SCHEMES)}")
-    x_arr, y_arr, w = check_data(spec, x, y, weights)
+    x_arr, y_arr, w = check_data(form, x, y, weights)
     seed_labels = check_seeds(seeds, len(y_arr))
 
     # Work in units of the data's geometric means (see predictor.laws): well-conditioned and unit-free.
@@ -89,13 +89,13 @@ def fit(
     log_y = raw_log_y - scales.log_y
     group_keys = np.unique(x_arr, axis=0, return_inverse=True)[1].reshape(-1)
 
-    n, p = len(y_arr), spec.n_params
+    n, p = len(y_arr), form.n_params
     point, noise, fit_w, delta = _fit_with_noise(
-        spec, raw_log_x, log_x, log_y, w, group_keys, seed_labels, loss, delta
+        form, raw_log_x, log_x, log_y, w, group_keys, seed_labels, loss, delta
     )
     theta = point.theta
-    natural = spec.to_natural(theta, scales)
-    fitted_log = spec.log_value(theta, log_x)
+    natural = form.to_natural(theta, scales)
+    fitted_log = form.log_value(theta, log_x)
     log_resid = log_y - fitted_log
     fitted = np.exp(fitted_log + scales.log_y)
 
@@ -106,7 +106,7 @@ def fit(
     ss_tot = float(np.sum(w * (y_arr - mean_y) ** 2))
     r2 = 1.0 - float(np.sum(w * (y_arr - fitted) ** 2)) / ss_tot if ss_tot > 0 else float("nan")
 
-    low, high = np.array(spec.bounds()).T
+    low, high = np.array(form.bounds()).T
     at_bound = (theta - low < BOUND_TOLERANCE) | (high - theta < BOUND_TOLERANCE)
     # The shape noise scales the covariance; when the law itself misfits beyond the seed noise, the
     # residual mean square (lack of fit included) does, with its own dof.
@@ -115,20 +115,20 @@ def fit(
         sigma2, sigma_dof = max(chisqr / max(n - p, 1), noise.shape), max(n - p, 1)
     else:
         sigma2, sigma_dof = noise.shape, noise.shape_dof
-    gn_cov, condition = _gauss_newton_covariance(spec, theta, log_x, fit_w, at_bound, sigma2)
-    nat_jac = spec.natural_jacobian(theta, scales)
+    gn_cov, condition = _gauss_newton_covariance(form, theta, log_x, fit_w, at_bound, sigma2)
+    nat_jac = form.natural_jacobian(theta, scales)
     covariance = nat_jac @ gn_cov @ nat_jac.T
     groups = Groups.of(x_arr)
 
     draws: Draws | None = None
     boot_natural = np.empty((0, p))
     if n_bootstrap > 0:
-        draws = bootstrap(spec, theta, log_x, log_y, w, loss, delta, bootstrap_scheme, n_bootstrap, seed)
-        boot_natural = spec.to_natural(draws.theta, scales)
+        draws = bootstrap(form, theta, log_x, log_y, w, loss, delta, bootstrap_scheme, n_bootstrap, seed)
+        boot_natural = form.to_natural(draws.theta, scales)
         usable = boot_natural[draws.converged] if draws.converged.sum() > p else boot_natural
         covariance = np.atleast_2d(np.cov(usable, rowvar=False))
 
-    names = spec.param_names
+    names = form.param_names
     stderr: dict[str, float | None] = {}
     for i, name in enumerate(names):
         var = covariance[i, i]
@@ -136,7 +136,7 @@ def fit(
         stderr[name] = float(np.sqrt(var)) if usable_err else None
 
     result = FitResult(
-        law=spec.name,
+        law=form.name,
         params={name: float(v) for name, v in zip(names, natural, strict=True)},
         stderr=stderr,
         covariance=covariance,
@@ -171,7 +171,7 @@ def fit(
         n_iterations=point.n_iterations,
         seed=int(seed),
     )
-    result.warnings = _fit_warnings(result, spec)
+    result.warnings = _fit_warnings(result, form)
     return result
 
 

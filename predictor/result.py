@@ -70,7 +70,7 @@ class FitResult:
     _profiles: dict[bytes, Profile] = field(default_factory=dict, repr=False, compare=False)
 
     @property
-    def law_spec(self) -> Law:
+    def law_form(self) -> Law:
         return LAWS[self.law]
 
     @property
@@ -80,19 +80,19 @@ class FitResult:
 
     @property
     def param_array(self) -> Array:
-        return np.array([self.params[name] for name in self.law_spec.param_names])
+        return np.array([self.params[name] for name in self.law_form.param_names])
 
     # --- prediction ----------------------------------------------------------------------------
 
     def _query(self, x: Any) -> tuple[Array, bool]:
         """Queried x as (m, n_columns) and whether it was a single point."""
-        columns = len(self.law_spec.columns)
+        columns = len(self.law_form.columns)
         arr = np.asarray(x, dtype=float)
         scalar = arr.ndim == 0 if columns == 1 else arr.ndim == 1
         rows = arr.reshape(-1, columns) if columns > 1 or arr.ndim <= 1 else arr
         if rows.ndim != 2 or rows.shape[1] != columns or (columns > 1 and arr.ndim > 2):
             raise ValueError(
-                f"{self.law} predicts at {columns}-column x ({', '.join(self.law_spec.columns)}); "
+                f"{self.law} predicts at {columns}-column x ({', '.join(self.law_form.columns)}); "
                 f"got shape {arr.shape}"
             )
         if not np.all(np.isfinite(rows)) or np.any(rows <= 0):
@@ -155,7 +155,7 @@ class FitResult:
             )
         factor = rows[:, 0] / self.x_range[1]
         warnings = self._query_warnings(rows, factor)
-        one_column = len(self.law_spec.columns) == 1
+        one_column = len(self.law_form.columns) == 1
 
         def shaped(values: Array) -> float | Array:
             return float(values[0]) if scalar else values
@@ -196,7 +196,7 @@ class FitResult:
             key = row.tobytes()
             if key not in self._profiles:
                 self._profiles[key] = Profile(
-                    self.law_spec, self.param_array, self._x_matrix(), self.y, self.weights, self.sigma2,
+                    self.law_form, self.param_array, self._x_matrix(), self.y, self.weights, self.sigma2,
                     row, float(t_ninety * sds[i]), self.loss, loss_delta,
                 )  # fmt: skip
             prof = self._profiles[key]
@@ -218,7 +218,7 @@ class FitResult:
 
     def log_value_and_gradient(self, log_x: Array) -> tuple[Array, Array]:
         """log L at log x (m, columns) and its gradient with respect to the natural parameters (m, p)."""
-        law = self.law_spec
+        law = self.law_form
         theta = law.to_internal(self.param_array, Scales.none(len(law.columns)))
         value, jac = law.log_value_and_jacobian(theta, log_x)
         # d internal / d natural: 1/coefficient for log coefficients, 1 for exponents. A coefficient at
@@ -232,7 +232,7 @@ class FitResult:
     def _query_warnings(self, rows: Array, factor: Array) -> list[str]:
         out = list(self.warnings)
         worst = float(factor.max())
-        name = self.law_spec.columns[0]
+        name = self.law_form.columns[0]
         if worst > EXTRAPOLATION_FAR:
             out.append(
                 f"{name}={rows[:, 0].max():.3g} is {worst:.0f}× the largest fitted {name} "
@@ -245,17 +245,17 @@ class FitResult:
             )
         if float(rows[:, 0].min()) < self.x_range[0]:
             out.append(f"a query lies below the smallest fitted {name} ({self.x_range[0]:.3g})")
-        if len(self.law_spec.columns) > 1:
+        if len(self.law_form.columns) > 1:
             top = float(np.max(self.x[:, 1:], axis=0).max())
             if float(rows[:, 1:].max()) > EXTRAPOLATION_WARN * top:
-                out.append(f"a query's {self.law_spec.columns[1]} is over 10× the largest fitted one")
+                out.append(f"a query's {self.law_form.columns[1]} is over 10× the largest fitted one")
         return out
 
     # --- presentation --------------------------------------------------------------------------
 
     def report(self, min_correl: float = 0.1) -> str:
         """A plain-text report in the manner of lmfit's fit_report."""
-        law = self.law_spec
+        law = self.law_form
         distinct = law.columns[0] if len(law.columns) == 1 else f"({', '.join(law.columns)})"
         lines = [
             "[[Model]]",

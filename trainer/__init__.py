@@ -1,6 +1,6 @@
 """trainer: μP-parametrized transformer proxies, trained on real offline data. Pure compute.
 
-Public surface (DESIGN.md): ArchitectureSpec, build_model, make_optimizer, count_params, train,
+Public surface: ArchitectureSpec, build_model, make_optimizer, count_params, train,
 RunResult, Progress, TrainingStopped, load_corpus, Corpus, CorpusAccess, CorpusError. N means
 non-embedding parameters throughout (trainer/accounting.py). Every μP rule is in trainer/mup.py.
 """

@@ -1,6 +1,6 @@
 """Every μP rule of the trainer, in one file, each next to its source.
 
-Notation (DESIGN.md): m = width / base_width, per matrix fan_in / base_fan_in; m_L = n_layers / base_depth;
+Notation: m = width / base_width, per matrix fan_in / base_fan_in; m_L = n_layers / base_depth;
 α = depth_alpha (0 width-only μP, ½ Depth-μP, 1 CompleteP). At the base shape m = m_L = 1 and every
 multiplier below is 1, so μP is exactly the base model with the spec's constants (σ, α_in, α_out,
 α_attn, base LR).
@@ -88,7 +88,7 @@ def forward_multipliers(spec: ArchitectureSpec, width: int) -> ForwardMultiplier
 
 
 def parameter_role(name: str) -> Role:
-    """Which row of the DESIGN.md table a parameter of trainer.model.GPT belongs to."""
+    """Which parameter group (a row of `multipliers`' rules below) a parameter of trainer.model.GPT is in."""
     if name == "wte.weight":
         return "embedding"
     if name == "wpe.weight":
@@ -112,7 +112,7 @@ def fan_in_mult(spec: ArchitectureSpec, width: int, name: str) -> float:
 
 
 def parameter_rule(spec: ArchitectureSpec, width: int, name: str) -> ParameterRule:
-    """Init std, LR multiplier and ε multiplier of one parameter (the DESIGN.md table)."""
+    """Init std, LR multiplier and ε multiplier of one parameter, each rule with its source above."""
     p = spec.parametrization
     role = parameter_role(name)
     sigma, alpha = p.init_std, p.depth_alpha

@@ -17,6 +17,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from trainer.model import MLP
 from trainer.spec import ArchitectureSpec
 
 
@@ -43,32 +44,13 @@ class PlainAttention(nn.Module):
         return self.out(y.transpose(1, 2).contiguous().view(B, T, C))  # (B, T, C)
 
 
-class PlainMLP(nn.Module):
-    def __init__(self, width: int, hidden: int, activation: str) -> None:
-        super().__init__()
-        self.activation = activation
-        self.up = nn.Linear(width, 2 * hidden if activation == "swiglu" else hidden, bias=False)
-        self.down = nn.Linear(hidden, width, bias=False)
-
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
-        h = self.up(x)  # (B, T, H) or (B, T, 2H)
-        if self.activation == "swiglu":
-            gate, value = h.chunk(2, dim=-1)
-            h = F.silu(gate) * value
-        elif self.activation == "relu2":
-            h = F.relu(h).square()
-        else:
-            h = F.gelu(h)
-        return self.down(h)  # (B, T, C)
-
-
 class PlainBlock(nn.Module):
     def __init__(self, spec: ArchitectureSpec, width: int) -> None:
         super().__init__()
         self.norm1 = _norm(spec, width)
         self.attn = PlainAttention(width, spec.head_dim)
         self.norm2 = _norm(spec, width)
-        self.mlp = PlainMLP(width, spec.ffn_hidden(width), spec.activation)
+        self.mlp = MLP(width, spec.ffn_hidden(width), spec.activation)  # no μP multiplier inside: shared
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         x = x + self.attn(self.norm1(x))  # (B, T, C)

@@ -1,6 +1,6 @@
 """Proofs that trainer/mup.py implements μP, in the manner of microsoft/mup's own tests.
 
-(a) every parameter's init std, Adam LR and ε follow the DESIGN.md table in m and m_L;
+(a) every parameter's init std, Adam LR and ε follow trainer/mup.py's rules in m and m_L;
 (b) at the base shape μP is exactly the plain base model, forward and under AdamW.
 The coordinate checks (flat under μP, growing under SP; along depth with CompleteP) are in
 test_coord_check.py, on the same trainer.coord_check the service serves.
