@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from typing import Annotated, Any
 
 import numpy as np
@@ -9,7 +10,7 @@ from fastapi import APIRouter, HTTPException, Query, Response, status
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
-from app import architectures, queue, tuning
+from app import architectures, listing, queue, tuning
 from app.cost import recent_throughput
 from app.deps import (
     FitCacheDep,
@@ -20,7 +21,7 @@ from app.deps import (
     WriteAccess,
     WriteSessionDep,
 )
-from app.fits import proxies_report, run_counts
+from app.fits import proxies_report
 from app.limits import check_source, check_stored_source, check_sweep, run_flops
 from app.models import Architecture
 from app.pagination import decode_cursor, encode_cursor
@@ -48,40 +49,38 @@ from trainer.spec import Text
 router = APIRouter(prefix="/v1/architectures", tags=["architectures"])
 
 
-def architecture_public(session: SessionDep, arch: Architecture) -> ArchitecturePublic:
+def architecture_public(session: Session, arch: Architecture) -> ArchitecturePublic:
     """The architecture with its spec (StoredSpecInvalid, a 409, when the stored spec no longer loads)."""
-    return ArchitecturePublic(**_listed(session, arch, architectures.stored_spec(arch)))
+    spec = architectures.stored_spec(arch)
+    return ArchitecturePublic(**_listed(arch, spec, *listing.summaries(session, [arch])[arch.id]))
 
 
-def architecture_list_item(session: SessionDep, arch: Architecture) -> ArchitectureListItem:
-    """The architecture as listed: a stored spec that no longer validates is flagged, not raised."""
-    try:
-        return ArchitectureListItem(**_listed(session, arch, architectures.stored_spec(arch)))
-    except architectures.StoredSpecInvalid as exc:
-        return ArchitectureListItem(**_listed(session, arch, None), valid=False, error=str(exc))
+def architecture_items(session: Session, archs: Sequence[Architecture]) -> list[ArchitectureListItem]:
+    """The architectures as listed: a stored spec that no longer validates is flagged, not raised."""
+    found = listing.summaries(session, archs)
+    items = []
+    for arch in archs:
+        try:
+            items.append(
+                ArchitectureListItem(**_listed(arch, architectures.stored_spec(arch), *found[arch.id]))
+            )
+        except architectures.StoredSpecInvalid as exc:
+            items.append(
+                ArchitectureListItem(**_listed(arch, None, *found[arch.id]), valid=False, error=str(exc))
+            )
+    return items
 
 
-def _listed(session: SessionDep, arch: Architecture, spec: ArchitectureSpec | None) -> dict[str, Any]:
-    latest = tuning.latest(session, arch.id)
-    summary = None
-    if latest is not None:
-        result = latest.result or {}
-        summary = TuningSummary(
-            id=latest.id,
-            status=tuning.effective_status(session, latest).value,
-            lr_star=result.get("lr_star"),
-            lower=result.get("lower"),
-            upper=result.get("upper"),
-            ladder_lr=tuning.ladder_lr(latest),
-            transfer={axis: t["verdict"] for axis, t in (result.get("transfer") or {}).items()},
-        )
+def _listed(
+    arch: Architecture, spec: ArchitectureSpec | None, runs: RunCounts, summary: TuningSummary | None
+) -> dict[str, Any]:
     return {
         "id": arch.id,
         "name": arch.name,
         "spec_hash": arch.spec_hash,
         "spec": spec,
         "created_at": arch.created_at,
-        "runs": RunCounts(**run_counts(session, arch.id)),
+        "runs": runs,
         "tuning": summary,
     }
 
@@ -155,7 +154,7 @@ async def list_architectures(
     # identical reads in flight together share one (app.db_slots).
     def page(session: Session) -> Page[ArchitectureListItem]:
         rows = session.scalars(query).all()
-        items = [architecture_list_item(session, a) for a in rows[:limit]]
+        items = architecture_items(session, rows[:limit])
         return Page(items=items, next_cursor=encode_cursor(rows[limit - 1].id) if len(rows) > limit else None)
 
     return await read.json(page)

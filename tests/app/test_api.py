@@ -10,7 +10,7 @@ import httpx
 import pytest
 from fastapi.testclient import TestClient
 from pydantic import SecretStr
-from sqlalchemy import func, select
+from sqlalchemy import Engine, event, func, select
 from sqlalchemy.orm import Session
 
 from app.api import create_app
@@ -318,3 +318,39 @@ def test_validate_reports_sizes_without_storing(api: TestClient) -> None:
     assert api.get("/v1/architectures").json()["items"] == []
     arch = _create(api)
     assert api.post("/v1/architectures/validate", json=spec_dict()).json()["architecture_id"] == arch["id"]
+
+
+def test_the_architecture_list_costs_the_same_queries_for_any_page_size(api: TestClient) -> None:
+    """Issue 15 point 5: no query per listed architecture (run counts and the latest tuning are read for
+    the whole page), and the counts and tunings are still each architecture's own."""
+    engine = api.app.state.engine  # type: ignore[attr-defined]
+    statements: list[str] = []
+
+    def count(_conn: object, _cursor: object, statement: str, *_args: object) -> None:
+        statements.append(statement)
+
+    def listed() -> tuple[int, list[dict]]:
+        statements.clear()
+        event.listen(Engine, "before_cursor_execute", count)
+        try:
+            items = api.get("/v1/architectures", params={"limit": 200}).json()["items"]
+        finally:
+            event.remove(Engine, "before_cursor_execute", count)
+        return len(statements), items
+
+    first = _create(api, name="a0")
+    _sweep(api, first["id"])
+    finish_runs(engine, first["id"])
+    tuned = api.post(f"/v1/architectures/{first['id']}/tuning", json={"widths": []})
+    assert tuned.status_code == 202, tuned.text
+    few, items = listed()
+    for i in range(1, 9):
+        _create(api, name=f"a{i}", ffn_ratio=1.0 + i / 8)
+    many, more = listed()
+    assert len(more) == 9 and many == few, (few, many)
+    assert more[0]["runs"]["succeeded"] == 5 and more[0]["runs"]["succeeded_widths"] == 5
+    own = api.get(f"/v1/architectures/{first['id']}/tuning").json()  # the tuning route's own reading
+    assert more[0]["tuning"]["id"] == own["id"] and more[0]["tuning"]["status"] == own["status"]
+    assert more[1]["tuning"] is None
+    assert all(item["runs"]["queued"] == 0 and item["runs"]["succeeded"] == 0 for item in more[1:])
+    assert more[0] == {**items[0]}
