@@ -89,7 +89,7 @@ class Client:
                         except ValueError:
                             detail = response.text
                         raise APIError(response.status_code, detail)
-                    return response.json()
+                    return response.json() if response.content else None  # a 204 has no body
             time.sleep(min(0.25 * 2**attempt, 4.0))
         raise AssertionError("unreachable")
 
@@ -189,16 +189,39 @@ class Client:
         steps: int | None = None,
         lr: float | None = None,
         data_seed: int | None = None,
+        retry_failed: bool = False,
     ) -> SweepPublic:
         """Queue proxy runs at the tuned η* (else the spec's LR) unless `lr` pins one (idempotent: runs
         that exist are reused, an identical sweep is returned)."""
-        body: dict[str, Any] = {"widths": widths, "steps": steps, "lr": lr, "data_seed": data_seed}
+        body: dict[str, Any] = {
+            "widths": widths,
+            "steps": steps,
+            "lr": lr,
+            "data_seed": data_seed,
+            "retry_failed": retry_failed,
+        }
         if seeds is not None:
             body["seeds"] = seeds
         return self._post(f"/v1/architectures/{architecture_id}/sweeps", SweepPublic, body, idempotent=True)
 
     def get_sweep(self, sweep_id: int) -> SweepPublic:
         return self._get(f"/v1/sweeps/{sweep_id}", SweepPublic)
+
+    def cancel_sweep(self, sweep_id: int) -> SweepPublic:
+        """Cancel the sweep's queued and running runs; finished ones stay."""
+        return SweepPublic.model_validate(self._request("DELETE", f"/v1/sweeps/{sweep_id}", idempotent=True))
+
+    def cancel_run(self, run_id: int) -> RunPublic:
+        """Cancel a queued or running run (a running one stops at its worker's next heartbeat)."""
+        return RunPublic.model_validate(self._request("DELETE", f"/v1/runs/{run_id}", idempotent=False))
+
+    def retry_run(self, run_id: int) -> RunPublic:
+        """Queue a failed or cancelled run again, with fresh attempts."""
+        return self._post(f"/v1/runs/{run_id}/retry", RunPublic, {}, idempotent=False)
+
+    def delete_architecture(self, architecture_id: int) -> None:
+        """Delete the architecture with its sweeps, runs, fits and tunings (not undoable)."""
+        self._request("DELETE", f"/v1/architectures/{architecture_id}", idempotent=False)
 
     def list_runs(self, **filters: Any) -> Rows[RunSummary]:
         """Runs filtered by architecture_id, sweep_id, status or width (every page)."""

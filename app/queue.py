@@ -354,18 +354,20 @@ def fail(session: Session, run_id: int, worker_id: str, error: str, max_attempts
     return status if changed else None
 
 
-def retry_failed(session: Session, run_ids: Sequence[int]) -> list[int]:
-    """Queue the failed runs among `run_ids` again, each with a fresh set of attempts (a user's retry,
-    after fixing what failed them: the corpus, the data roots, the worker). Runs in any other state are
-    left as they are; their last error stays until the next attempt's outcome replaces it. Returns the
-    ids requeued; commits."""
-    failed = list(
-        session.scalars(select(Run.id).where(Run.id.in_(list(run_ids)), Run.status == RunStatus.failed))
-    )
+RETRYABLE = (RunStatus.failed, RunStatus.cancelled)
+CANCELLABLE = (RunStatus.queued, RunStatus.running)
+
+
+def retry(session: Session, run_ids: Sequence[int]) -> list[int]:
+    """Queue the failed or cancelled runs among `run_ids` again, each with a fresh set of attempts (a
+    user's retry, after fixing what failed them: the corpus, the data roots, the worker). Runs in any
+    other state are left as they are; a failed run's last error stays until the next attempt's outcome
+    replaces it. Returns the ids requeued; commits."""
+    failed = list(session.scalars(select(Run.id).where(Run.id.in_(list(run_ids)), Run.status.in_(RETRYABLE))))
     if failed:
         session.execute(
             update(Run)
-            .where(Run.id.in_(failed), Run.status == RunStatus.failed)
+            .where(Run.id.in_(failed), Run.status.in_(RETRYABLE))
             .values(
                 status=RunStatus.queued,
                 attempts=0,
@@ -377,6 +379,29 @@ def retry_failed(session: Session, run_ids: Sequence[int]) -> list[int]:
         )
     session.commit()
     return failed
+
+
+def cancel(session: Session, run_ids: Sequence[int]) -> list[int]:
+    """Cancel the queued and running runs among `run_ids`; returns their ids; commits.
+
+    A queued run is never claimed; a running one loses its lease with this write, so its worker's next
+    heartbeat is refused and it stops training and drops the run (app.worker), within a heartbeat."""
+    live = list(session.scalars(select(Run.id).where(Run.id.in_(list(run_ids)), Run.status.in_(CANCELLABLE))))
+    if live:
+        now = utcnow()
+        session.execute(
+            update(Run)
+            .where(Run.id.in_(live), Run.status.in_(CANCELLABLE))
+            .values(
+                status=RunStatus.cancelled,
+                lease_owner=None,
+                lease_expires_at=None,
+                finished_at=now,
+                updated_at=now,
+            )
+        )
+    session.commit()
+    return live
 
 
 def release(session: Session, run_id: int, worker_id: str) -> bool:

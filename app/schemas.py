@@ -151,8 +151,8 @@ class SweepCreate(BaseModel):
     )
     retry_failed: bool = Field(
         False,
-        description="Queue this sweep's failed runs again, each with a fresh set of attempts (after "
-        "fixing what failed them). Without it, an existing failed run is returned as it is.",
+        description="Queue this sweep's failed or cancelled runs again, each with a fresh set of attempts "
+        "(after fixing what failed them). Without it, such a run is returned as it is.",
     )
 
     @model_validator(mode="after")

@@ -160,7 +160,10 @@ class Worker:
         except trainer.TrainingStopped:
             beat.stop()
             if beat.lease_lost.is_set():
-                log.warning("run %s: lease lost while training; the result is discarded", claimed.id)
+                log.warning(
+                    "run %s: lease lost while training (cancelled or presumed dead); result discarded",
+                    claimed.id,
+                )
             else:
                 self._db(lambda s: queue.release(s, claimed.id, self.worker_id), "hand back")
             return

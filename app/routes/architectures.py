@@ -219,7 +219,7 @@ def create_sweep(
     )
     session.commit()
     if request.retry_failed:
-        queue.retry_failed(session, [link.run_id for link in sweep.runs])
+        queue.retry(session, [link.run_id for link in sweep.runs])
         session.refresh(sweep)
     return sweep_public(session, sweep)
 

@@ -72,17 +72,31 @@ async def get_run(run_id: IdPath, read: SharedReadDep) -> Response:
     "/{run_id}/retry", response_model=RunPublic, dependencies=[WriteAccess], responses={404: {}, 409: {}}
 )
 def retry_run(run_id: IdPath, session: WriteSessionDep) -> RunPublic:
-    """Queue a failed run again with a fresh set of attempts (409 for a run in any other state)."""
+    """Queue a failed or cancelled run again with a fresh set of attempts (409 for any other state)."""
     run = get_or_404(session, Run, run_id)
-    if not queue.retry_failed(session, [run_id]):
+    if not queue.retry(session, [run_id]):
+        hint = " (a diverged run would diverge again: lower the LR with a new sweep)"
         raise HTTPException(
             status.HTTP_409_CONFLICT,
-            f"run {run_id} is {run.status.value}: only a failed run can be retried"
-            + (
-                " (a diverged run would diverge again: lower the LR with a new sweep)"
-                if run.status == RunStatus.diverged
-                else ""
-            ),
+            f"run {run_id} is {run.status.value}: only a failed or cancelled run can be retried"
+            + (hint if run.status == RunStatus.diverged else ""),
+        )
+    session.expire_all()
+    return run_public(get_or_404(session, Run, run_id))
+
+
+@router.delete(
+    "/{run_id}", response_model=RunPublic, dependencies=[WriteAccess], responses={404: {}, 409: {}}
+)
+def cancel_run(run_id: IdPath, session: WriteSessionDep) -> RunPublic:
+    """Cancel a queued or running run: a queued one is never trained, a running one stops at its worker's
+    next heartbeat and its partial result is dropped (409 for a run that has finished). The run stays
+    listed as cancelled; POST /v1/runs/{id}/retry queues it again."""
+    run = get_or_404(session, Run, run_id)
+    if not queue.cancel(session, [run_id]):
+        raise HTTPException(
+            status.HTTP_409_CONFLICT,
+            f"run {run_id} is {run.status.value}: only a queued or running run can be cancelled",
         )
     session.expire_all()
     return run_public(get_or_404(session, Run, run_id))

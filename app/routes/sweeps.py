@@ -4,7 +4,8 @@ from __future__ import annotations
 
 from fastapi import APIRouter, Response
 
-from app.deps import IdPath, SharedReadDep
+from app import queue
+from app.deps import IdPath, SharedReadDep, WriteAccess, WriteSessionDep
 from app.models import Sweep
 from app.schemas import SweepPublic
 from app.views import get_or_404, sweep_public
@@ -17,3 +18,13 @@ async def get_sweep(sweep_id: IdPath, read: SharedReadDep) -> Response:
     # Async, its session inside one worker-thread call: a flood of polls cannot starve the pool, and
     # identical polls in flight together share one read (app.db_slots).
     return await read.json(lambda session: sweep_public(session, get_or_404(session, Sweep, sweep_id)))
+
+
+@router.delete("/{sweep_id}", response_model=SweepPublic, dependencies=[WriteAccess], responses={404: {}})
+def cancel_sweep(sweep_id: IdPath, session: WriteSessionDep) -> SweepPublic:
+    """Cancel the sweep's queued and running runs (finished ones stay as they are), including a run it
+    shares with another sweep or a tuning; POST the sweep again with retry_failed to queue them again."""
+    sweep = get_or_404(session, Sweep, sweep_id)
+    queue.cancel(session, [link.run_id for link in sweep.runs])
+    session.expire_all()
+    return sweep_public(session, get_or_404(session, Sweep, sweep_id))

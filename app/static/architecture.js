@@ -26,6 +26,23 @@
       live.length ? el("span", { class: "muted run-speed" }, ` · ${live.join(" · ")}`) : "");
   }
 
+  /** Cancels a queued or running run (a running one stops at its worker's next heartbeat). */
+  function cancelButton(run) {
+    const button = el("button", { type: "button", class: "secondary small", "data-cancel": run.id,
+      title: "Cancel this run" }, "Cancel");
+    button.addEventListener("click", async () => {
+      button.disabled = true;
+      try {
+        await MU.api(`/v1/runs/${run.id}`, { method: "DELETE" });
+        await poll();
+      } catch (err) {
+        MU.notice(messages, "error", `Could not cancel run ${run.id}: ${err.message}`);
+        button.disabled = false;
+      }
+    });
+    return button;
+  }
+
   /** A run's row; a failed run gets a second row with its error and a Retry button. */
   function runRows(run) {
     const row = el("tr", { "data-run-id": run.id },
@@ -34,13 +51,14 @@
       el("td", { class: "num" }, run.depth),
       el("td", { class: "num" }, MU.fmtLr(run.lr)),
       el("td", { class: "num" }, run.seed),
-      el("td", {}, el("span", { class: `badge ${run.status}`, title: run.error || null }, run.status)),
+      el("td", { class: "nowrap" }, el("span", { class: `badge ${run.status}`, title: run.error || null }, run.status),
+        run.status === "queued" || run.status === "running" ? cancelButton(run) : ""),
       progress(run),
       el("td", { class: "num" }, MU.fmtLoss(run.final_train_loss ?? run.progress_loss)),
       el("td", { class: "num" }, MU.fmtLoss(run.val_loss)),
       el("td", { class: "num" }, run.n_params_non_embedding ? MU.fmtN(run.n_params_non_embedding) : "—"),
     );
-    if (run.status !== "failed") return [row];
+    if (run.status !== "failed" && run.status !== "cancelled") return [row];
     const retry = el("button", { type: "button", class: "secondary small", "data-retry": run.id }, "Retry");
     retry.addEventListener("click", async () => {
       retry.disabled = true;
@@ -53,7 +71,8 @@
       }
     });
     return [row, el("tr", { class: "run-error", "data-error-of": run.id },
-      el("td", { colspan: 10 }, el("span", { class: "error-text" }, run.error || "failed (no error stored)"), " ", retry))];
+      el("td", { colspan: 10 }, el("span", { class: "error-text" },
+        run.status === "cancelled" ? "cancelled" : run.error || "failed (no error stored)"), " ", retry))];
   }
 
   async function drawCurves(runs) {

@@ -499,7 +499,7 @@ def test_a_failed_run_shows_its_error_is_retried_and_an_architecture_is_deleted(
     confirmation (declined first: nothing happens), which leaves the home page without it."""
     engine = make_engine(site.db_url)
     with httpx.Client(base_url=site.url, headers={"Authorization": f"Bearer {TOKEN}"}) as api:
-        arch = api.post("/v1/architectures", json=spec_dict("failing-deep", n_layers=3)).json()
+        arch = api.post("/v1/architectures", json=spec_dict("failing-deep", n_layers=3, ffn_ratio=1.5)).json()
         api.post(f"/v1/architectures/{arch['id']}/sweeps", json={"widths": [32]}).raise_for_status()
     others = []  # other tests' queued runs: handed back untouched
     with Session(engine) as session:
@@ -520,8 +520,11 @@ def test_a_failed_run_shows_its_error_is_retried_and_an_architecture_is_deleted(
     page.fill("#api-token", TOKEN)
     error_row.locator("button[data-retry]").click()
     page.wait_for_selector("#runs tr.run-error", state="detached")
-    # Queued again (another test's stand-in worker may already have taken it on).
-    assert page.locator("#runs .badge").first.inner_text() != "failed"
+    # Queued again: nothing trains on this site, so it waits, and can be cancelled from the page.
+    assert page.locator("#runs .badge").first.inner_text() == "queued"
+    page.click("#runs button[data-cancel]")
+    page.wait_for_selector("#runs tr.run-error")
+    assert page.locator("#runs .badge").first.inner_text() == "cancelled"
 
     answers = iter([False, True])
     page.on("dialog", lambda dialog: dialog.accept() if next(answers) else dialog.dismiss())

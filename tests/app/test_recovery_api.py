@@ -3,7 +3,10 @@ and an architecture can be deleted with everything made for it. On SQLite and on
 
 from __future__ import annotations
 
+import threading
+import time
 from collections.abc import Iterator
+from pathlib import Path
 
 import pytest
 from fastapi.testclient import TestClient
@@ -11,11 +14,14 @@ from pydantic import SecretStr
 from sqlalchemy import Engine, func, select
 from sqlalchemy.orm import Session
 
-from app import queue
+from app import architectures, queue
 from app.api import create_app
+from app.db import make_engine
 from app.models import Fit, Run, RunMetric, RunStatus, Sweep
 from app.settings import Settings
-from tests.app.api_helpers import finish_runs, spec_dict
+from app.worker import Worker
+from tests.app.api_helpers import finish_runs, one_run_spec, spec_dict, stored_run
+from trainer import ArchitectureSpec
 
 TOKEN = {"Authorization": "Bearer s3cret"}
 
@@ -120,3 +126,81 @@ def test_deleting_an_architecture_removes_what_was_made_for_it_and_nothing_else(
         )
         assert orphans == 0
     assert api.get(f"/v1/architectures/{kept}/fit").status_code == 200
+
+
+def test_cancelling_runs_and_sweeps_then_queueing_them_again(api: TestClient) -> None:
+    """Issue 15 point 5: a queued run is cancelled at once, a running one loses its lease (its worker's
+    next heartbeat is refused, so it stops and drops the run), finished runs stay; cancelled runs are
+    retried like failed ones."""
+    arch = _architecture(api)
+    sweep = api.post(f"/v1/architectures/{arch}/sweeps", json={"widths": [32, 48, 64]}).json()
+    engine = _engine(api)
+    with Session(engine) as session:
+        running = queue.claim(session, "w", lease_seconds=60)
+        assert running is not None
+    queued_id = next(r["id"] for r in sweep["runs"] if r["id"] != running.id)
+
+    cancelled = api.delete(f"/v1/runs/{queued_id}")
+    assert cancelled.status_code == 200 and cancelled.json()["status"] == "cancelled"
+    again = api.delete(f"/v1/runs/{queued_id}")
+    assert (
+        again.status_code == 409 and "only a queued or running run can be cancelled" in again.json()["detail"]
+    )
+    assert api.delete("/v1/runs/999999").status_code == 404
+    assert api.delete(f"/v1/runs/{queued_id}", headers={"Authorization": "Bearer no"}).status_code == 401
+
+    whole = api.delete(f"/v1/sweeps/{sweep['id']}")
+    assert whole.status_code == 200, whole.text
+    assert whole.json()["done"] and whole.json()["counts"]["cancelled"] == 3
+    with Session(engine) as session:  # the worker that held the running one is refused from now on
+        assert not queue.heartbeat(session, running.id, "w", 60, 5, running.steps, 4.0)
+        assert not queue.complete(session, running.id, "w", {"status": "succeeded", "final_train_loss": 3.0})
+        assert queue.claim(session, "w2", lease_seconds=60) is None  # nothing left to train
+
+    requeued = api.post(
+        f"/v1/architectures/{arch}/sweeps", json={"widths": [32, 48, 64], "retry_failed": True}
+    )
+    assert requeued.json()["counts"]["queued"] == 3
+    one = api.delete(f"/v1/runs/{queued_id}")
+    assert one.status_code == 200
+    assert api.post(f"/v1/runs/{queued_id}/retry").json()["status"] == "queued"
+    finish_runs(engine, arch)
+    assert api.get(f"/v1/sweeps/{sweep['id']}").json()["counts"]["succeeded"] == 3
+
+
+def test_a_worker_stops_training_a_run_cancelled_under_it(fresh_db_url: str, tmp_path: Path) -> None:
+    """The running half of cancellation with a real worker: it notices at its next heartbeat, stops
+    training and leaves the run cancelled (no result, no hand-back)."""
+    settings = Settings(
+        _env_file=None,
+        database_url=fresh_db_url,
+        heartbeat_seconds=0.2,
+        lease_seconds=5,
+        cache_dir=tmp_path / "cache",
+    )
+    engine = make_engine(fresh_db_url)
+    with Session(engine) as session:
+        arch, _ = architectures.register(session, ArchitectureSpec.model_validate(one_run_spec("builtin")))
+        # Far longer than the test: only a cancel ends it.
+        queue.enqueue_sweep(session, arch, [16], [0], 100_000, depth=1, lr=0.01, lr_source="spec")
+        session.commit()
+        run_id = session.scalars(select(Run.id).where(Run.architecture_id == arch.id)).one()
+    worker = Worker(settings, device="cpu", poll_seconds=0.1)
+    thread = threading.Thread(target=worker.run, kwargs={"max_runs": 1}, daemon=True)
+    thread.start()
+    try:
+        deadline = time.monotonic() + 60
+        while stored_run(settings, run_id).progress_step == 0:  # training, with a heartbeat written
+            assert time.monotonic() < deadline, "the run never started"
+            time.sleep(0.1)
+        with Session(engine) as session:
+            assert queue.cancel(session, [run_id]) == [run_id]
+        cancelled_at = time.monotonic()
+        thread.join(timeout=30)
+        assert not thread.is_alive(), "the worker kept training a cancelled run"
+        assert time.monotonic() - cancelled_at < 10
+        run = stored_run(settings, run_id)
+        assert run.status == RunStatus.cancelled and run.final_train_loss is None and run.lease_owner is None
+    finally:
+        worker.stopping.set()
+        engine.dispose()
