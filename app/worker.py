@@ -14,6 +14,7 @@ import os
 import signal
 import socket
 import threading
+import time
 import traceback
 import uuid
 from collections.abc import Callable
@@ -69,6 +70,7 @@ class Worker:
         self.sessions: sessionmaker[Session] = session_factory(self.engine)
         self.stopping = threading.Event()
         self.corpus_access = corpus_access(settings)  # this worker's data roots and caps, not the API's
+        self._last_reap = float("-inf")
 
     # -- database access that survives restarts and terminated connections -------------------------
 
@@ -109,7 +111,7 @@ class Worker:
         done = 0
         try:
             while not self.stopping.is_set() and (max_runs is None or done < max_runs):
-                self._db(lambda s: queue.reap_expired(s, self.settings.max_attempts), "reap")
+                self._reap_now_and_then()
                 claimed = self._db(
                     lambda s: queue.claim(s, self.worker_id, self.settings.lease_seconds), "claim"
                 )
@@ -129,6 +131,16 @@ class Worker:
         finally:
             self.engine.dispose()
         return done
+
+    def _reap_now_and_then(self) -> None:
+        """Requeue expired leases, at most every quarter lease (not before every claim: with many
+        workers polling an idle queue that was an UPDATE per worker per poll). An expired lease is then
+        reaped at most a quarter of a lease late, by whichever worker looks first."""
+        now = time.monotonic()
+        if now - self._last_reap < self.settings.lease_seconds / 4:
+            return
+        self._last_reap = now
+        self._db(lambda s: queue.reap_expired(s, self.settings.max_attempts), "reap")
 
     def process(self, claimed: queue.ClaimedRun) -> None:
         log.info(

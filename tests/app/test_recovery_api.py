@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import threading
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
 
 import pytest
@@ -204,3 +204,32 @@ def test_a_worker_stops_training_a_run_cancelled_under_it(fresh_db_url: str, tmp
     finally:
         worker.stopping.set()
         engine.dispose()
+
+
+def test_an_idle_worker_reaps_expired_leases_now_and_then_not_before_every_claim(
+    fresh_db_url: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Issue 15 point 5: with many workers polling an idle queue, reaping before every claim was an
+    UPDATE per worker per poll; now at most every quarter lease (here 1 s)."""
+    settings = Settings(_env_file=None, database_url=fresh_db_url, lease_seconds=4, heartbeat_seconds=1)
+    calls = {"reap": 0, "claim": 0}
+    reap, claim = queue.reap_expired, queue.claim
+
+    def counted(name: str, real: Callable[..., object]) -> Callable[..., object]:
+        def call(*args: object, **kwargs: object) -> object:
+            calls[name] += 1
+            return real(*args, **kwargs)
+
+        return call
+
+    monkeypatch.setattr(queue, "reap_expired", counted("reap", reap))
+    monkeypatch.setattr(queue, "claim", counted("claim", claim))
+    worker = Worker(settings, device="cpu", poll_seconds=0.02)
+    thread = threading.Thread(target=worker.run, daemon=True)
+    thread.start()
+    time.sleep(1.5)
+    worker.stopping.set()
+    thread.join(timeout=10)
+    assert calls["claim"] >= 10  # it kept polling
+    # At start, and once a quarter lease (1 s) later unless a loaded machine started the worker late.
+    assert 1 <= calls["reap"] <= 2
