@@ -3,7 +3,10 @@
 from __future__ import annotations
 
 import io
+import os
 import socket
+import subprocess
+import sys
 from pathlib import Path
 
 import httpx
@@ -66,3 +69,28 @@ def test_demo_trains_fits_compares_and_reuses_finished_runs(tmp_path: Path) -> N
 def test_the_demo_designs_ship_and_validate() -> None:
     specs = [ArchitectureSpec.model_validate(spec) for spec in load_demo_specs()]
     assert [s.activation for s in specs] == ["gelu", "swiglu"]
+
+
+def test_the_readme_main_command_prints_a_real_prediction(tmp_path: Path) -> None:
+    """`make demo` runs `mupredict demo`: here the same command on the shipped designs, with the real
+    recipe (LR tuning, two ladders of two seeds, the fit-quality gate on), on its own database and port,
+    and without the final serving loop. About four minutes on two cores."""
+    env = {
+        **os.environ,
+        "MUPREDICT_DATABASE_URL": f"sqlite:///{tmp_path / 'demo.db'}",
+        "MUPREDICT_CACHE_DIR": str(tmp_path / "cache"),
+    }
+    env.pop("MUPREDICT_API_TOKEN", None)
+    mupredict = Path(sys.executable).with_name("mupredict")
+    done = subprocess.run(
+        [str(mupredict), "demo", "--no-serve", "--port", str(free_port())],
+        cwd=tmp_path,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=1500,
+    )
+    assert done.returncode == 0, done.stderr[-3000:]
+    out = done.stdout
+    assert "η* = " in out and "Predicted loss at N = " in out, out[-3000:]
+    assert "gpt-swiglu" in out and "gpt-gelu" in out and "wins with probability" in out
