@@ -13,7 +13,7 @@ from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 
 from app import tuning
-from app.models import Architecture, Run, RunStatus, Tuning, TuningRun, TuningStatus
+from app.models import Architecture, Run, RunStatus, Tuning, TuningStatus
 from app.schemas import RunCounts, TuningSummary
 
 
@@ -39,17 +39,7 @@ def summaries(
         select(func.max(Tuning.id)).where(Tuning.architecture_id.in_(ids)).group_by(Tuning.architecture_id)
     )
     latest = {t.architecture_id: t for t in session.scalars(select(Tuning).where(Tuning.id.in_(newest)))}
-    queued = [t.id for t in latest.values() if t.status == TuningStatus.queued]
-    started = set(
-        session.scalars(
-            select(TuningRun.tuning_id)
-            .join(Run, Run.id == TuningRun.run_id)
-            .where(TuningRun.tuning_id.in_(queued), Run.status != RunStatus.queued)
-            .distinct()
-        )
-        if queued
-        else []
-    )
+    started = tuning.started(session, [t.id for t in latest.values() if t.status == TuningStatus.queued])
     out: dict[int, tuple[RunCounts, TuningSummary | None]] = {}
     for arch_id in ids:
         row = latest.get(arch_id)

@@ -14,6 +14,7 @@ from __future__ import annotations
 import hashlib
 import json
 import math
+from collections.abc import Sequence
 from typing import Any
 
 from sqlalchemy import exists, select, update
@@ -204,14 +205,21 @@ def effective_status(session: Session, tuning: Tuning) -> TuningStatus:
     """The stored status, except that a queued tuning is running once one of its runs has started."""
     if tuning.status != TuningStatus.queued:
         return tuning.status
-    started = session.scalar(
-        select(
-            exists().where(
-                TuningRun.tuning_id == tuning.id, TuningRun.run_id == Run.id, Run.status != RunStatus.queued
-            )
+    return TuningStatus.running if started(session, [tuning.id]) else TuningStatus.queued
+
+
+def started(session: Session, tuning_ids: Sequence[int]) -> set[int]:
+    """The tunings among `tuning_ids` with at least one run past queued (one query for any number)."""
+    if not tuning_ids:
+        return set()
+    return set(
+        session.scalars(
+            select(TuningRun.tuning_id)
+            .join(Run, Run.id == TuningRun.run_id)
+            .where(TuningRun.tuning_id.in_(list(tuning_ids)), Run.status != RunStatus.queued)
+            .distinct()
         )
     )
-    return TuningStatus.running if started else TuningStatus.queued
 
 
 def ladder_lr(tuning: Tuning | None) -> float | None:

@@ -41,15 +41,14 @@ def run_summary(run: Run) -> RunSummary:
 
 def eta_seconds(run: Run) -> float | None:
     """A running run's time left at the step rate since it started (as of its latest heartbeat)."""
-    if run.status != RunStatus.running or not run.progress_step or run.started_at is None:
+    step, started, beat = run.progress_step, run.started_at, run.heartbeat_at
+    if run.status != RunStatus.running or not step or started is None or beat is None:
         return None
-    if run.heartbeat_at is None:
-        return None
-    elapsed = (run.heartbeat_at - run.started_at).total_seconds()
-    total = run.progress_total or run.steps
-    if elapsed <= 0 or total <= run.progress_step:
-        return 0.0 if total <= run.progress_step else None
-    return elapsed / run.progress_step * (total - run.progress_step)
+    left = (run.progress_total or run.steps) - step
+    if left <= 0:
+        return 0.0
+    elapsed = (beat - started).total_seconds()
+    return elapsed / step * left if elapsed > 0 else None
 
 
 def run_public(run: Run) -> RunPublic:

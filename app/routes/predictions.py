@@ -254,8 +254,8 @@ def _recipe_differences(
     archs: list[Architecture], specs: list[ArchitectureSpec], currents: list[CurrentFit]
 ) -> list[str]:
     """Recipe differences that leave the losses comparable only approximately: a warning each."""
-    contexts = [s.context_length for s in specs]
-    budgets = [_proxy_tokens(s, c) for s, c in zip(specs, currents, strict=True)]
+    contexts = [f"{s.context_length:,}" for s in specs]
+    budgets = [f"{_proxy_tokens(s, c):,}" for s, c in zip(specs, currents, strict=True)]
     checks = (
         (
             contexts,
@@ -270,12 +270,18 @@ def _recipe_differences(
             "budget (training.token_budget) to rank the designs alone",
         ),
     )
-    warnings = []
-    for values, what, why in checks:
-        if len(set(values)) > 1:
-            described = "; ".join(f"{a.name} (id {a.id}): {v:,}" for a, v in zip(archs, values, strict=True))
-            warnings.append(f"the candidates differ in {what} ({described}): {why}")
-    return warnings
+    return [
+        f"the candidates differ in {what} ({described}): {why}"
+        for values, what, why in checks
+        if (described := _differences(archs, values))
+    ]
+
+
+def _differences(archs: list[Architecture], values: list[str]) -> str | None:
+    """Each candidate's value, "name (id N): value; …", when they are not all the same (else None)."""
+    if len(set(values)) < 2:
+        return None
+    return "; ".join(f"{a.name} (id {a.id}): {v}" for a, v in zip(archs, values, strict=True))
 
 
 def _proxy_tokens(spec: ArchitectureSpec, current: CurrentFit) -> int:
@@ -298,12 +304,10 @@ def _check_comparable(
         ),
         (corpora, "were trained on different corpora", "train them on the same data to compare them"),
     )
-    errors = []
-    for values, what, fix in checks:
-        if len(set(values)) > 1:
-            described = "; ".join(f"{a.name} (id {a.id}): {v}" for a, v in zip(archs, values, strict=True))
-            errors.append(
-                field_error("body", "architecture_ids", msg=f"the candidates {what} ({described}): {fix}")
-            )
+    errors = [
+        field_error("body", "architecture_ids", msg=f"the candidates {what} ({described}): {fix}")
+        for values, what, fix in checks
+        if (described := _differences(archs, values))
+    ]
     if errors:
         raise unprocessable(*errors)

@@ -150,12 +150,7 @@
     const color = MU.archColor(id);
     const curve = fit.curve;
     await Plotly.react("fit-plot", [
-      {
-        name: `${Math.round(fit.level * 100)}% band (expected loss)`, type: "scatter", mode: "lines", hoverinfo: "skip",
-        x: [...curve.map((c) => c.n_params), ...curve.map((c) => c.n_params).reverse()],
-        y: [...curve.map((c) => c.upper), ...curve.map((c) => c.lower).reverse()],
-        fill: "toself", fillcolor: MU.translucent(color, 0.15), line: { width: 0 },
-      },
+      MU.bandTrace(curve, color, { name: `${Math.round(fit.level * 100)}% band (expected loss)` }),
       {
         name: "fitted law", type: "scatter", mode: "lines", line: { color, width: 2 },
         x: curve.map((c) => c.n_params), y: curve.map((c) => c.mean),

@@ -59,12 +59,7 @@
     const label = MU.plotText(arch.name); // the name as text, never as Plotly markup
     const proxies = byWidth(fit.points);
     const out = [
-      {
-        name: `${label} · ${percent}% band`, legendgroup: group, showlegend: false, hoverinfo: "skip",
-        x: [...curve.map((c) => c.n_params), ...curve.map((c) => c.n_params).reverse()],
-        y: [...curve.map((c) => c.upper), ...curve.map((c) => c.lower).reverse()],
-        fill: "toself", fillcolor: MU.translucent(color, 0.15), line: { width: 0 }, mode: "lines", type: "scatter",
-      },
+      MU.bandTrace(curve, color, { name: `${label} · ${percent}% band`, legendgroup: group, showlegend: false }),
       {
         name: `${label} · fit`, legendgroup: group, type: "scatter", mode: "lines",
         x: curve.map((c) => c.n_params), y: curve.map((c) => c.mean), line: { color, width: 2 },

@@ -152,6 +152,18 @@ const MU = (() => {
     return el("span", { class: "swatch", style: `background:${archColor(id)}`, "aria-hidden": "true" });
   }
 
+  /** A fit's prediction band as one filled trace: along the curve's upper edge, back along its lower. */
+  function bandTrace(curve, color, extra) {
+    const x = curve.map((c) => c.n_params);
+    return {
+      type: "scatter", mode: "lines", hoverinfo: "skip", fill: "toself",
+      fillcolor: translucent(color, 0.15), line: { width: 0 },
+      x: [...x, ...[...x].reverse()],
+      y: [...curve.map((c) => c.upper), ...curve.map((c) => c.lower).reverse()],
+      ...extra,
+    };
+  }
+
   /** The y-range that shows the measured losses and fitted means: a band far wider than the data
       (a poorly constrained fit, a far target) no longer squashes every other curve flat. */
   function dataRange(values, pad = 0.08) {
@@ -265,7 +277,7 @@ const MU = (() => {
 
   return {
     fmtFactor, fmtExtrapolation, LEVEL, ApiError, api, listAll, el, notice, fmtN, parseN, fmtLoss, fmtInterval, runCounts, canFit,
-    notFittedReason, color, archColor, swatch, dataRange, downloadCsv, translucent, plotConfig, plotLayout, ready, describeDetail, fieldPath, minWidths,
+    notFittedReason, color, archColor, swatch, bandTrace, dataRange, downloadCsv, translucent, plotConfig, plotLayout, ready, describeDetail, fieldPath, minWidths,
     fmtLr, fmtDuration, fmtSigned, plot, plotMessage, plotText,
   };
 })();
