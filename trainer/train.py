@@ -10,8 +10,7 @@ from __future__ import annotations
 import hashlib
 import math
 import time
-from collections.abc import Callable
-from contextlib import AbstractContextManager, nullcontext
+from collections.abc import Callable, Collection
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any, Literal
@@ -21,10 +20,14 @@ import torch
 import torch.nn.functional as F
 
 from trainer.accounting import count_params, flops_per_token, peak_flops
+from trainer.batches import Prefetcher
+from trainer.checkpoint import TrainState, capture
 from trainer.data import Corpus, CorpusAccess, CorpusError, load_corpus
+from trainer.memory import device_budget, micro_batch_size
 from trainer.model import build_model
 from trainer.mup import make_optimizer
 from trainer.spec import ArchitectureSpec
+from trainer.step import TrainStep, autocast
 
 MAX_CURVE_POINTS = 200
 BLOWUP_FACTOR = 2.0  # a loss above 2 × the first step's loss is a blow-up, not noise
@@ -144,7 +147,12 @@ def train(
     corpus_access: CorpusAccess | None = None,
     progress: Callable[[Progress], None] | None = None,
     should_stop: Callable[[], bool] | None = None,
-    compile: bool = False,
+    compile: bool | None = None,
+    memory_budget: float | None = None,
+    micro_batch: int | None = None,
+    checkpoint_at: Collection[int] = (),
+    on_checkpoint: Callable[[TrainState], None] | None = None,
+    resume_from: TrainState | None = None,
     log_every: int = 10,
 ) -> RunResult:
     """Train `spec` at `width`; `seed`, `steps` and `lr` override spec.training.seed, .steps and .lr.
@@ -152,6 +160,14 @@ def train(
     `seed` sets the initialisation and, unless `data_seed` is given, the batch order: two designs run
     with one `data_seed` see the same batches in the same order while their initialisations differ.
     `corpus_access` limits where spec.dataset may be read from and how much (trainer.data.CorpusAccess).
+
+    Speed, never the result: `compile` (None: on for CUDA, off on a CPU, where it does not pay) runs
+    the model through torch.compile; the batch is split into equal micro-batches whose gradients
+    accumulate (trainer/step.py), `micro_batch` sequences each, or as many as `memory_budget` bytes of
+    activations hold (None: the GPU's free memory; on a CPU the whole batch), trainer/memory.py.
+
+    Checkpoints (trainer/checkpoint.py): after each step in `checkpoint_at`, `on_checkpoint` gets the
+    run's state; `resume_from` continues from such a state and reproduces the uninterrupted run.
     """
     started = time.perf_counter()
     spec.validate_width(width)
@@ -163,6 +179,15 @@ def train(
         raise ValueError(f"steps must be at least 1, not {total_steps}")
     if not (math.isfinite(base_lr) and base_lr > 0):
         raise ValueError(f"lr must be a positive number, not {base_lr}")
+    if micro_batch is not None and (micro_batch < 1 or spec.batch_size % micro_batch):
+        raise ValueError(
+            f"micro_batch {micro_batch} must divide the batch of {spec.batch_size} sequences "
+            "(training.batch_tokens / context_length)"
+        )
+    if resume_from is not None:
+        resume_from.check_matches(
+            width=width, seed=seed, data_seed=data_seed, lr=base_lr, total_steps=total_steps
+        )
     dev = resolve_device(device)
     corpus = load_corpus(spec.dataset, corpus_access) if corpus is None else corpus
     if corpus.vocab_size > spec.vocab_size:
@@ -175,71 +200,101 @@ def train(
     if on_cuda:
         torch.backends.cuda.matmul.allow_tf32 = True  # fp32 leftovers (the loss) on tensor cores
         torch.backends.cudnn.allow_tf32 = True
+    if micro_batch is None:
+        budget = device_budget(spec, width, dev) if memory_budget is None else memory_budget
+        micro_batch = micro_batch_size(spec, width, budget, half_precision=on_cuda)
 
     torch.manual_seed(seed)  # initialisation on the CPU, so CPU and CUDA runs start identical
-    model = build_model(spec, width).to(dev)
+    model = build_model(spec, width)
+    if resume_from is not None:
+        model.load_state_dict(resume_from.model)
+    model.to(dev)
     optimizer = make_optimizer(model, spec, lr=base_lr)
     schedule = torch.optim.lr_scheduler.LambdaLR(optimizer, lambda s: lr_factor(spec, s, total_steps))
-    forward = torch.compile(model) if compile else model
-    rng = np.random.default_rng(data_seed)  # the batch order
+    if resume_from is not None:  # after LambdaLR, which resets each group's LR to its first step's
+        optimizer.load_state_dict(resume_from.optimizer)
+        schedule.load_state_dict(resume_from.schedule)
+    forward = torch.compile(model) if (on_cuda if compile is None else compile) else model
+    step_fn = TrainStep(
+        forward,
+        model.parameters(),
+        optimizer,
+        micro_batch=micro_batch,
+        grad_clip=spec.training.grad_clip,
+        device=dev,
+    )
 
-    def autocast() -> AbstractContextManager[Any]:
-        return torch.autocast("cuda", dtype=torch.bfloat16) if on_cuda else nullcontext()
-
-    def to_device(array: np.ndarray) -> torch.Tensor:
-        tensor = torch.from_numpy(array)
-        return tensor.pin_memory().to(dev, non_blocking=True) if on_cuda else tensor
-
-    # Losses stay on the device and are read every log_every steps, so CUDA never waits per step.
+    first = 0 if resume_from is None else resume_from.step
+    # Losses stay on the device and are read at report steps, so CUDA never waits per step.
     losses = torch.zeros(total_steps, device=dev)
-    read: list[float] = []
-    batch_size, context = spec.batch_size, spec.context_length
+    read: list[float] = [] if resume_from is None else list(resume_from.losses)
     reason: str | None = None
-    train_seconds, last_report = 0.0, 0
-    for step in range(total_steps):
-        if should_stop is not None and should_stop():
-            raise TrainingStopped(f"stopped at step {step} of {total_steps}")
-        loop_start = time.perf_counter()
-        x, y = (to_device(a) for a in corpus.sample_batch(rng, batch_size, context))
-        with autocast():
-            logits = forward(x)  # (B, T, V)
-        loss = F.cross_entropy(logits.float().view(-1, logits.size(-1)), y.view(-1))
-        loss.backward()
-        if spec.training.grad_clip > 0:
-            torch.nn.utils.clip_grad_norm_(model.parameters(), spec.training.grad_clip)
-        optimizer.step()
-        schedule.step()
-        optimizer.zero_grad(set_to_none=True)
-        losses[step] = loss.detach()
-        done = step + 1
-        if done % log_every and done != total_steps:
-            train_seconds += time.perf_counter() - loop_start
-            continue
-        read.extend(losses[last_report:done].tolist())  # synchronises with the device
-        train_seconds += time.perf_counter() - loop_start
-        reason = _divergence(read, last_report)
-        if reason is not None:
-            break
-        if progress is not None:
-            progress(
-                Progress(
-                    step=done,
-                    total_steps=total_steps,
-                    loss=float(np.mean(read[last_report:done])),
-                    tokens_per_second=done * spec.training.batch_tokens / train_seconds,
-                    elapsed_seconds=time.perf_counter() - started,
+    # Throughput leaves out this call's first step (compilation, allocator and kernel warm-up).
+    loop_seconds, warm_seconds, warm_steps = 0.0, 0.0, 0
+    last_report = first
+    batches = Prefetcher(
+        corpus, data_seed, spec.batch_size, spec.context_length, dev, start=first, stop=total_steps
+    )
+    with batches:
+        for step in range(first, total_steps):
+            if should_stop is not None and should_stop():
+                raise TrainingStopped(f"stopped at step {step} of {total_steps}")
+            loop_start = time.perf_counter()
+            x, y = batches.next()
+            losses[step] = step_fn(x, y)
+            schedule.step()
+            done = step + 1
+            report = done % log_every == 0 or done == total_steps or done in checkpoint_at
+            if report or done == first + 1:  # the first step is read to time the warm-up apart
+                read.extend(losses[len(read) : done].tolist())  # synchronises with the device
+            elapsed = time.perf_counter() - loop_start
+            loop_seconds += elapsed
+            if done > first + 1:
+                warm_seconds, warm_steps = warm_seconds + elapsed, warm_steps + 1
+            if not report:
+                continue
+            reason = _divergence(read, last_report)
+            if reason is not None:
+                break
+            previous_report, last_report = last_report, done
+            if progress is not None:
+                rate_steps, rate_seconds = (
+                    (warm_steps, warm_seconds) if warm_steps else (done - first, loop_seconds)
                 )
-            )
-        last_report = done
+                progress(
+                    Progress(
+                        step=done,
+                        total_steps=total_steps,
+                        loss=float(np.mean(read[previous_report:done])),
+                        tokens_per_second=rate_steps * spec.training.batch_tokens / rate_seconds,
+                        elapsed_seconds=time.perf_counter() - started,
+                    )
+                )
+            if on_checkpoint is not None and done in checkpoint_at:
+                on_checkpoint(
+                    capture(
+                        done,
+                        total_steps,
+                        width=width,
+                        seed=seed,
+                        data_seed=data_seed,
+                        lr=base_lr,
+                        model=model,
+                        optimizer=optimizer,
+                        schedule=schedule,
+                        losses=read,
+                    )
+                )
 
     n_params, n_non_embedding = count_params(spec, width)
     tokens = len(read) * spec.training.batch_tokens
     flops = float(flops_per_token(spec, width) * tokens)
-    tokens_per_second = tokens / train_seconds if train_seconds > 0 else 0.0
+    rate_steps, rate_seconds = (warm_steps, warm_seconds) if warm_steps else (len(read) - first, loop_seconds)
+    tokens_per_second = rate_steps * spec.training.batch_tokens / rate_seconds if rate_seconds > 0 else 0.0
     peak = peak_flops(torch.cuda.get_device_name(dev)) if on_cuda else None
     val_loss = None
     if reason is None:
-        val_loss = evaluate(forward, corpus, spec, dev, autocast)
+        val_loss = evaluate(forward, corpus, spec, dev)
         if not math.isfinite(val_loss):
             reason = f"validation loss is {val_loss}"
             val_loss = None
@@ -260,7 +315,7 @@ def train(
         flops=flops,
         wall_seconds=time.perf_counter() - started,
         tokens_per_second=tokens_per_second,
-        mfu=flops / train_seconds / peak if peak is not None and train_seconds > 0 else None,
+        mfu=tokens_per_second * flops_per_token(spec, width) / peak if peak is not None else None,
         device=str(dev) if not on_cuda else f"cuda ({torch.cuda.get_device_name(dev)})",
         corpus_fingerprint=corpus.fingerprint,
         code_version=code_version(),
@@ -284,13 +339,12 @@ def evaluate(
     corpus: Corpus,
     spec: ArchitectureSpec,
     device: torch.device,
-    autocast: Callable[[], AbstractContextManager[Any]],
 ) -> float:
     """Mean next-token loss over the fixed validation windows."""
     total, count = 0.0, 0
     for x_np, y_np in corpus.val_batches(spec.batch_size, spec.context_length, spec.training.eval_tokens):
         x, y = torch.from_numpy(x_np).to(device), torch.from_numpy(y_np).to(device)
-        with autocast():
+        with autocast(device):
             logits = model(x)  # (B, T, V)
         total += F.cross_entropy(logits.float().view(-1, logits.size(-1)), y.view(-1), reduction="sum").item()
         count += y.numel()
