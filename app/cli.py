@@ -199,7 +199,15 @@ def train(
         None, help="Overrides training.lr (the base LR; μP scales it per group)."
     ),
     device: str = typer.Option("auto", help="auto, cpu, cuda or cuda:N."),
-    compile: bool = typer.Option(False, "--compile", help="torch.compile the model (CUDA)."),
+    compile: bool | None = typer.Option(
+        None, "--compile/--no-compile", help="torch.compile the model (default: on for CUDA, off on a CPU)."
+    ),
+    micro_batch: int | None = typer.Option(
+        None,
+        "--micro-batch",
+        min=1,
+        help="Sequences per forward/backward; must divide the batch (default: as many as the GPU holds).",
+    ),
 ) -> None:
     """Train one proxy of a spec at one width; show progress, print the RunResult as JSON."""
     import json
@@ -255,6 +263,7 @@ def train(
                 device=device,
                 progress=report,
                 compile=compile,
+                micro_batch=micro_batch,
                 corpus_access=access,
             )
         except (trainer.CorpusError, ValueError) as err:

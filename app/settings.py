@@ -87,7 +87,18 @@ class Settings(BaseSettings):
         max_length=32,
         description="A worker's training device: auto (CUDA when present), cpu, cuda:N.",
     )
-    compile: bool = Field(False, description="torch.compile each proxy (pays off on CUDA, not on CPU).")
+    compile: bool | None = Field(
+        None,
+        description="torch.compile each proxy; unset: on for CUDA devices, off on a CPU (where compiling "
+        "costs more than it saves at proxy sizes).",
+    )
+    gpu_memory_gb: float | None = Field(
+        None,
+        gt=0,
+        description="GiB of activations one training micro-batch may hold; the batch is split into equal "
+        "micro-batches whose gradients accumulate (the run is the same). Unset: the GPU's free memory on "
+        "CUDA, the whole batch at once on a CPU.",
+    )
     cache_dir: Path | None = Field(
         None,
         description="Where workers keep tokenized corpora, keyed by their fingerprint (unset: the "

@@ -165,6 +165,7 @@ class Worker:
                 lr=claimed.lr,
                 device=self.device,
                 compile=self.settings.compile,
+                memory_budget=_gib(self.settings.gpu_memory_gb),
                 corpus_access=self.corpus_access,
                 progress=beat.on_progress,
                 should_stop=lambda: self.stopping.is_set() or beat.lease_lost.is_set(),
@@ -283,3 +284,7 @@ class _Heartbeat(threading.Thread):
     def stop(self) -> None:
         self._done.set()
         self.join(timeout=30)
+
+
+def _gib(gigabytes: float | None) -> float | None:
+    return None if gigabytes is None else gigabytes * 2**30

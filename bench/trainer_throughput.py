@@ -76,6 +76,12 @@ def main() -> None:
     parser.add_argument(
         "--batch", type=int, default=None, help="Sequences per step (default: the profile's)."
     )
+    parser.add_argument(
+        "--attention",
+        choices=["auto", "cudnn", "flash"],
+        default="auto",
+        help="CUDA: the SDPA kernel (auto: PyTorch's choice; cudnn or flash: that one alone).",
+    )
     parser.add_argument("--out", type=Path, default=None, help="Results file (default: bench/results/…).")
     args = parser.parse_args()
     profile = dict(PROFILES[args.profile])
@@ -88,6 +94,11 @@ def main() -> None:
         if not torch.cuda.is_available():
             sys.exit("the cuda profile needs a GPU: run it on a CUDA machine")
         torch.backends.cuda.matmul.allow_tf32 = True
+        if args.attention != "auto":  # process-wide, before any compilation
+            torch.backends.cuda.enable_cudnn_sdp(args.attention == "cudnn")
+            torch.backends.cuda.enable_flash_sdp(args.attention == "flash")
+            torch.backends.cuda.enable_mem_efficient_sdp(False)
+            torch.backends.cuda.enable_math_sdp(False)
     compile_model = device.type == "cuda" and not args.no_compile
     width = profile["width"]
     spec = ArchitectureSpec.model_validate(
@@ -150,7 +161,8 @@ def main() -> None:
         f"shape: width {width}, depth {spec.n_layers}, head_dim {spec.head_dim}, context "
         f"{spec.context_length}, batch {profile['batch']} sequences, vocab {spec.vocab_size}"
         + (
-            ", bf16 autocast, fused AdamW, SDPA" + (", torch.compile" if compile_model else "")
+            f", bf16 autocast, fused AdamW, SDPA ({args.attention})"
+            + (", torch.compile" if compile_model else "")
             if fused
             else ""
         ),

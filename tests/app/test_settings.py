@@ -51,13 +51,18 @@ def test_worker_settings_flow_from_a_dotenv_file_down_to_the_trainer(
 ) -> None:
     """Issue 15 point 1: the corpus cache, the device, compile and the heartbeat come from the settings
     (a .env file here), and the trainer, which reads no environment, gets them as arguments."""
-    for name in ("MUPREDICT_CACHE_DIR", "MUPREDICT_DEVICE", "MUPREDICT_HEARTBEAT_SECONDS"):
+    for name in (
+        "MUPREDICT_CACHE_DIR",
+        "MUPREDICT_DEVICE",
+        "MUPREDICT_HEARTBEAT_SECONDS",
+        "MUPREDICT_COMPILE",
+    ):
         monkeypatch.delenv(name, raising=False)
     cache = tmp_path / "corpus-cache"
     env = tmp_path / ".env"
     env.write_text(
         f"MUPREDICT_DATABASE_URL={fresh_db_url}\nMUPREDICT_CACHE_DIR={cache}\nMUPREDICT_DEVICE=cpu\n"
-        "MUPREDICT_HEARTBEAT_SECONDS=0.5\nMUPREDICT_COMPILE=false\n"
+        "MUPREDICT_HEARTBEAT_SECONDS=0.5\nMUPREDICT_COMPILE=false\nMUPREDICT_GPU_MEMORY_GB=0.5\n"
     )
     settings = Settings(_env_file=env)
     assert settings.cache_dir == cache and settings.device == "cpu" and settings.heartbeat_seconds == 0.5
@@ -77,7 +82,15 @@ def test_worker_settings_flow_from_a_dotenv_file_down_to_the_trainer(
     assert worker.run(max_runs=1) == 1
     assert stored_run(settings, run_id).status == RunStatus.succeeded
     assert seen["device"] == "cpu" and seen["compile"] is False
+    assert seen["memory_budget"] == 0.5 * 2**30  # GiB in the settings, bytes for the trainer
     assert any((cache / "corpora").iterdir())  # the corpus was tokenized into the settings' folder
+
+
+def test_compile_is_left_to_the_device_unless_set(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.delenv("MUPREDICT_COMPILE", raising=False)
+    assert Settings(_env_file=None).compile is None  # the trainer's default: on for CUDA, off on a CPU
+    monkeypatch.setenv("MUPREDICT_COMPILE", "true")
+    assert Settings(_env_file=None).compile is True
 
 
 def test_the_trainer_reads_no_environment() -> None:

@@ -31,9 +31,14 @@ def test_resuming_from_a_saved_checkpoint_reproduces_the_uninterrupted_run(
         log_every=1,
     )
     assert resumed.steps == straight.steps == 16
-    assert resumed.loss_curve == straight.loss_curve  # every step's loss, the first 7 carried over
-    assert resumed.val_loss == straight.val_loss
-    assert resumed.final_train_loss == straight.final_train_loss
+    # Every step's loss, the first 7 carried over. Bitwise equal here; a CPU library may round one
+    # matmul differently with another memory alignment (seen: 1e-6), while a wrong batch, LR or
+    # optimizer state moves a loss by 1e-3 or more.
+    assert [step for step, _ in resumed.loss_curve] == list(range(1, 17))
+    assert [loss for _, loss in resumed.loss_curve] == pytest.approx(
+        [loss for _, loss in straight.loss_curve], rel=1e-5
+    )
+    assert resumed.val_loss == pytest.approx(straight.val_loss, rel=1e-5)
 
 
 def test_a_checkpoint_is_a_copy_taken_at_its_step(builtin_corpus: Corpus) -> None:
