@@ -14,7 +14,6 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from typing import Any
 
-import torch
 from sqlalchemy import select
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session, sessionmaker
@@ -22,8 +21,8 @@ from sqlalchemy.orm import Session, sessionmaker
 from app import tuning
 from app.architectures import stored_spec
 from app.models import Architecture, CoordCheckRecord
-from trainer.coord_check import coord_check, default_depths, default_widths, largest_model
-from trainer.train import code_version
+from trainer.coord_plan import default_depths, default_widths, largest_model
+from trainer.result import code_version
 
 _computing = threading.Lock()
 
@@ -32,7 +31,10 @@ _computing = threading.Lock()
 def _one_torch_thread() -> Iterator[None]:
     """The check's models are small: a second intra-op thread gains little, and next to busy workers
     it spins against them (measured here: 41 s with two threads beside two training processes, 4.9 s
-    with one). The API process does no other torch work, so the process-wide setting is safe to flip."""
+    with one). The API process does no other torch work, so the process-wide setting is safe to flip.
+    torch is imported here, on the first check, not when the API starts."""
+    import torch
+
     threads = torch.get_num_threads()
     torch.set_num_threads(1)
     try:
@@ -83,6 +85,8 @@ def stored_or_computed(
     read.rollback()  # no transaction (nor, on SQLite, a snapshot) held through seconds of compute
     spec = stored_spec(architecture)
     with _computing, _one_torch_thread():
+        from trainer.coord_check import coord_check  # torch: loaded on the first check
+
         width = coord_check(spec, sizes=request["widths"], lr=request["lr"])
         depth = (
             coord_check(spec, axis="depth", sizes=request["depths"], lr=request["lr"])

@@ -15,7 +15,6 @@ data). Pure compute, seconds on a CPU at the default sizes.
 
 from __future__ import annotations
 
-import math
 from dataclasses import asdict, dataclass
 from typing import Any, Literal
 
@@ -23,6 +22,7 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
+from trainer.coord_plan import default_depths, default_widths
 from trainer.model import GPT, Block, CausalSelfAttention, build_model
 from trainer.mup import make_optimizer
 from trainer.spec import ArchitectureSpec
@@ -59,33 +59,6 @@ class CoordCheck:
 
     def to_dict(self) -> dict[str, Any]:
         return asdict(self)
-
-
-def default_widths(spec: ArchitectureSpec) -> list[int]:
-    """×1, ×2, ×4, ×8 from max(64, base width), each a multiple of the head size."""
-    start = max(64, spec.parametrization.base_width)
-    start = math.ceil(start / spec.head_dim) * spec.head_dim
-    return [start * k for k in (1, 2, 4, 8)]
-
-
-MAX_DEPTH = 256  # ArchitectureSpec.n_layers' bound
-
-
-def default_depths(spec: ArchitectureSpec) -> list[int]:
-    """×1, ×2, ×4, ×8 the spec's depth, as far as a spec can go (at least two depths, or none)."""
-    depths = [spec.n_layers * k for k in (1, 2, 4, 8) if spec.n_layers * k <= MAX_DEPTH]
-    return depths if len(depths) >= 2 else []
-
-
-def largest_model(spec: ArchitectureSpec, widths: list[int], depths: list[int]) -> tuple[int, str]:
-    """The parameter count of the largest model a check along `widths` (and `depths`, at the first
-    width) builds, and its shape in words: what the caller bounds before running it."""
-    from trainer.accounting import count_params
-
-    shapes = [(w, spec.n_layers) for w in widths] + [(widths[0], d) for d in depths]
-    sizes = {(w, d): count_params(spec.at_depth(d), w)[0] for w, d in shapes}
-    (width, depth), total = max(sizes.items(), key=lambda item: item[1])
-    return total, f"width {width}, depth {depth}"
 
 
 def coord_check(

@@ -7,13 +7,9 @@ an exception (`TrainingStopped`), because nothing about the run is worth recordi
 
 from __future__ import annotations
 
-import hashlib
 import math
 import time
 from collections.abc import Callable, Collection
-from dataclasses import asdict, dataclass, field
-from pathlib import Path
-from typing import Any, Literal
 
 import numpy as np
 import torch
@@ -26,6 +22,7 @@ from trainer.data import Corpus, CorpusAccess, CorpusError, load_corpus
 from trainer.memory import device_budget, micro_batch_size
 from trainer.model import build_model
 from trainer.mup import make_optimizer
+from trainer.result import Progress, RunResult, code_version
 from trainer.spec import ArchitectureSpec
 from trainer.step import TrainStep, autocast
 
@@ -35,55 +32,6 @@ BLOWUP_FACTOR = 2.0  # a loss above 2 × the first step's loss is a blow-up, not
 
 class TrainingStopped(Exception):
     """Raised by train() when should_stop() returned True; the partial run is discarded."""
-
-
-@dataclass
-class Progress:
-    step: int  # optimizer steps completed
-    total_steps: int
-    loss: float  # mean training loss since the previous report
-    tokens_per_second: float
-    elapsed_seconds: float  # wall time since train() started
-
-
-@dataclass
-class RunResult:
-    """One finished proxy run. Losses are in nats per token; N counts non-embedding parameters."""
-
-    status: Literal["succeeded", "diverged"]
-    reason: str | None  # why a run diverged
-    width: int
-    seed: int  # the initialisation's seed
-    data_seed: int  # the batch order's seed (the init seed unless another was given)
-    lr: float  # the base Adam LR this run used (μP scales it per parameter group)
-    steps: int  # steps completed (fewer than planned when the run diverged)
-    final_train_loss: float | None  # mean training loss of the last k steps (None if diverged)
-    val_loss: float | None  # held-out loss on fixed windows (None if diverged)
-    n_params: int
-    n_params_non_embedding: int
-    tokens: int  # training tokens seen
-    flops: float  # training FLOPs (trainer.accounting.flops_per_token × tokens)
-    wall_seconds: float  # the whole call: data, build, training, evaluation
-    tokens_per_second: float  # training loop only
-    mfu: float | None  # model FLOPs utilisation on a known CUDA GPU, else None
-    device: str
-    corpus_fingerprint: str
-    code_version: str
-    loss_curve: list[tuple[int, float]] = field(default_factory=list)  # (step, mean train loss)
-
-    def to_dict(self) -> dict[str, Any]:
-        """JSON types only (the curve as [step, loss] lists)."""
-        out = asdict(self)
-        out["loss_curve"] = [[step, loss] for step, loss in self.loss_curve]
-        return out
-
-
-def code_version() -> str:
-    """Hash of the trainer's own source: changes exactly when training code changes."""
-    digest = hashlib.sha256()
-    for path in sorted(Path(__file__).parent.glob("*.py")):
-        digest.update(path.name.encode() + b"\0" + path.read_bytes())
-    return f"trainer-{digest.hexdigest()[:12]}"
 
 
 def lr_factor(spec: ArchitectureSpec, step: int, total_steps: int) -> float:

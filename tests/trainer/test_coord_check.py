@@ -9,7 +9,8 @@ import pytest
 
 from trainer import ArchitectureSpec
 from trainer.accounting import count_params
-from trainer.coord_check import coord_check, default_depths, default_widths, largest_model
+from trainer.coord_check import coord_check
+from trainer.coord_plan import default_depths, default_widths, largest_model
 
 LR = 0.01  # large for Adam: SP's wide models blow up within three steps at this LR
 
