@@ -9,16 +9,36 @@ is made JSON-safe first, and long inputs are cut, so a 50 MB string is not sent 
 from __future__ import annotations
 
 import math
-from typing import Any
+from typing import Any, TypeVar
 
-from fastapi import FastAPI, Request, status
+from fastapi import FastAPI, HTTPException, Request, status
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
+from sqlalchemy.orm import Session
 
 from app.architectures import StoredSpecInvalid
 
 MAX_ECHOED_CHARS = 200  # of one string in an error's `input`
 MAX_ECHOED_ITEMS = 50  # of one list or object in an error's `input`
+
+M = TypeVar("M")
+
+
+def field_error(*loc: str, msg: str) -> dict[str, Any]:
+    """One entry of a 422's `detail`, in FastAPI's own shape, so clients read every 422 the same way."""
+    return {"loc": list(loc), "msg": msg, "type": "value_error"}
+
+
+def unprocessable(*errors: dict[str, Any]) -> HTTPException:
+    return HTTPException(status.HTTP_422_UNPROCESSABLE_CONTENT, detail=list(errors))
+
+
+def get_or_404(session: Session, model: type[M], ident: int) -> M:
+    row = session.get(model, ident)
+    if row is None:
+        name = getattr(model, "__tablename__", model.__name__).rstrip("s")
+        raise HTTPException(status.HTTP_404_NOT_FOUND, f"no {name} with id {ident}")
+    return row
 
 
 def json_safe(value: Any, *, cut: bool = False) -> Any:

@@ -6,8 +6,8 @@ from typing import Any
 
 from fastapi import HTTPException, status
 
+from app.errors import field_error, unprocessable
 from app.settings import BUILTIN, Settings
-from app.views import field_error, unprocessable
 from trainer import ArchitectureSpec, CorpusAccess
 from trainer.accounting import flops_per_token
 from trainer.data import source_allowed

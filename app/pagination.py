@@ -5,8 +5,8 @@ from __future__ import annotations
 import base64
 import binascii
 
+from app.errors import field_error, unprocessable
 from app.schemas import MAX_ID
-from app.views import field_error, unprocessable
 
 
 def encode_cursor(last_id: int) -> str:

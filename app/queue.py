@@ -20,6 +20,7 @@ from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.orm import Session
 
 from app.models import Architecture, Run, RunMetric, RunStatus, Sweep, SweepRun, utcnow
+from app.run_record import CURVE, result_values
 
 log = logging.getLogger(__name__)
 
@@ -264,22 +265,6 @@ def heartbeat(
     return bool(renewed)
 
 
-RESULT_FIELDS = (
-    "final_train_loss",
-    "val_loss",
-    "n_params",
-    "n_params_non_embedding",
-    "tokens",
-    "flops",
-    "wall_seconds",
-    "tokens_per_second",
-    "mfu",
-    "device",
-    "corpus_fingerprint",
-    "code_version",
-)
-
-
 def complete(session: Session, run_id: int, worker_id: str, result: dict[str, Any]) -> bool:
     """Store a finished run (succeeded or diverged) and its loss curve, if `worker_id` holds the lease.
 
@@ -288,28 +273,20 @@ def complete(session: Session, run_id: int, worker_id: str, result: dict[str, An
     """
     status = RunStatus.diverged if result["status"] == "diverged" else RunStatus.succeeded
     now = utcnow()
-    values = {k: result.get(k) for k in RESULT_FIELDS}
+    values = result_values(result)
     stored = _changed(
         session,
         update(Run)
         .where(_held_by(run_id, worker_id))
         .values(
-            status=status,
-            error=result.get("reason"),
-            lease_owner=None,
-            lease_expires_at=None,
-            finished_at=now,
-            updated_at=now,
-            progress_step=result.get("steps", 0),
-            progress_loss=result.get("final_train_loss"),
-            **values,
+            status=status, lease_owner=None, lease_expires_at=None, finished_at=now, updated_at=now, **values
         ),
     )
     if stored:
         session.execute(delete(RunMetric).where(RunMetric.run_id == run_id))
         curve = [
             {"run_id": run_id, "step": s, "train_loss": v}
-            for s, v in result.get("loss_curve", [])
+            for s, v in result.get(CURVE, [])
             if math.isfinite(v)  # the trainer's curve is finite; a NaN here would break every reader
         ]
         if curve:

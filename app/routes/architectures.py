@@ -21,10 +21,12 @@ from app.deps import (
     WriteAccess,
     WriteSessionDep,
 )
+from app.errors import get_or_404
 from app.fits import proxies_report
 from app.limits import check_source, check_stored_source, check_sweep, run_flops
 from app.models import Architecture
 from app.pagination import decode_cursor, encode_cursor
+from app.public import sweep_public
 from app.schemas import (
     MAX_N_PARAMS,
     ArchitectureListItem,
@@ -42,7 +44,6 @@ from app.schemas import (
     SweepPublic,
     TuningSummary,
 )
-from app.views import get_or_404, sweep_public
 from trainer import ArchitectureSpec, count_params
 from trainer.spec import Text
 

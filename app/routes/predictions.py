@@ -13,6 +13,7 @@ from starlette.concurrency import run_in_threadpool
 import predictor
 from app import architectures, tuning
 from app.deps import FitCacheDep, ReadSessionsDep, SettingsDep
+from app.errors import field_error, get_or_404, unprocessable
 from app.fit_cache import FitCache
 from app.fits import NO_TREND_ADVICE, CurrentFit, FitPoints, NoScalingTrend, results_version
 from app.models import Architecture
@@ -29,7 +30,6 @@ from app.schemas import (
     Recipe,
 )
 from app.settings import Settings
-from app.views import field_error, get_or_404, unprocessable
 from trainer import ArchitectureSpec, count_params
 from trainer.accounting import flops_per_token
 

@@ -10,10 +10,11 @@ from sqlalchemy.orm import Session, selectinload
 
 from app import queue
 from app.deps import IdPath, IdQuery, SharedReadDep, WriteAccess, WriteSessionDep
+from app.errors import get_or_404
 from app.models import Run, RunStatus, SweepRun
 from app.pagination import decode_cursor, encode_cursor
+from app.public import run_public, run_summary
 from app.schemas import MAX_ID, Page, RunPublic, RunSummary
-from app.views import get_or_404, run_public, run_summary
 
 router = APIRouter(prefix="/v1/runs", tags=["runs"])
 

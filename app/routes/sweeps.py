@@ -6,9 +6,10 @@ from fastapi import APIRouter, Response
 
 from app import queue
 from app.deps import IdPath, SharedReadDep, WriteAccess, WriteSessionDep
+from app.errors import get_or_404
 from app.models import Sweep
+from app.public import sweep_public
 from app.schemas import SweepPublic
-from app.views import get_or_404, sweep_public
 
 router = APIRouter(prefix="/v1/sweeps", tags=["sweeps"])
 

@@ -8,8 +8,10 @@ from fastapi import APIRouter, Body, HTTPException, Request, status
 
 from app import architectures, coord_checks, tuning
 from app.deps import IdPath, SessionDep, SettingsDep, WriteAccess, WriteSessionDep
+from app.errors import get_or_404
 from app.limits import check_stored_source, check_tuning
 from app.models import Architecture, Tuning
+from app.public import counts_of
 from app.tuning_schemas import (
     CoordCheckAxis,
     CoordCheckPublic,
@@ -18,7 +20,6 @@ from app.tuning_schemas import (
     TuningCreate,
     TuningPublic,
 )
-from app.views import counts_of, get_or_404
 from trainer import ArchitectureSpec
 
 router = APIRouter(prefix="/v1/architectures", tags=["tuning"])

@@ -18,7 +18,7 @@ from app import architectures, queue, tuning
 from app.db import make_engine
 from app.models import Run
 from app.settings import Settings
-from trainer import ArchitectureSpec, count_params
+from trainer import ArchitectureSpec, RunResult, count_params
 
 
 def spec_dict(name: str = "tiny", **overrides: Any) -> dict[str, Any]:
@@ -85,24 +85,28 @@ def finish_runs(
                 loss = loss_of(claimed, non_embedding)
             else:
                 loss = law_loss(non_embedding, e, a, alpha) * (1 + noise * rng.standard_normal())
-            result = {
-                "status": "succeeded" if loss is not None else "diverged",
-                "steps": claimed.steps,
-                "reason": None if loss is not None else "training loss became nan at step 3",
-                "final_train_loss": loss - 0.01 if loss is not None else None,
-                "val_loss": loss,
-                "n_params": total,
-                "n_params_non_embedding": non_embedding,
-                "tokens": claimed.steps * spec.training.batch_tokens,
-                "flops": 6.0 * non_embedding * claimed.steps * spec.training.batch_tokens,
-                "wall_seconds": 1.0,
-                "tokens_per_second": 1000.0,
-                "mfu": None,
-                "device": "cpu",
-                "corpus_fingerprint": "c" * 64,
-                "code_version": "test",
-                "loss_curve": [(1, 5.5), (claimed.steps, (loss or 5.5) - 0.01)],
-            }
+            result = RunResult(
+                status="succeeded" if loss is not None else "diverged",
+                reason=None if loss is not None else "training loss became nan at step 3",
+                width=claimed.width,
+                seed=claimed.seed,
+                data_seed=claimed.data_seed,
+                lr=claimed.lr,
+                steps=claimed.steps,
+                final_train_loss=loss - 0.01 if loss is not None else None,
+                val_loss=loss,
+                n_params=total,
+                n_params_non_embedding=non_embedding,
+                tokens=claimed.steps * spec.training.batch_tokens,
+                flops=6.0 * non_embedding * claimed.steps * spec.training.batch_tokens,
+                wall_seconds=1.0,
+                tokens_per_second=1000.0,
+                mfu=None,
+                device="cpu",
+                corpus_fingerprint="c" * 64,
+                code_version="test",
+                loss_curve=[(1, 5.5), (claimed.steps, (loss or 5.5) - 0.01)],
+            ).to_dict()
             assert queue.complete(session, claimed.id, "test-worker", result)
             if advance:
                 tuning.advance_for_run(session, claimed.id)

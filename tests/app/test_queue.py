@@ -9,25 +9,32 @@ from sqlalchemy.orm import Session
 
 from app import queue
 from app.models import Architecture, Run, RunMetric, RunStatus, Sweep, utcnow
+from trainer.result import RunResult
 
-RESULT = {
-    "status": "succeeded",
-    "reason": None,
-    "steps": 10,
-    "final_train_loss": 2.5,
-    "val_loss": 2.6,
-    "n_params": 1000,
-    "n_params_non_embedding": 800,
-    "tokens": 5000,
-    "flops": 1e9,
-    "wall_seconds": 1.0,
-    "tokens_per_second": 5000.0,
-    "mfu": None,
-    "device": "cpu",
-    "corpus_fingerprint": "f" * 64,
-    "code_version": "test",
-    "loss_curve": [(1, 5.0), (5, 3.0), (10, 2.5)],
-}
+# A finished run as the worker stores it: built by the trainer's own dataclass, so a field added to
+# RunResult must be given here too.
+RESULT = RunResult(
+    status="succeeded",
+    reason=None,
+    width=32,
+    seed=0,
+    data_seed=0,
+    lr=0.01,
+    steps=10,
+    final_train_loss=2.5,
+    val_loss=2.6,
+    n_params=1000,
+    n_params_non_embedding=800,
+    tokens=5000,
+    flops=1e9,
+    wall_seconds=1.0,
+    tokens_per_second=5000.0,
+    mfu=None,
+    device="cpu",
+    corpus_fingerprint="f" * 64,
+    code_version="test",
+    loss_curve=[(1, 5.0), (5, 3.0), (10, 2.5)],
+).to_dict()
 
 
 RECIPE = {"depth": 2, "lr": 0.01, "lr_source": "spec"}

