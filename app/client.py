@@ -24,11 +24,11 @@ from app.schemas import (
     FitPublic,
     Page,
     PredictionPublic,
-    Rows,
     RunPublic,
     RunSummary,
     SweepPublic,
 )
+from app.tables import Rows
 from app.tuning_schemas import CoordCheckPublic, TuningPublic
 from predictor import DEFAULT_METHOD
 from trainer import ArchitectureSpec

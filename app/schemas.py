@@ -3,38 +3,16 @@
 from __future__ import annotations
 
 from datetime import datetime
-from typing import Annotated, Any, ClassVar, Generic, Literal, TypeVar
+from typing import Annotated, Any, Generic, Literal, TypeVar
 
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 
+from app.tables import Tabular
 from predictor import DEFAULT_METHOD, Method
 from trainer import ArchitectureSpec
 from trainer.spec import MAX_STEPS, StrictInteger, StrictNumber
 
 T = TypeVar("T")
-
-
-def frame(rows: list[Any]) -> Any:
-    """A pandas DataFrame with one row per model (pandas comes with the `notebook` extra)."""
-    import pandas as pd
-
-    return pd.DataFrame([row.model_dump() if isinstance(row, BaseModel) else row for row in rows])
-
-
-class Tabular(BaseModel):
-    """A result with a table inside (`_table` names it): `.to_pandas()` gives it as a DataFrame."""
-
-    _table: ClassVar[str]
-
-    def to_pandas(self) -> Any:
-        return frame(getattr(self, self._table))
-
-
-class Rows(list[T]):
-    """A list of results, as the client returns them, with `.to_pandas()`."""
-
-    def to_pandas(self) -> Any:
-        return frame(list(self))
 
 
 # Ids are 32-bit on PostgreSQL: a larger number can name nothing, so it is a 422, not a database error.

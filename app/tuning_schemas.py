@@ -7,7 +7,8 @@ from typing import Any
 
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 
-from app.schemas import RunCounts, Tabular
+from app.schemas import RunCounts
+from app.tables import Tabular
 from trainer.spec import MAX_STEPS, StrictInteger, StrictNumber
 
 
