@@ -18,9 +18,9 @@ from app import errors, migrate
 from app.db import for_reads, make_engine, session_factory
 from app.db_slots import DatabaseBusy, DbSlots
 from app.deps import require_token
-from app.fit_cache import FitCache
 from app.fits import FitFailed, NoScalingTrend, NotEnoughRuns
 from app.guards import RequestGuard, routes_calling
+from app.prediction_service import PredictionService
 from app.routes import architectures, dashboard, health, predictions, runs, sweeps, tuning
 from app.settings import Settings, get_settings
 
@@ -89,7 +89,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     )
     app.state.probe_engine = for_reads(probe_engine)
     app.state.schema_head = migrate.head_revision()  # parses every migration script: once, not per probe
-    app.state.fit_cache = FitCache()
+    app.state.predictions = PredictionService(settings, app.state.read_engine, app.state.read_session_factory)
     routers = [m.router for m in (health, architectures, tuning, sweeps, runs, predictions, dashboard)]
     for router in routers:
         app.include_router(router)

@@ -11,7 +11,7 @@ from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
 from sqlalchemy.orm import Session, sessionmaker
 
 from app.db_slots import DbSlots, SharedRead
-from app.fit_cache import FitCache
+from app.prediction_service import PredictionService
 from app.settings import Settings
 
 # Dependencies that do no I/O are `async def`: FastAPI runs a sync dependency in the thread pool, and
@@ -54,9 +54,9 @@ async def get_write_session(request: Request) -> AsyncIterator[Session]:
         yield session
 
 
-async def get_fit_cache(request: Request) -> FitCache:
-    cache: FitCache = request.app.state.fit_cache
-    return cache
+async def get_predictions(request: Request) -> PredictionService:
+    service: PredictionService = request.app.state.predictions
+    return service
 
 
 # Ids are 32-bit on PostgreSQL: anything larger can name nothing (404 would hide a client bug: 422).
@@ -66,7 +66,7 @@ IdQuery = Annotated[int | None, Query(ge=1, le=2**31 - 1)]
 SettingsDep = Annotated[Settings, Depends(get_settings_dep)]
 SessionDep = Annotated[Session, Depends(get_session)]
 WriteSessionDep = Annotated[Session, Depends(get_write_session)]
-FitCacheDep = Annotated[FitCache, Depends(get_fit_cache)]
+PredictionsDep = Annotated[PredictionService, Depends(get_predictions)]
 ReadSessionsDep = Annotated[sessionmaker[Session], Depends(get_read_sessions)]
 SharedReadDep = Annotated[SharedRead, Depends(get_shared_read)]
 

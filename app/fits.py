@@ -1,10 +1,10 @@
 """Scaling-law fits per architecture, cached in the `fits` table and keyed by the data they were fitted on.
 
 A fit is computed when a run finishes (by the worker) or on the first read after that; predictions load
-the cached fit and never refit per request. The key is a hash of the exact (run, N, loss, seed) points
-and of the fit method, so a new finished run invalidates the cache by changing the key. Which runs a fit
-pools (one recipe, one corpus, one trainer version) is decided here too; app/fit_cache.py keeps each
-process's memo of the current fits.
+the cached fit and never refit per request. The stored key is a hash of the exact (run, N, loss, seed)
+points and of the fit method, so a new finished run invalidates the cache by changing the key. Which runs
+a fit pools (one recipe, one corpus, one trainer version) is decided here too; app/prediction_service.py
+keeps each process's memo of the current fits and answers from them.
 """
 
 from __future__ import annotations
@@ -16,7 +16,7 @@ from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any, TypeVar
 
-from sqlalchemy import Engine, and_, func, select
+from sqlalchemy import and_, func, select
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
@@ -307,50 +307,6 @@ def current_fit(
         points,
         assess(result),
     )
-
-
-# Run.status is stored as its name (a non-native enum), so the literal below is RunStatus.succeeded.
-_VERSION_SQL = (
-    "SELECT count(id), max(finished_at), "
-    "(SELECT max(updated_at) FROM tunings WHERE architecture_id = {p}), "
-    "(SELECT max(id) FROM sweeps WHERE architecture_id = {p}) "
-    "FROM runs WHERE architecture_id = {p} AND status = 'succeeded'"
-)
-Version = tuple[int, str, str, object]
-
-
-def results_version(source: Session | Engine, architecture_id: int) -> Version:
-    """Changes whenever a run of the architecture succeeds, a tuning changes or a sweep is created:
-    (succeeded runs, latest finish time, latest tuning update, latest sweep).
-
-    A succeeded run's result is written once, under its lease, and never changes after, so the first two
-    identify the set of points a fit can be made from; the latest sweep picks the recipe the fit pools
-    and the tuning's state decides the warnings. One indexed aggregate instead of reading them.
-    It runs on every prediction request, so it goes straight to the driver's cursor: SQLAlchemy's
-    per-statement machinery (transaction events, result wrapping) was most of that request's cost.
-    A Session reads inside its own transaction (the snapshot its other reads see); an Engine reads on
-    a pooled connection of its own.
-    """
-    if isinstance(source, Session):
-        dialect = source.get_bind().dialect
-        raw = source.connection().connection.dbapi_connection
-        assert raw is not None
-        return _read_version(raw, dialect.paramstyle, architecture_id)
-    pooled = source.raw_connection()
-    try:
-        return _read_version(pooled, source.dialect.paramstyle, architecture_id)
-    finally:
-        pooled.close()  # back to the pool, which rolls the read back
-
-
-def _read_version(raw: Any, paramstyle: str, architecture_id: int) -> Version:
-    cursor = raw.cursor()
-    try:
-        cursor.execute(_VERSION_SQL.format(p="?" if paramstyle == "qmark" else "%s"), (architecture_id,) * 3)
-        count, latest, tuned, sweep = cursor.fetchone()
-    finally:
-        cursor.close()
-    return int(count), str(latest), str(tuned), sweep
 
 
 def proxies_report(points: FitPoints) -> str:

@@ -13,8 +13,8 @@ from sqlalchemy.orm import Session
 from app import architectures, listing, queue, tuning
 from app.cost import recent_throughput
 from app.deps import (
-    FitCacheDep,
     IdPath,
+    PredictionsDep,
     SessionDep,
     SettingsDep,
     SharedReadDep,
@@ -230,7 +230,7 @@ def get_fit(
     architecture_id: IdPath,
     session: SessionDep,
     settings: SettingsDep,
-    fits: FitCacheDep,
+    predictions: PredictionsDep,
     curve_to: Annotated[
         float | None, Query(gt=0, le=MAX_N_PARAMS, description="Last N of the curve.")
     ] = None,
@@ -239,7 +239,7 @@ def get_fit(
 ) -> FitPublic:
     """The scaling-law fit over the architecture's finished proxies (409 until enough have finished)."""
     get_or_404(session, Architecture, architecture_id)
-    current = fits.current(session, architecture_id, settings.min_runs_for_fit)
+    current = predictions.current(session, architecture_id)
     result, points = current.result, current.points
     predicted = result.predict(points.n_params).mean
     low, high = float(result.x_range[0]), float(result.x_range[1])

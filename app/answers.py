@@ -1,0 +1,255 @@
+"""The public answers built from architectures' current fits: a prediction, a comparison, and what
+each says about extrapolation, the LR tuning and comparability. Pure functions of a read session and
+the fits; caching and loading the fits is app/prediction_service.py's job."""
+
+from __future__ import annotations
+
+import dataclasses
+from collections.abc import Callable
+
+from fastapi import HTTPException, status
+from sqlalchemy.orm import Session
+
+import predictor
+from app import architectures, tuning
+from app.errors import field_error, get_or_404, unprocessable
+from app.fits import NO_TREND_ADVICE, CurrentFit, FitPoints, NoScalingTrend
+from app.models import Architecture
+from app.schemas import (
+    Candidate,
+    ComparePublic,
+    CompareRequest,
+    ExcludedCandidate,
+    ExcludedRun,
+    Extrapolation,
+    PredictionPublic,
+    PredictionRequest,
+    Provenance,
+    Recipe,
+)
+from app.settings import Settings
+from trainer import ArchitectureSpec, count_params
+from trainer.accounting import flops_per_token
+
+CurrentOf = Callable[[Session, int], CurrentFit]  # (session, architecture id) -> its current fit
+
+
+def prediction(
+    session: Session, settings: Settings, arch_id: int, request: PredictionRequest, current_fit: CurrentOf
+) -> PredictionPublic:
+    """The answer to one prediction request; `current_fit` gives an architecture's current fit."""
+    arch = get_or_404(session, Architecture, arch_id)
+    spec = architectures.stored_spec(arch)
+    if request.width is not None:
+        try:
+            spec.validate_width(request.width)
+        except ValueError as exc:
+            raise unprocessable(field_error("body", "width", msg=str(exc))) from None
+        n_params = float(count_params(spec, request.width)[1])
+    else:
+        assert request.n_params is not None
+        n_params = request.n_params
+    current = current_fit(session, arch.id)
+    if settings.fit_gate and not current.quality.ok:
+        raise NoScalingTrend(arch.id, arch.name, current.quality)
+    result, points = current.result, current.points
+    predicted = result.predict(
+        n_params, level=request.level, interval=request.interval, seeds=request.seeds, method=request.method
+    )
+    assert points.recipe is not None  # a fit exists, so a sweep does
+    return PredictionPublic(
+        architecture_id=arch.id,
+        n_params=n_params,
+        width=request.width,
+        level=request.level,
+        interval=request.interval,
+        seeds=request.seeds,
+        method=request.method,
+        predicted_loss=float(predicted.mean),
+        lower=float(predicted.lower),
+        upper=float(predicted.upper),
+        law=result.law,
+        parameters=result.params,
+        stderr=result.stderr,
+        noise_model=result.noise.summary(),
+        points_used=result.n_points,
+        widths_used=sorted(set(points.widths)),
+        excluded_runs=[ExcludedRun(run_id=e.run_id, reason=e.reason) for e in points.excluded],
+        n_params_range=(float(result.x_range[0]), float(result.x_range[1])),
+        extrapolation_factor=float(predicted.extrapolation_factor),
+        extrapolation=extrapolation(spec, points, n_params, request.width),
+        warnings=[*predicted.warnings, *lr_warnings(session, arch, spec, points)],
+        provenance=Provenance(
+            fit_id=current.fit_id,
+            run_ids=current.run_ids,
+            corpus_fingerprints=points.corpus_fingerprints,
+            recipe=Recipe(**dataclasses.asdict(points.recipe)),
+        ),
+    )
+
+
+def extrapolation(
+    spec: ArchitectureSpec, points: FitPoints, n_params: float, width: int | None
+) -> Extrapolation:
+    """The target against the largest proxy in N, total parameters, width and FLOPs (at the proxies'
+    token budget). Asked by N, the width is the one on the head-size grid whose N is nearest."""
+    largest = max(range(len(points.n_params)), key=points.n_params.__getitem__)
+    target_width = width if width is not None else _width_for(spec, n_params)
+    total = flops = None
+    if target_width is not None:
+        total = float(count_params(spec, target_width)[0])
+        assert points.recipe is not None
+        tokens = points.recipe.steps * spec.training.batch_tokens
+        flops = float(flops_per_token(spec, target_width) * tokens)
+
+    def ratio(value: float | None, proxy: float) -> float | None:
+        return value / proxy if value is not None and proxy > 0 else None
+
+    return Extrapolation(
+        n_params=n_params / points.n_params[largest],
+        total_params=ratio(total, points.total_params[largest]),
+        width=ratio(None if target_width is None else float(target_width), float(points.widths[largest])),
+        flops=ratio(flops, points.flops[largest]),
+        target_width=target_width,
+    )
+
+
+def _width_for(spec: ArchitectureSpec, n_params: float) -> int | None:
+    """The width on the head-size grid whose non-embedding N is nearest n_params (None past 2^20)."""
+    low, high = 1, (1 << 20) // spec.head_dim
+    if count_params(spec, high * spec.head_dim)[1] < n_params:
+        return None
+    while low < high:  # the smallest multiple whose N reaches the target
+        mid = (low + high) // 2
+        if count_params(spec, mid * spec.head_dim)[1] < n_params:
+            low = mid + 1
+        else:
+            high = mid
+    candidates = [k * spec.head_dim for k in (max(1, low - 1), low)]
+    return min(candidates, key=lambda w: abs(count_params(spec, w)[1] - n_params))
+
+
+def lr_warnings(session: Session, arch: Architecture, spec: ArchitectureSpec, points: FitPoints) -> list[str]:
+    """What the LR tuning says about this ladder: never tuned, still running, failed, or drifting."""
+    assert points.recipe is not None
+    return tuning.warnings(session, arch.id, spec, points.recipe.lr)
+
+
+def comparison(
+    session: Session, settings: Settings, request: CompareRequest, current_fit: CurrentOf
+) -> ComparePublic:
+    """Rank candidates by expected loss at `n_params`, with P(best) paired by seed (predictor.compare)."""
+    ids = list(dict.fromkeys(request.architecture_ids))
+    if len(ids) < 2:
+        raise unprocessable(field_error("body", "architecture_ids", msg="give at least two different ids"))
+    archs = [get_or_404(session, Architecture, i) for i in ids]
+    specs = [architectures.stored_spec(a) for a in archs]
+    currents = [current_fit(session, a.id) for a in archs]
+    # A fit without a scaling trend is never ranked: it is listed with its reasons instead.
+    excluded = [
+        ExcludedCandidate(architecture_id=a.id, name=a.name, reasons=c.quality.reasons)
+        for a, c in zip(archs, currents, strict=True)
+        if settings.fit_gate and not c.quality.ok
+    ]
+    if len(archs) - len(excluded) < 2:
+        blocked = "; ".join(f"{e.name} (id {e.architecture_id}): {'; '.join(e.reasons)}" for e in excluded)
+        raise HTTPException(
+            status.HTTP_409_CONFLICT,
+            f"fewer than two candidates have a usable scaling trend, so there is nothing to rank. "
+            f"Blocked by {blocked}. {NO_TREND_ADVICE.format(id='{id}')}",
+        )
+    refused = {e.architecture_id for e in excluded}
+    keep = [i for i, a in enumerate(archs) if a.id not in refused]
+    archs, specs, currents = [archs[i] for i in keep], [specs[i] for i in keep], [currents[i] for i in keep]
+    _check_comparable(archs, specs, currents)
+    ranking = predictor.compare([c.result for c in currents], request.n_params, request.level)
+    lr_notes = [lr_warnings(session, a, s, c.points) for a, s, c in zip(archs, specs, currents, strict=True)]
+    candidates = []
+    for k in sorted(range(len(archs)), key=lambda i: ranking.ranks[i]):
+        p = ranking.predictions[k]
+        candidates.append(
+            Candidate(
+                rank=ranking.ranks[k],
+                architecture_id=archs[k].id,
+                name=archs[k].name,
+                predicted_loss=float(p.mean),
+                lower=float(p.lower),
+                upper=float(p.upper),
+                probability_best=float(ranking.probability_best[k]),
+                extrapolation_factor=float(p.extrapolation_factor),
+                extrapolation=extrapolation(specs[k], currents[k].points, request.n_params, None),
+                warnings=[*p.warnings, *lr_notes[k]],
+            )
+        )
+    return ComparePublic(
+        n_params=request.n_params,
+        level=request.level,
+        interval="expected",
+        best_architecture_id=candidates[0].architecture_id,
+        candidates=candidates,
+        excluded=excluded,
+        warnings=_recipe_differences(archs, specs, currents),
+    )
+
+
+def _recipe_differences(
+    archs: list[Architecture], specs: list[ArchitectureSpec], currents: list[CurrentFit]
+) -> list[str]:
+    """Recipe differences that leave the losses comparable only approximately: a warning each."""
+    contexts = [f"{s.context_length:,}" for s in specs]
+    budgets = [f"{_proxy_tokens(s, c):,}" for s, c in zip(specs, currents, strict=True)]
+    checks = (
+        (
+            contexts,
+            "context lengths",
+            "a token's loss falls with the context before it, so the mean loss per token depends on the "
+            "context length as well as the design; compare at one context length to rank the designs alone",
+        ),
+        (
+            budgets,
+            "token budgets per proxy run",
+            "the loss at N also depends on how many tokens the proxies saw; train the ladders to the same "
+            "budget (training.token_budget) to rank the designs alone",
+        ),
+    )
+    return [
+        f"the candidates differ in {what} ({described}): {why}"
+        for values, what, why in checks
+        if (described := _differences(archs, values))
+    ]
+
+
+def _differences(archs: list[Architecture], values: list[str]) -> str | None:
+    """Each candidate's value, "name (id N): value; …", when they are not all the same (else None)."""
+    if len(set(values)) < 2:
+        return None
+    return "; ".join(f"{a.name} (id {a.id}): {v}" for a, v in zip(archs, values, strict=True))
+
+
+def _proxy_tokens(spec: ArchitectureSpec, current: CurrentFit) -> int:
+    """Training tokens per run of the fitted ladder (its sweep's steps, which may override the spec's)."""
+    assert current.points.recipe is not None  # a fit exists only for a ladder with a recipe
+    return current.points.recipe.steps * spec.training.batch_tokens
+
+
+def _check_comparable(
+    archs: list[Architecture], specs: list[ArchitectureSpec], currents: list[CurrentFit]
+) -> None:
+    """Losses in nats per token compare only on the same tokens: one tokenizer, one corpus (422 if not)."""
+    tokenizers = [f"{s.dataset.tokenizer}, vocabulary {s.vocab_size}" for s in specs]
+    corpora = [(c.points.corpus_fingerprints or ["none"])[0][:12] for c in currents]
+    checks = (
+        (
+            tokenizers,
+            "use different tokenizers",
+            "losses per token are not comparable; compare designs trained on the same tokenizer",
+        ),
+        (corpora, "were trained on different corpora", "train them on the same data to compare them"),
+    )
+    errors = [
+        field_error("body", "architecture_ids", msg=f"the candidates {what} ({described}): {fix}")
+        for values, what, fix in checks
+        if (described := _differences(archs, values))
+    ]
+    if errors:
+        raise unprocessable(*errors)
