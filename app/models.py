@@ -146,6 +146,8 @@ class Run(Base):
     # Lease: only the holder may write progress or the result; an expired lease is requeued.
     lease_owner: Mapped[str | None] = mapped_column(String(200))
     lease_expires_at: Mapped[datetime | None]
+    # A run requeued after a failed attempt waits until then (exponential backoff, app.queue.backoff).
+    not_before: Mapped[datetime | None]
     heartbeat_at: Mapped[datetime | None]
     started_at: Mapped[datetime | None]
     finished_at: Mapped[datetime | None]

@@ -15,7 +15,7 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta, timezone
 from typing import Any
 
-from sqlalchemy import CursorResult, and_, delete, insert, select, update
+from sqlalchemy import CursorResult, and_, case, delete, insert, or_, select, update
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.orm import Session
 
@@ -172,12 +172,21 @@ def enqueue_sweep(
     return sweep, True
 
 
+MAX_BACKOFF_SECONDS = 3600.0
+
+
+def backoff(base_seconds: float, attempts: int) -> timedelta:
+    """The wait after a run's `attempts`-th failed attempt: base × 2^(attempts − 1), at most an hour."""
+    return timedelta(seconds=min(MAX_BACKOFF_SECONDS, base_seconds * 2 ** max(0, attempts - 1)))
+
+
 def claim(session: Session, worker_id: str, lease_seconds: float) -> ClaimedRun | None:
-    """Atomically take the oldest queued run and lease it to `worker_id`; commits."""
+    """Atomically take the oldest claimable queued run and lease it to `worker_id`; commits. A run
+    waiting out its retry backoff (`not_before` in the future) is skipped."""
     now = utcnow()
     oldest_queued = (
         select(Run.id)
-        .where(Run.status == RunStatus.queued)
+        .where(Run.status == RunStatus.queued, or_(Run.not_before.is_(None), Run.not_before <= now))
         .order_by(Run.created_at, Run.id)
         .limit(1)
         .with_for_update(skip_locked=True)  # PostgreSQL; SQLite serializes writers instead
@@ -307,8 +316,16 @@ def complete(session: Session, run_id: int, worker_id: str, result: dict[str, An
     return False
 
 
-def fail(session: Session, run_id: int, worker_id: str, error: str, max_attempts: int) -> RunStatus | None:
-    """Record a crash: requeue while attempts remain, else mark failed. None if the lease was lost."""
+def fail(
+    session: Session,
+    run_id: int,
+    worker_id: str,
+    error: str,
+    max_attempts: int,
+    backoff_seconds: float = 0.0,
+) -> RunStatus | None:
+    """Record a crash: requeue while attempts remain (claimable again after `backoff`), else mark
+    failed. None if the lease was lost."""
     row = session.get(Run, run_id)
     if row is None:
         return None
@@ -324,6 +341,11 @@ def fail(session: Session, run_id: int, worker_id: str, error: str, max_attempts
             lease_owner=None,
             lease_expires_at=None,
             finished_at=now if status == RunStatus.failed else None,
+            not_before=(
+                now + backoff(backoff_seconds, row.attempts)
+                if status == RunStatus.queued and backoff_seconds > 0
+                else None
+            ),
             updated_at=now,
         ),
     )
@@ -348,6 +370,7 @@ def retry(session: Session, run_ids: Sequence[int]) -> list[int]:
             .values(
                 status=RunStatus.queued,
                 attempts=0,
+                not_before=None,
                 finished_at=None,
                 progress_step=0,
                 progress_loss=None,
@@ -400,10 +423,22 @@ def release(session: Session, run_id: int, worker_id: str) -> bool:
     return bool(changed)
 
 
-def reap_expired(session: Session, max_attempts: int, now: datetime | None = None) -> int:
-    """Requeue runs whose lease expired (their worker died); after `max_attempts` mark them failed."""
+def reap_expired(
+    session: Session, max_attempts: int, now: datetime | None = None, backoff_seconds: float = 0.0
+) -> int:
+    """Requeue runs whose lease expired (their worker died), claimable again after their backoff;
+    after `max_attempts` mark them failed."""
     now = now or datetime.now(timezone.utc)
     expired = and_(Run.status == RunStatus.running, Run.lease_expires_at < now)
+    # Each row's own backoff, by its attempt count (computed here, so the SQL stays portable).
+    not_before = (
+        case(
+            *((Run.attempts == k, now + backoff(backoff_seconds, k)) for k in range(1, max_attempts)),
+            else_=now + backoff(backoff_seconds, max_attempts),
+        )
+        if backoff_seconds > 0
+        else None
+    )
     requeued = _changed(
         session,
         update(Run)
@@ -412,6 +447,7 @@ def reap_expired(session: Session, max_attempts: int, now: datetime | None = Non
             status=RunStatus.queued,
             lease_owner=None,
             lease_expires_at=None,
+            not_before=not_before,
             error="lease expired: the worker stopped sending heartbeats",
             updated_at=now,
         ),

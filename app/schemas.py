@@ -170,6 +170,11 @@ class RunSummary(BaseModel):
     final_train_loss: float | None
     n_params_non_embedding: int | None
     error: str | None
+    not_before: datetime | None = Field(
+        None,
+        description="A run queued again after a failed attempt is not started before this time (retry "
+        "backoff, MUPREDICT_RETRY_BACKOFF_SECONDS); null otherwise.",
+    )
     created_at: datetime
     started_at: datetime | None
     finished_at: datetime | None

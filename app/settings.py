@@ -105,6 +105,13 @@ class Settings(BaseSettings):
         "trainer's default, ~/.cache/mupredict).",
     )
     max_attempts: int = Field(3, ge=1, description="Claims of one run before it is marked failed.")
+    retry_backoff_seconds: float = Field(
+        30.0,
+        ge=0,
+        description="A run requeued after a failed attempt (an error, a lost worker) waits this long before "
+        "it is claimed again, twice as long after each further attempt (at most an hour): a run that fails "
+        "at once does not cycle through the pool. 0 retries at once.",
+    )
     min_runs_for_fit: int = Field(
         4, ge=3, description="Finished proxy widths needed before a scaling law is fitted."
     )

@@ -140,7 +140,12 @@ class Worker:
         if now - self._last_reap < self.settings.lease_seconds / 4:
             return
         self._last_reap = now
-        self._db(lambda s: queue.reap_expired(s, self.settings.max_attempts), "reap")
+        self._db(
+            lambda s: queue.reap_expired(
+                s, self.settings.max_attempts, backoff_seconds=self.settings.retry_backoff_seconds
+            ),
+            "reap",
+        )
 
     def process(self, claimed: queue.ClaimedRun) -> None:
         log.info(
@@ -192,7 +197,15 @@ class Worker:
             log.error("run %s failed:\n%s", claimed.id, traceback.format_exc())
             error = stored_error(exc, source_of(claimed.spec))
             self._db(
-                lambda s: queue.fail(s, claimed.id, self.worker_id, error, self.settings.max_attempts), "fail"
+                lambda s: queue.fail(
+                    s,
+                    claimed.id,
+                    self.worker_id,
+                    error,
+                    self.settings.max_attempts,
+                    backoff_seconds=self.settings.retry_backoff_seconds,
+                ),
+                "fail",
             )
             return
         beat.stop()
