@@ -94,3 +94,11 @@ def test_dockerfile_builds_torch_from_a_build_argument() -> None:
     assert '--index-url "${TORCH_INDEX_URL}"' in text
     for package in ("app", "trainer", "predictor", "migrations"):
         assert re.search(rf"^COPY {package} ", text, re.M), f"the image must contain {package}/"
+
+
+def test_every_setting_is_documented_in_the_readme() -> None:
+    readme = (ROOT / "README.md").read_text()
+    missing = [
+        f"MUPREDICT_{n.upper()}" for n in Settings.model_fields if f"`MUPREDICT_{n.upper()}`" not in readme
+    ]
+    assert missing == [], f"settings missing from the README's configuration table: {missing}"
