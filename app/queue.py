@@ -21,6 +21,7 @@ from sqlalchemy.orm import Session
 
 from app.models import Architecture, Run, RunMetric, RunStatus, Sweep, SweepRun, utcnow
 from app.run_record import CURVE, result_values
+from app.wakeup import announce
 
 log = logging.getLogger(__name__)
 
@@ -108,6 +109,7 @@ def enqueue_runs(session: Session, architecture_id: int, keys: Sequence[RunKey])
     )
     if not keys:
         return {}
+    announce(session)
     rows = session.execute(
         select(Run.id, Run.width, Run.depth, Run.seed, Run.steps, Run.lr, Run.data_seed).where(
             Run.architecture_id == architecture_id,
@@ -377,6 +379,7 @@ def retry(session: Session, run_ids: Sequence[int]) -> list[int]:
                 updated_at=utcnow(),
             )
         )
+        announce(session)
     session.commit()
     return failed
 

@@ -32,6 +32,7 @@ from app.fits import refresh_fit
 from app.limits import corpus_access
 from app.run_errors import source_of, stored_error
 from app.settings import Settings
+from app.wakeup import Wakeup
 
 log = logging.getLogger(__name__)
 T = TypeVar("T")
@@ -71,6 +72,7 @@ class Worker:
         self.stopping = threading.Event()
         self.corpus_access = corpus_access(settings)  # this worker's data roots and caps, not the API's
         self._last_reap = float("-inf")
+        self.wakeup = Wakeup(self.engine, self.stopping)  # LISTEN/NOTIFY on PostgreSQL, else polling
 
     # -- database access that survives restarts and terminated connections -------------------------
 
@@ -109,6 +111,7 @@ class Worker:
     def run(self, *, once: bool = False, max_runs: int | None = None) -> int:
         """Process runs until stopped; `once` returns when the queue is empty. Returns runs processed."""
         done = 0
+        self.wakeup.start()  # before the first claim: a run queued after an empty claim still wakes us
         try:
             while not self.stopping.is_set() and (max_runs is None or done < max_runs):
                 self._reap_now_and_then()
@@ -122,13 +125,14 @@ class Worker:
                         continue
                     if once:
                         break
-                    self.stopping.wait(self.poll_seconds)
+                    self.wakeup.wait(self.poll_seconds)
                     continue
                 self.process(claimed)
                 done += 1
         except DatabaseUnavailable as exc:
             log.warning("worker %s: stopping with the database unreachable (%s)", self.worker_id, exc)
         finally:
+            self.wakeup.close()
             self.engine.dispose()
         return done
 
