@@ -23,6 +23,7 @@ from app.schemas import (
     ComparePublic,
     FitPublic,
     Page,
+    PredictionBatchPublic,
     PredictionPublic,
     RunPublic,
     RunSummary,
@@ -287,6 +288,28 @@ class Client:
             body["spec"] = spec.model_dump(mode="json") if isinstance(spec, ArchitectureSpec) else spec
         # A prediction reads the cached fit and changes nothing: safe to retry.
         return self._post("/v1/predictions", PredictionPublic, body, idempotent=True)
+
+    def predict_many(
+        self,
+        architecture_ids: list[int],
+        n_params: float,
+        *,
+        level: float = 0.9,
+        interval: str = "run",
+        seeds: int = 1,
+        method: str = DEFAULT_METHOD,
+    ) -> PredictionBatchPublic:
+        """Predictions for many architectures at one N in one request; each item holds a prediction or
+        the status (404, 409) and message a single prediction would give. `.to_pandas()` for a table."""
+        body = {
+            "architecture_ids": architecture_ids,
+            "n_params": n_params,
+            "level": level,
+            "interval": interval,
+            "seeds": seeds,
+            "method": method,
+        }
+        return self._post("/v1/predictions/batch", PredictionBatchPublic, body, idempotent=True)
 
     def compare(self, architecture_ids: list[int], n_params: float, level: float = 0.9) -> ComparePublic:
         """Rank designs by expected loss at n_params, with P(best) paired by seed."""

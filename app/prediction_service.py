@@ -13,6 +13,7 @@ architecture (app.coalesce), and a dictionary lookup; only a miss goes to a thre
 
 from __future__ import annotations
 
+import asyncio
 import threading
 from collections import OrderedDict
 from collections.abc import Callable, Hashable
@@ -26,9 +27,17 @@ from starlette.concurrency import run_in_threadpool
 
 from app import answers
 from app.coalesce import CoalescedReads
-from app.fits import DEFAULT_LAW, CurrentFit, current_fit
+from app.fits import DEFAULT_LAW, CurrentFit, FitFailed, NoScalingTrend, NotEnoughRuns, current_fit
 from app.models import Architecture, RunStatus
-from app.schemas import ComparePublic, CompareRequest, PredictionRequest
+from app.schemas import (
+    ComparePublic,
+    CompareRequest,
+    PredictionBatchItem,
+    PredictionBatchPublic,
+    PredictionBatchRequest,
+    PredictionPublic,
+    PredictionRequest,
+)
 from app.settings import Settings
 
 K = TypeVar("K")
@@ -121,6 +130,31 @@ class PredictionService:
             return answer.model_dump_json().encode()
 
         return await run_in_threadpool(self._remember_answer, (key, asked), build)
+
+    async def predict_many(self, request: PredictionBatchRequest) -> PredictionBatchPublic:
+        """One prediction per architecture at one N, each as POST /v1/predictions would answer it (a
+        missing architecture or one without a usable fit is an item with its status, not an error)."""
+        asked = request.model_dump(exclude={"architecture_ids"})
+
+        async def one(arch_id: int) -> PredictionBatchItem:
+            try:
+                body = await self.predict(PredictionRequest(architecture_id=arch_id, **asked))
+            except HTTPException as exc:
+                return PredictionBatchItem(
+                    architecture_id=arch_id, status=exc.status_code, detail=str(exc.detail)
+                )
+            except (NotEnoughRuns, NoScalingTrend, FitFailed) as exc:
+                return PredictionBatchItem(
+                    architecture_id=arch_id, status=status.HTTP_409_CONFLICT, detail=str(exc)
+                )
+            prediction = PredictionPublic.model_validate_json(body)
+            return PredictionBatchItem(
+                architecture_id=arch_id, status=status.HTTP_200_OK, prediction=prediction
+            )
+
+        ids = list(dict.fromkeys(request.architecture_ids))
+        answers_by_id = dict(zip(ids, await asyncio.gather(*(one(i) for i in ids)), strict=True))
+        return PredictionBatchPublic(items=[answers_by_id[i] for i in request.architecture_ids])
 
     def compare(self, request: CompareRequest) -> ComparePublic:
         """Candidates ranked at one N, P(best) paired by seed (app.answers.comparison)."""

@@ -249,6 +249,21 @@ class PredictionRequest(BaseModel):
         return self
 
 
+class PredictionBatchRequest(BaseModel):
+    """One target N, many architectures: what a page listing every candidate asks, in one request."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    architecture_ids: list[Id] = Field(min_length=1, max_length=200, description="Registered architectures.")
+    n_params: StrictNumber = Field(
+        gt=0, le=MAX_N_PARAMS, description="Non-embedding parameters to predict at."
+    )
+    level: StrictNumber = Field(0.9, gt=0, lt=1, description="Coverage of the intervals.")
+    interval: Literal["expected", "run"] = Field("run", description="As in POST /v1/predictions.")
+    seeds: StrictInteger = Field(1, ge=1, le=64, description="As in POST /v1/predictions.")
+    method: Method = Field(DEFAULT_METHOD, description="As in POST /v1/predictions.")
+
+
 class Recipe(BaseModel):
     """The recipe of the ladder a fit pools: the latest sweep's LR and steps, at the spec's depth."""
 
@@ -420,3 +435,17 @@ class FitPublic(Tabular):
     )
     created_at: datetime
     result: dict[str, Any] = Field(description="The full fit result, as predictor.FitResult.to_dict().")
+
+
+class PredictionBatchItem(BaseModel):
+    """One architecture's answer: its prediction, or the status and message POST /v1/predictions gives."""
+
+    architecture_id: int
+    status: int = Field(description="200 with a prediction; else 404 or 409, as POST /v1/predictions.")
+    prediction: PredictionPublic | None = None
+    detail: str | None = Field(None, description="Why there is no prediction, with what to do.")
+
+
+class PredictionBatchPublic(Tabular):
+    _table = "items"
+    items: list[PredictionBatchItem] = Field(description="In the order of the request's ids.")

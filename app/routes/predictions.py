@@ -6,7 +6,14 @@ from fastapi import APIRouter, Request, Response
 
 from app.deps import PredictionsDep
 from app.prediction_service import PredictionService
-from app.schemas import ComparePublic, CompareRequest, PredictionPublic, PredictionRequest
+from app.schemas import (
+    ComparePublic,
+    CompareRequest,
+    PredictionBatchPublic,
+    PredictionBatchRequest,
+    PredictionPublic,
+    PredictionRequest,
+)
 
 router = APIRouter(prefix="/v1", tags=["predictions"])
 
@@ -18,6 +25,13 @@ async def predict(request: PredictionRequest, http: Request) -> Response:
     # resolving a dependency costs ~40 µs a request here, as much as a memoised answer itself.
     service: PredictionService = http.app.state.predictions
     return Response(await service.predict(request), media_type="application/json")
+
+
+@router.post("/predictions/batch", response_model=PredictionBatchPublic, responses={422: {}})
+async def predict_many(request: PredictionBatchRequest, service: PredictionsDep) -> PredictionBatchPublic:
+    """Predictions for many architectures at one N in one request (the dashboard's home page); each
+    item holds a prediction or the 404/409 status and message POST /v1/predictions would give."""
+    return await service.predict_many(request)
 
 
 @router.post("/compare", response_model=ComparePublic, responses={404: {}, 409: {}, 422: {}})

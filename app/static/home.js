@@ -10,19 +10,35 @@
   let targetN = MU.parseN(params.get("n")) || Number(document.body.dataset.defaultN);
   nInput.value = MU.fmtN(targetN);
 
-  /** The architecture's prediction at N, or the reason there is none. */
-  async function predictionFor(arch) {
-    if (arch.valid === false) return { reason: arch.error, failed: true };  // a stored spec that no longer loads
-    if (!MU.canFit(arch.runs)) return { reason: MU.notFittedReason(arch.runs) };
-    try {
-      const prediction = await MU.api("/v1/predictions", {
-        method: "POST",
-        body: { architecture_id: arch.id, n_params: targetN, level: MU.LEVEL, interval: "expected" },
-      });
-      return { prediction };
-    } catch (err) {
-      return { reason: err.message, failed: err.status !== 409 };
+  const BATCH = 200;  // POST /v1/predictions/batch takes at most this many ids
+
+  /** Each architecture's prediction at N, or the reason there is none: one request per 200 candidates
+   *  that can have a fit, not one per architecture. */
+  async function predictionsFor(archs) {
+    const results = new Map();
+    const asked = [];
+    for (const arch of archs) {
+      if (arch.valid === false) results.set(arch.id, { reason: arch.error, failed: true });  // a spec that no longer loads
+      else if (!MU.canFit(arch.runs)) results.set(arch.id, { reason: MU.notFittedReason(arch.runs) });
+      else asked.push(arch.id);
     }
+    for (let i = 0; i < asked.length; i += BATCH) {
+      const ids = asked.slice(i, i + BATCH);
+      try {
+        const batch = await MU.api("/v1/predictions/batch", {
+          method: "POST",
+          body: { architecture_ids: ids, n_params: targetN, level: MU.LEVEL, interval: "expected" },
+        });
+        for (const item of batch.items) {
+          results.set(item.architecture_id, item.prediction
+            ? { prediction: item.prediction }
+            : { reason: item.detail, failed: item.status !== 409 });
+        }
+      } catch (err) {
+        for (const id of ids) results.set(id, { reason: err.message, failed: true });
+      }
+    }
+    return archs.map((arch) => results.get(arch.id));
   }
 
   function row(arch, result, rank) {
@@ -57,7 +73,7 @@
           "No architectures yet. ", el("a", { href: "/submit" }, "Submit one"), ".")));
         return;
       }
-      const results = await Promise.all(archs.map(predictionFor));
+      const results = await predictionsFor(archs);
       const order = archs.map((arch, i) => ({ arch, result: results[i] }));
       // Predicted first, lowest loss first; the rest keep their registration order.
       order.sort((a, b) => {

@@ -140,7 +140,11 @@ def _screenshot(page: Page, name: str) -> None:
 
 
 def test_home_ranks_every_architecture(watched: Watched, site: Site) -> None:
+    posts: list[str] = []
+    watched.page.on("request", lambda r: posts.append(urlsplit(r.url).path) if r.method == "POST" else None)
     page = _open(watched, site, "/")
+    # Every architecture's prediction in one request, not one request per architecture.
+    assert [p for p in posts if p.startswith("/v1/predictions")] == ["/v1/predictions/batch"]
     rows = page.locator("#architectures tbody tr")
     assert rows.count() >= 3  # other tests of this module may have submitted more
     ranked = [rows.nth(i).get_attribute("data-architecture-id") for i in range(3)]

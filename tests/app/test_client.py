@@ -71,6 +71,10 @@ def test_every_endpoint_from_the_client(served: tuple[str, Engine]) -> None:
         assert prediction.provenance.run_ids == sorted(r.id for r in runs)
         by_spec = client.predict(spec=spec_dict("any-name"), width=256)
         assert by_spec.architecture_id == gelu.id and by_spec.width == 256
+        many = client.predict_many([swiglu.id, gelu.id], n_params=1e8, level=0.8)
+        assert [item.status for item in many.items] == [200, 200]
+        assert many.items[1].prediction == prediction
+        assert list(many.to_pandas()["architecture_id"]) == [swiglu.id, gelu.id]
 
         ranked = client.compare([gelu.id, swiglu.id], n_params=1e8)
         assert isinstance(ranked, ComparePublic)

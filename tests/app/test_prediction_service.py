@@ -88,3 +88,20 @@ def test_the_version_counts_succeeded_runs_only(api: TestClient) -> None:
     assert results_version(engine, arch_id)[0] == 0  # queued runs are not results
     finish_runs(engine, arch_id, noise=0.005)
     assert results_version(engine, arch_id)[0] == len(spec_dict()["proxy_widths"])
+
+
+def test_a_batch_answers_each_architecture_as_a_single_prediction_would(api: TestClient) -> None:
+    fitted = _ladder(api, [0])
+    waiting = int(api.post("/v1/architectures", json=spec_dict("waiting", activation="relu2")).json()["id"])
+    asked = {"n_params": 1e9, "level": 0.9, "interval": "expected"}
+    batch = api.post("/v1/predictions/batch", json={"architecture_ids": [waiting, fitted, 99999], **asked})
+    assert batch.status_code == 200, batch.text
+    items = batch.json()["items"]
+    assert [i["architecture_id"] for i in items] == [waiting, fitted, 99999]  # the request's order
+    assert [i["status"] for i in items] == [409, 200, 404]
+    single = api.post("/v1/predictions", json={"architecture_id": fitted, **asked}).json()
+    assert items[1]["prediction"] == single  # the same answer, field for field
+    assert "launch or wait for a sweep" in items[0]["detail"] and items[0]["prediction"] is None
+    assert "no architecture with id 99999" in items[2]["detail"]
+    empty = api.post("/v1/predictions/batch", json={"architecture_ids": [], **asked})
+    assert empty.status_code == 422
