@@ -28,7 +28,6 @@ import time
 from dataclasses import dataclass
 from pathlib import Path
 
-import numpy as np
 import torch
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -149,48 +148,53 @@ def train_ladder(profile: Profile, cache: Path, device: str, lr: float) -> list[
 
 
 def backtest(profile: Profile, runs: list[dict[str, object]], level: float) -> tuple[list[str], bool]:
+    """predictor.backtest on the ladder: the fitted widths' single runs, and each held-out width as the
+    mean over its seeds. The law predicts the expected loss at N, and one run differs from another by
+    seed noise alone (printed as the seed sd), so the interval asked for is the expected loss's."""
     fitted = [r for r in runs if r["width"] in profile.fit_widths and r["status"] == "succeeded"]
-    x = np.array([float(r["n_params_non_embedding"]) for r in fitted])  # type: ignore[arg-type]
-    y = np.array([float(r["val_loss"]) for r in fitted])  # type: ignore[arg-type]
-    fit = predictor.fit(x, y, law="mu_scaling")
-    lines = [fit.report(), ""]
+    x = [float(r["n_params_non_embedding"]) for r in fitted]  # type: ignore[arg-type]
+    y = [float(r["val_loss"]) for r in fitted]  # type: ignore[arg-type]
+    lines: list[str] = []
+    singles: dict[int, list[tuple[int, float]]] = {}
+    missing = []
+    for width in profile.holdout_widths:
+        held = [r for r in runs if r["width"] == width]
+        singles[width] = [(int(r["seed"]), float(r["val_loss"])) for r in held if r["status"] == "succeeded"]  # type: ignore[call-overload, arg-type]
+        if len(singles[width]) < len(held):
+            lines.append(
+                f"{width:>6} {len(held) - len(singles[width])} of {len(held)} run(s) did not succeed"
+            )
+        if not singles[width]:
+            missing.append(width)
+            continue
+        x.append(float(held[0]["n_params_non_embedding"]))  # type: ignore[arg-type]
+        y.append(statistics.mean(loss for _, loss in singles[width]))
+    scored = [w for w in profile.holdout_widths if w not in missing]
+    result = predictor.backtest(x, y, holdout=len(scored), law="mu_scaling", level=level, interval="expected")
+    lines = [result.fit.report(), "", *lines]
     lines.append(
         f"{'width':>6} {'N (non-emb)':>12} {'×largest':>8} {'measured':>9} {'seed sd':>8} {'predicted':>9} "
         f"{int(level * 100)}% interval{'':>8} {'rel err':>8} covered"
     )
-    errors, covered, factors = [], [], []
-    for width in profile.holdout_widths:
-        # The law predicts the expected loss at N, so each held-out width is measured as the mean over
-        # its seeds: one run differs from another by seed noise alone (printed as the seed sd).
-        held = [r for r in runs if r["width"] == width]
-        singles = [(int(r["seed"]), float(r["val_loss"])) for r in held if r["status"] == "succeeded"]  # type: ignore[call-overload, arg-type]
-        losses = [loss for _, loss in singles]
-        if len(losses) < len(held):
-            lines.append(f"{width:>6} {len(held) - len(losses)} of {len(held)} run(s) did not succeed")
-        if not losses:
-            errors.append(float("inf"))
-            covered.append(False)
-            continue
-        n = float(held[0]["n_params_non_embedding"])  # type: ignore[arg-type]
-        measured = statistics.mean(losses)
+    for i, width in enumerate(scored):
+        losses = [loss for _, loss in singles[width]]
         spread = statistics.stdev(losses) if len(losses) > 1 else float("nan")
-        p = fit.predict(n, level=level)
-        err = abs(float(p.mean) - measured) / measured
-        inside = float(p.lower) <= measured <= float(p.upper)
-        errors.append(err)
-        covered.append(inside)
-        factors.append(float(p.extrapolation_factor))
+        predicted, measured = float(result.predicted[i]), float(result.y[i])
         lines.append(
-            f"{width:>6} {n:>12.4g} {float(p.extrapolation_factor):>8.1f} {measured:>9.4f} {spread:>8.4f} "
-            f"{float(p.mean):>9.4f} [{float(p.lower):.4f}, {float(p.upper):.4f}] {100 * err:>7.2f}% "
-            f"{'yes' if inside else 'NO'}"
+            f"{width:>6} {float(result.x[i]):>12.4g} {float(result.extrapolation_factor[i]):>8.1f} "
+            f"{measured:>9.4f} {spread:>8.4f} {predicted:>9.4f} "
+            f"[{float(result.lower[i]):.4f}, {float(result.upper[i]):.4f}] "
+            f"{100 * abs(float(result.relative_error[i])):>7.2f}% {'yes' if result.covered[i] else 'NO'}"
         )
         per_seed = ", ".join(
-            f"seed {seed}: {loss:.4f} ({100 * (float(p.mean) - loss) / loss:+.2f}%)" for seed, loss in singles
+            f"seed {seed}: {loss:.4f} ({100 * (predicted - loss) / loss:+.2f}%)"
+            for seed, loss in singles[width]
         )
         lines.append(f"{'':>6} single runs, with the prediction's error against each: {per_seed}")
+    errors = [abs(float(e)) for e in result.relative_error] + [float("inf")] * len(missing)
+    covered = [bool(c) for c in result.covered] + [False] * len(missing)
     median = statistics.median(errors)
-    largest = max(factors, default=0.0)
+    largest = max((float(f) for f in result.extrapolation_factor), default=0.0)
     ok = median <= 0.01 and all(covered) and largest >= 4.0
     lines += [
         "",
