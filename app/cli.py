@@ -66,6 +66,11 @@ def worker(
     device: str | None = typer.Option(
         None, help="Training device: auto, cpu, cuda or cuda:N (default: MUPREDICT_DEVICE, else auto)."
     ),
+    gpus: str | None = typer.Option(
+        None,
+        help="One worker process per GPU: `all` or indices such as 0,1,3. Crashed workers are restarted; "
+        "SIGTERM stops them all, each handing its run back.",
+    ),
     once: bool = typer.Option(False, "--once", help="Exit when the queue is empty instead of polling."),
     max_runs: int | None = typer.Option(None, help="Exit after this many runs."),
     worker_id: str | None = typer.Option(None, help="Lease owner name (default host:pid:random)."),
@@ -78,17 +83,55 @@ def worker(
     from app.settings import get_settings
     from app.worker import Worker
 
+    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    if gpus is not None:
+        _supervise(gpus, device, once=once, max_runs=max_runs, worker_id=worker_id, poll_seconds=poll_seconds)
+        return
     settings = get_settings()
     try:  # a worker that cannot use its device would fail every run it claims: refuse to start
         trainer.resolve_device(device or settings.device)
     except trainer.DeviceUnavailable as err:
         typer.echo(f"error: --device: {err}", err=True)
         raise typer.Exit(code=2) from err
-    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
     pool_worker = Worker(settings, device=device, worker_id=worker_id, poll_seconds=poll_seconds)
     pool_worker.install_signal_handlers()
     done = pool_worker.run(once=once, max_runs=max_runs)
     typer.echo(f"worker {pool_worker.worker_id}: {done} run(s) processed")
+
+
+def _supervise(
+    gpus: str,
+    device: str | None,
+    *,
+    once: bool,
+    max_runs: int | None,
+    worker_id: str | None,
+    poll_seconds: float,
+) -> None:
+    """`worker --gpus`: one child worker per GPU under app.supervisor."""
+    import os
+
+    import torch
+
+    from app.supervisor import NoGpus, Supervisor, gpu_slots, parse_gpus
+
+    if device is not None:
+        typer.echo("error: give --gpus or --device, not both (--gpus gives each worker its GPU)", err=True)
+        raise typer.Exit(code=2)
+    try:
+        indices = parse_gpus(gpus, torch.cuda.device_count() if torch.cuda.is_available() else 0)
+    except NoGpus as err:
+        typer.echo(f"error: {err}", err=True)
+        raise typer.Exit(code=2) from err
+    args = ["--poll-seconds", str(poll_seconds), *(["--once"] if once else [])]
+    args += ["--max-runs", str(max_runs)] if max_runs is not None else []
+    supervisor = Supervisor(gpu_slots(indices, os.environ.get("CUDA_VISIBLE_DEVICES")), args, worker_id)
+    supervisor.install_signal_handlers()
+    restarts = supervisor.run()
+    typer.echo(f"supervisor: {len(indices)} worker(s) stopped, {restarts} restart(s)")
+    if supervisor.gave_up:
+        typer.echo(f"error: gave up on {', '.join(supervisor.gave_up)} after repeated crashes", err=True)
+        raise typer.Exit(code=1)
 
 
 @cli.command()

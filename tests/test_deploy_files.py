@@ -58,6 +58,7 @@ def test_api_migrates_then_serves(compose: dict[str, Any]) -> None:
 def test_worker_reserves_a_gpu_and_runs_the_worker(compose: dict[str, Any]) -> None:
     worker = compose["services"]["worker"]
     assert _mupredict_subcommands(worker) == ["worker"]
+    assert worker["command"][-2:] == ["--gpus", "all"], "the worker supervises one process per visible GPU"
     devices = worker["deploy"]["resources"]["reservations"]["devices"]
     assert devices[0]["capabilities"] == ["gpu"] and devices[0]["count"] == 1
     assert "container_name" not in worker, "a fixed container name would break --scale worker=N"

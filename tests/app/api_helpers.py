@@ -129,13 +129,13 @@ def one_run_spec(source: object) -> dict[str, Any]:
     }
 
 
-def enqueue_one(settings: Settings, spec: dict[str, Any]) -> int:
-    """Queue one run of `spec` straight through the queue, as a row stored by hand or by a permissive
-    API would be (the API's own checks are not under test)."""
+def enqueue_one(settings: Settings, spec: dict[str, Any], steps: int = 4) -> int:
+    """Queue one run of `spec` (of `steps` steps) straight through the queue, as a row stored by hand or
+    by a permissive API would be (the API's own checks are not under test)."""
     engine = make_engine(settings.database_url)
     with Session(engine) as session:
         arch, _ = architectures.register(session, ArchitectureSpec.model_validate(spec))
-        queue.enqueue_sweep(session, arch, [16], [0], 4, depth=1, lr=0.01, lr_source="spec")
+        queue.enqueue_sweep(session, arch, [16], [0], steps, depth=1, lr=0.01, lr_source="spec")
         session.commit()
         run_id = session.scalars(select(Run.id).where(Run.architecture_id == arch.id)).one()
     engine.dispose()
