@@ -1,5 +1,5 @@
-"""The one `mupredict` command line: serve, worker, demo, train, fit, migrate, and the client commands
-submit, status, predict and compare (app/cli_client.py)."""
+"""The one `mupredict` command line: serve, worker, demo, train, fit, migrate, data prepare
+(app/cli_data.py), and the client commands submit, status, predict and compare (app/cli_client.py)."""
 
 from __future__ import annotations
 
@@ -317,6 +317,14 @@ def train(
     if result.status != "succeeded":
         raise typer.Exit(code=1)
 
+
+def _data_commands() -> typer.Typer:
+    from app.cli_data import data
+
+    return data
+
+
+cli.add_typer(_data_commands(), name="data")
 
 # The client commands: submit, status, predict, compare (app/cli_client.py).
 for _command in _client_commands():

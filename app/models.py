@@ -167,6 +167,7 @@ class Run(Base):
     mfu: Mapped[float | None] = mapped_column(Float)
     device: Mapped[str | None] = mapped_column(String(100))
     corpus_fingerprint: Mapped[str | None] = mapped_column(String(64))
+    tokenizer: Mapped[str | None] = mapped_column(String(300))  # what produced the corpus's token ids
     code_version: Mapped[str | None] = mapped_column(String(100))
     error: Mapped[str | None] = mapped_column(Text)
 

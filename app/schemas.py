@@ -195,6 +195,9 @@ class RunPublic(RunSummary):
     mfu: float | None
     device: str | None
     corpus_fingerprint: str | None
+    tokenizer: str | None = Field(
+        None, description="What produced the corpus's token ids (null before v0006)."
+    )
     code_version: str | None
     loss_curve: list[LossPoint]
 

@@ -39,6 +39,7 @@ import numpy as np
 import tokenizers
 from tokenizers import Tokenizer, decoders, models, pre_tokenizers, trainers
 
+from trainer.shards import PreparedCorpusError, ShardedTokens, check_shards, open_split, read_manifest
 from trainer.spec import DatasetSpec
 
 BUILTIN_MAX_BYTES = 8 * 1024 * 1024  # ~8 MB of stdlib sources: 2M+ byte tokens, loads in well under 1 s
@@ -100,13 +101,15 @@ def source_allowed(source: str, access: CorpusAccess) -> bool:
 
 @dataclass
 class Corpus:
-    """Token ids (uint16) split into train and validation, with the provenance of both."""
+    """Token ids split into train and validation, with the provenance of both. A split is a NumPy
+    array or, for a prepared corpus, its shards read as one (trainer.shards.ShardedTokens)."""
 
-    train: np.ndarray
-    val: np.ndarray
+    train: np.ndarray | ShardedTokens
+    val: np.ndarray | ShardedTokens
     vocab_size: int
     fingerprint: str
     description: str
+    tokenizer: str = "byte"  # what produced the ids: stored with every run (trainer.RunResult)
 
     def check_context(self, context_length: int) -> None:
         """Raise CorpusError unless both splits hold at least one window of context_length + 1."""
@@ -135,7 +138,9 @@ class Corpus:
             yield _windows(self.val, starts[i : i + batch_size], context_length)
 
 
-def _windows(tokens: np.ndarray, starts: np.ndarray, context_length: int) -> tuple[np.ndarray, np.ndarray]:
+def _windows(
+    tokens: np.ndarray | ShardedTokens, starts: np.ndarray, context_length: int
+) -> tuple[np.ndarray, np.ndarray]:
     rows = np.stack([tokens[s : s + context_length + 1] for s in starts]).astype(np.int64)  # (B, T+1)
     return np.ascontiguousarray(rows[:, :-1]), np.ascontiguousarray(rows[:, 1:])
 
@@ -164,6 +169,8 @@ def load_corpus(dataset_ref: DatasetSpec | str, access: CorpusAccess | None = No
             )
         if spec.tokenizer == "pretokenized":
             return _load_bin(path, spec, access)
+        if spec.tokenizer == "prepared":
+            return _load_prepared(path, spec, access)
         documents, description = _text_documents(path, spec.source, access), spec.source
     if not any(documents):
         raise CorpusError(f"dataset source {spec.source!r} holds no text: point it at non-empty text files")
@@ -184,7 +191,7 @@ def load_corpus(dataset_ref: DatasetSpec | str, access: CorpusAccess | None = No
         train, val = tokens[:-n_val], tokens[-n_val:]
         _save_atomic(folder / "train.npy", train)
         _save_atomic(folder / "val.npy", val)
-    return Corpus(train, val, spec.vocab_size, fingerprint, description)
+    return Corpus(train, val, spec.vocab_size, fingerprint, description, _tokenizer_id(spec))
 
 
 def _stdlib_dir() -> Path:
@@ -270,7 +277,7 @@ def _walk(folder: Path, source: str, access: CorpusAccess) -> Iterator[Path]:
 def _tokenizer_id(spec: DatasetSpec) -> str:
     if spec.tokenizer == "bpe":
         return f"bpe-bytelevel-{spec.vocab_size}-tokenizers{tokenizers.__version__}"
-    return spec.tokenizer
+    return spec.tokenizer  # "byte"
 
 
 def _tokenize(documents: list[bytes], spec: DatasetSpec, folder: Path) -> np.ndarray:
@@ -283,17 +290,26 @@ def _tokenize(documents: list[bytes], spec: DatasetSpec, folder: Path) -> np.nda
     return np.fromiter((i for doc in ids for i in doc), dtype=np.uint16)
 
 
+def new_bpe_tokenizer() -> Tokenizer:
+    """An untrained byte-level BPE: the train-time 'bpe' and `data prepare --tokenizer bpe:V` both."""
+    tokenizer = Tokenizer(models.BPE())
+    tokenizer.pre_tokenizer = pre_tokenizers.ByteLevel(add_prefix_space=False)
+    tokenizer.decoder = decoders.ByteLevel()
+    return tokenizer
+
+
+def bpe_trainer(vocab_size: int) -> trainers.BpeTrainer:
+    return trainers.BpeTrainer(
+        vocab_size=vocab_size, initial_alphabet=pre_tokenizers.ByteLevel.alphabet(), show_progress=False
+    )
+
+
 def _train_bpe(texts: list[str], vocab_size: int, path: Path) -> Tokenizer:
     """A byte-level BPE trained on the corpus itself (cached next to the tokens)."""
     if path.exists():
         return Tokenizer.from_file(str(path))
-    tokenizer = Tokenizer(models.BPE())
-    tokenizer.pre_tokenizer = pre_tokenizers.ByteLevel(add_prefix_space=False)
-    tokenizer.decoder = decoders.ByteLevel()
-    trainer = trainers.BpeTrainer(
-        vocab_size=vocab_size, initial_alphabet=pre_tokenizers.ByteLevel.alphabet(), show_progress=False
-    )
-    tokenizer.train_from_iterator(texts, trainer)
+    tokenizer = new_bpe_tokenizer()
+    tokenizer.train_from_iterator(texts, bpe_trainer(vocab_size))
     path.parent.mkdir(parents=True, exist_ok=True)
     tmp = path.with_suffix(f".{os.getpid()}.tmp")
     tokenizer.save(str(tmp))
@@ -333,4 +349,32 @@ def _load_bin(path: Path, spec: DatasetSpec, access: CorpusAccess) -> Corpus:
         while chunk := handle.read(16 * 1024 * 1024):
             digest.update(chunk)
     n_val = max(1, int(len(tokens) * spec.val_fraction))
-    return Corpus(tokens[:-n_val], tokens[-n_val:], spec.vocab_size, digest.hexdigest(), spec.source)
+    tokenizer = f"pretokenized-{spec.vocab_size} (unrecorded tokenizer)"
+    return Corpus(
+        tokens[:-n_val], tokens[-n_val:], spec.vocab_size, digest.hexdigest(), spec.source, tokenizer
+    )
+
+
+def _load_prepared(path: Path, spec: DatasetSpec, access: CorpusAccess) -> Corpus:
+    """A corpus written by `mupredict data prepare`, checked against its manifest (trainer.shards)."""
+    assert spec.vocab_size is not None
+    if not path.is_dir():
+        raise CorpusError(
+            f"dataset source {spec.source!r} is not a prepared corpus folder: run mupredict data prepare"
+        )
+    try:
+        manifest = read_manifest(path)
+        shard_bytes = sum(s.tokens for s in manifest.shards) * np.dtype(manifest.dtype).itemsize
+        if shard_bytes > access.max_bytes:
+            raise _too_large(spec.source, access)
+        check_shards(path, manifest)
+    except PreparedCorpusError as exc:
+        raise CorpusError(str(exc)) from exc
+    if manifest.tokenizer.vocab_size != spec.vocab_size:
+        raise CorpusError(
+            f"dataset source {spec.source!r} was prepared with {manifest.tokenizer.identity}, a vocabulary "
+            f"of {manifest.tokenizer.vocab_size}, but dataset.vocab_size is {spec.vocab_size}: set "
+            f"dataset.vocab_size to {manifest.tokenizer.vocab_size}"
+        )
+    train, val = open_split(path, manifest, "train"), open_split(path, manifest, "val")
+    return Corpus(train, val, spec.vocab_size, manifest.fingerprint, spec.source, manifest.tokenizer.identity)

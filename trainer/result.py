@@ -40,6 +40,7 @@ class RunResult:
     mfu: float | None  # model FLOPs utilisation on a known CUDA GPU, else None
     device: str
     corpus_fingerprint: str
+    tokenizer: str  # what produced the token ids ("byte", a BPE, a prepared corpus's tokenizer and hash)
     code_version: str
     loss_curve: list[tuple[int, float]] = field(default_factory=list)  # (step, mean train loss)
 

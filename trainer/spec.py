@@ -29,7 +29,8 @@ from pydantic import (
 
 BYTE_VOCAB_SIZE = 256  # the byte-level tokenizer: one token per byte value
 DEFAULT_BPE_VOCAB_SIZE = 4096
-MAX_VOCAB_SIZE = 65536  # token ids are stored as uint16
+UINT16_VOCAB_SIZE = 65536  # ids of the train-time tokenizers and of .bin files are stored as uint16
+MAX_VOCAB_SIZE = 262144  # prepared corpora store uint32 ids: Llama 3's 128,256, Gemma's 256,000 fit
 MAX_STEPS = 10_000_000  # optimizer steps of one run, given or derived from a token budget
 MAX_PATH_CHARS = 4096  # a dataset source: Linux's PATH_MAX (a 50 MB source string was stored and served)
 
@@ -205,20 +206,22 @@ class DatasetSpec(BaseModel):
         min_length=1,
         max_length=MAX_PATH_CHARS,
         description="'builtin' (the Python standard library's own sources, present on every machine), "
-        "a text file, a folder of text files (recursive), or a pre-tokenized uint16 .bin file, inside "
-        "the data roots the service allows (MUPREDICT_DATA_DIRS).",
+        "a text file, a folder of text files (recursive), a pre-tokenized uint16 .bin file, or a corpus "
+        "folder written by `mupredict data prepare`, inside the data roots the service allows "
+        "(MUPREDICT_DATA_DIRS).",
     )
-    tokenizer: Literal["byte", "bpe", "pretokenized"] = Field(
+    tokenizer: Literal["byte", "bpe", "pretokenized", "prepared"] = Field(
         "byte",
         description="'byte' (256 tokens), 'bpe' (byte-level BPE trained locally on the source), "
-        "or 'pretokenized' for a .bin source.",
+        "'pretokenized' for a .bin source, or 'prepared' for a folder from `mupredict data prepare` "
+        "(its manifest names the tokenizer).",
     )
     vocab_size: StrictInteger | None = Field(
         None,
         ge=2,
         le=MAX_VOCAB_SIZE,
         description="Vocabulary size: 256 for 'byte'; the size to train for 'bpe' (default 4096); "
-        "required for 'pretokenized'.",
+        "required for 'pretokenized' and 'prepared' (`mupredict data prepare` prints it).",
     )
     val_fraction: StrictNumber = Field(
         0.05, gt=0, lt=0.5, description="Fraction of the tokens held out for the validation loss."
@@ -227,6 +230,19 @@ class DatasetSpec(BaseModel):
     @model_validator(mode="after")
     def _resolve_vocab(self) -> DatasetSpec:
         is_bin = PurePath(self.source).suffix == ".bin"
+        if self.tokenizer == "prepared":
+            if self.vocab_size is None:
+                raise ValueError(
+                    "a prepared corpus needs dataset.vocab_size: the vocabulary `mupredict data prepare` "
+                    "printed (its manifest's tokenizer.vocab_size)"
+                )
+            return self
+        if self.vocab_size is not None and self.vocab_size > UINT16_VOCAB_SIZE:
+            raise ValueError(
+                f"dataset.vocab_size {self.vocab_size} exceeds {UINT16_VOCAB_SIZE}, the most a "
+                f"'{self.tokenizer}' corpus stores: prepare the corpus (mupredict data prepare, uint32 ids) "
+                "and use tokenizer 'prepared'"
+            )
         if is_bin and self.tokenizer != "pretokenized":
             raise ValueError(
                 f"source {self.source!r} is a pre-tokenized .bin file: set dataset.tokenizer to "

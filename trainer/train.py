@@ -266,6 +266,7 @@ def train(
         mfu=tokens_per_second * flops_per_token(spec, width) / peak if peak is not None else None,
         device=str(dev) if not on_cuda else f"cuda ({torch.cuda.get_device_name(dev)})",
         corpus_fingerprint=corpus.fingerprint,
+        tokenizer=corpus.tokenizer,
         code_version=code_version(),
         loss_curve=_curve(read),
     )

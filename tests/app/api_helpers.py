@@ -104,6 +104,7 @@ def finish_runs(
                 mfu=None,
                 device="cpu",
                 corpus_fingerprint="c" * 64,
+                tokenizer="byte",
                 code_version="test",
                 loss_curve=[(1, 5.5), (claimed.steps, (loss or 5.5) - 0.01)],
             ).to_dict()

@@ -32,6 +32,7 @@ RESULT = RunResult(
     mfu=None,
     device="cpu",
     corpus_fingerprint="f" * 64,
+    tokenizer="byte",
     code_version="test",
     loss_curve=[(1, 5.0), (5, 3.0), (10, 2.5)],
 ).to_dict()

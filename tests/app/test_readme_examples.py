@@ -17,7 +17,6 @@ import threading
 from collections.abc import Iterator
 from pathlib import Path
 
-import numpy as np
 import pytest
 from sqlalchemy import Engine, select
 from sqlalchemy.orm import Session
@@ -149,15 +148,21 @@ def test_the_readme_fit_command_reads_the_shipped_points() -> None:
 
 
 def test_the_readme_own_data_example_trains_a_proxy(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
-    """The .bin recipe as written: the Python line writes the file, the JSON fragment is the dataset of
-    a spec, and `mupredict train` trains on it with the documented vocabulary."""
-    section = "### Training on your own tokenized data"
+    """The prepare command as written (a shell line), then `mupredict train` on the dataset block it
+    prints; running it again does nothing."""
+    section = "### Bringing your own data"
     monkeypatch.chdir(tmp_path)
-    (tmp_path / "data").mkdir()
-    ids = np.random.default_rng(0).integers(0, 50257, size=60_000)  # a GPT-2-sized vocabulary
-    exec(_section_block(section, "python"), {"ids": ids})
-    assert (tmp_path / "data" / "corpus.bin").stat().st_size == 2 * ids.size
-    dataset = json.loads("{" + _section_block(section, "json") + "}")["dataset"]
+    command = _section_block(section, "bash").strip()
+    bin_dir = Path(sys.executable).parent  # the same installation's `mupredict` and `python`
+    env = {**os.environ, "PATH": f"{bin_dir}{os.pathsep}{os.environ['PATH']}"}
+    first = subprocess.run(["bash", "-c", command], capture_output=True, text=True, env=env, timeout=600)
+    assert first.returncode == 0, first.stderr
+    printed = first.stdout[first.stdout.index('"dataset": ') :].strip()
+    dataset = json.loads("{" + printed + "}")["dataset"]
+    documented = json.loads("{" + _section_block(section, "json") + "}")["dataset"]
+    assert dataset == documented  # the printed block is the README's
+    again = subprocess.run(["bash", "-c", command], capture_output=True, text=True, env=env, timeout=600)
+    assert "already prepared (nothing to do)" in again.stdout
     spec = {
         "name": "own-data",
         "n_layers": 1,
@@ -171,7 +176,7 @@ def test_the_readme_own_data_example_trains_a_proxy(tmp_path: Path, monkeypatch:
     result = CliRunner().invoke(cli, ["train", "--spec", "spec.json", "--width", "16", "--device", "cpu"])
     assert result.exit_code == 0, result.output
     run = json.loads(result.stdout[result.stdout.index("{") :])
-    assert run["status"] == "succeeded" and run["n_params"] > 2 * 50257 * 16  # embedding and readout
+    assert run["status"] == "succeeded" and run["tokenizer"].startswith("bpe:2048 (sha256 ")
 
 
 def test_the_readme_client_commands_run_in_order(server: tuple[str, Engine]) -> None:
