@@ -145,6 +145,15 @@ class GPT(nn.Module):
             self.rope_cos = self.rope_sin = None
 
     def forward(self, tokens: torch.Tensor) -> torch.Tensor:
+        return F.linear(self.features(tokens), self.readout_weight)  # (B, T, V)
+
+    @property
+    def readout_weight(self) -> torch.Tensor:
+        """(V, C): the token embedding when tied, else the untied readout."""
+        return self.wte.weight if self.lm_head is None else self.lm_head.weight
+
+    def features(self, tokens: torch.Tensor) -> torch.Tensor:
+        """The readout's input (B, T, C), its multiplier applied: logits = F.linear(features, readout)."""
         T = tokens.size(1)
         x = self.wte(tokens)  # (B, T, C)
         if self.wpe is not None:
@@ -154,9 +163,8 @@ class GPT(nn.Module):
         for block in self.blocks:
             x = block(x, rope)  # (B, T, C)
         x = self.norm_f(x)
-        readout = self.wte.weight if self.lm_head is None else self.lm_head.weight
         # Scaling the (B, T, C) input instead of the (B, T, V) logits is the same product, cheaper.
-        return F.linear(scaled(x, self.logit_mult), readout)  # (B, T, V)
+        return scaled(x, self.logit_mult)  # (B, T, C)
 
 
 def build_model(spec: ArchitectureSpec, width: int) -> GPT:

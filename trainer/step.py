@@ -35,10 +35,14 @@ class TrainStep:
         micro_batch: int,
         grad_clip: float,
         device: torch.device,
+        loss: Callable[[torch.Tensor, torch.Tensor], torch.Tensor] | None = None,
     ) -> None:
         if micro_batch < 1:
             raise ValueError(f"micro_batch must be at least 1, not {micro_batch}")
         self.forward, self.optimizer = forward, optimizer
+        self.loss = (
+            loss  # (inputs, targets) -> mean loss, replacing forward + cross-entropy (trainer/loss.py)
+        )
         self.params = list(params)
         self.micro_batch, self.grad_clip, self.device = micro_batch, grad_clip, device
 
@@ -50,9 +54,13 @@ class TrainStep:
         n_micro = x.size(0) // self.micro_batch
         total = torch.zeros((), device=x.device)
         for xs, ys in zip(x.split(self.micro_batch), y.split(self.micro_batch), strict=True):
-            with autocast(self.device):
-                logits = self.forward(xs)  # (b, T, V)
-            loss = F.cross_entropy(logits.float().flatten(0, 1), ys.flatten())
+            if self.loss is not None:
+                with autocast(self.device):
+                    loss = self.loss(xs, ys)
+            else:
+                with autocast(self.device):
+                    logits = self.forward(xs)  # (b, T, V)
+                loss = F.cross_entropy(logits.float().flatten(0, 1), ys.flatten())
             (loss / n_micro).backward()  # the gradient accumulates as the batch mean
             total += loss.detach()
         if self.grad_clip > 0:

@@ -19,8 +19,9 @@ from trainer.accounting import count_params, flops_per_token, peak_flops
 from trainer.batches import Prefetcher
 from trainer.checkpoint import TrainState, capture
 from trainer.data import Corpus, CorpusAccess, CorpusError, load_corpus
+from trainer.loss import chunk_tokens, chunked_cross_entropy
 from trainer.memory import device_budget, micro_batch_size
-from trainer.model import build_model
+from trainer.model import GPT, build_model
 from trainer.mup import make_optimizer
 from trainer.result import Progress, RunResult, code_version
 from trainer.spec import ArchitectureSpec
@@ -162,7 +163,8 @@ def train(
     if resume_from is not None:  # after LambdaLR, which resets each group's LR to its first step's
         optimizer.load_state_dict(resume_from.optimizer)
         schedule.load_state_dict(resume_from.schedule)
-    forward = torch.compile(model) if (on_cuda if compile is None else compile) else model
+    compiling = on_cuda if compile is None else compile
+    forward = torch.compile(model) if compiling else model
     step_fn = TrainStep(
         forward,
         model.parameters(),
@@ -170,6 +172,7 @@ def train(
         micro_batch=micro_batch,
         grad_clip=spec.training.grad_clip,
         device=dev,
+        loss=_chunked_loss(model, micro_batch * spec.context_length, compiling),
     )
 
     first = 0 if resume_from is None else resume_from.step
@@ -270,6 +273,21 @@ def train(
         code_version=code_version(),
         loss_curve=_curve(read),
     )
+
+
+def _chunked_loss(
+    model: GPT, tokens: int, compiling: bool
+) -> Callable[[torch.Tensor, torch.Tensor], torch.Tensor] | None:
+    """The chunked loss (trainer/loss.py) when a micro-batch's logits would be large, else None."""
+    chunk = chunk_tokens(tokens, model.readout_weight.size(0))
+    if chunk is None:
+        return None
+    features = torch.compile(model.features) if compiling else model.features
+
+    def loss(x: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
+        return chunked_cross_entropy(features(x).flatten(0, 1), model.readout_weight, y.flatten(), chunk)
+
+    return loss
 
 
 def _divergence(losses: list[float], since: int) -> str | None:
