@@ -47,7 +47,7 @@ def one(width: int, vocab: int, chunked: bool) -> dict[str, float]:
             "tie_embeddings": False,
             "training": {"batch_tokens": BATCH * CONTEXT},
             # The bench feeds random ids; the spec only needs a vocabulary of this size.
-            "dataset": {"source": "ids.bin", "tokenizer": "pretokenized", "vocab_size": vocab}
+            "dataset": {"source": "ids", "tokenizer": "prepared", "vocab_size": vocab}
             if vocab != 256
             else {},
         }
