@@ -18,6 +18,11 @@ import sys
 import tempfile
 import time
 from pathlib import Path
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:
+    from trainer import ArchitectureSpec
+    from trainer.step import TrainStep
 
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
@@ -27,14 +32,32 @@ VOCABS = (256, 50_257, 128_256)
 CONTEXT, BATCH, TIMED = 256, 8, 3
 
 
+def cpu_step(spec: ArchitectureSpec, width: int) -> TrainStep:
+    """The trainer's own step for `spec` at `width` on the CPU, with the loss `train` would pick."""
+    import torch
+
+    from trainer import build_model, make_optimizer
+    from trainer.loss import loss_for
+    from trainer.step import TrainStep
+
+    torch.manual_seed(0)
+    model = build_model(spec, width)
+    return TrainStep(
+        loss_for(model, model, BATCH * CONTEXT, compiling=False),
+        model.parameters(),
+        make_optimizer(model, spec),
+        micro_batch=BATCH,
+        grad_clip=1.0,
+        device=torch.device("cpu"),
+    )
+
+
 def one(width: int, vocab: int, chunked: bool) -> dict[str, float]:
     """One configuration, in this process: tokens/s, peak RSS (MiB) and the first timed step's loss."""
     import torch
 
     import trainer.loss as loss_module
-    from trainer import ArchitectureSpec, build_model, make_optimizer
-    from trainer.step import TrainStep
-    from trainer.train import _chunked_loss
+    from trainer import ArchitectureSpec
 
     if not chunked:
         loss_module.LOGITS_BUDGET_BYTES = 1 << 62  # never chunk
@@ -52,17 +75,7 @@ def one(width: int, vocab: int, chunked: bool) -> dict[str, float]:
             else {},
         }
     )
-    torch.manual_seed(0)
-    model = build_model(spec, width)
-    step = TrainStep(
-        model,
-        model.parameters(),
-        make_optimizer(model, spec),
-        micro_batch=BATCH,
-        grad_clip=1.0,
-        device=torch.device("cpu"),
-        loss=_chunked_loss(model, BATCH * CONTEXT, compiling=False),
-    )
+    step = cpu_step(spec, width)
     generator = torch.Generator().manual_seed(0)
     batches = [torch.randint(0, vocab, (BATCH, CONTEXT + 1), generator=generator) for _ in range(TIMED + 1)]
     step(batches[0][:, :-1], batches[0][:, 1:])  # warm-up
@@ -73,7 +86,7 @@ def one(width: int, vocab: int, chunked: bool) -> dict[str, float]:
         "tokens_per_second": TIMED * BATCH * CONTEXT / seconds,
         "peak_mib": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024,
         "loss": losses[0],
-        "chunked": float(step.loss is not None),
+        "chunked": float(loss_module.chunk_tokens(BATCH * CONTEXT, vocab) is not None),
     }
 
 
@@ -82,10 +95,9 @@ def sampling_share() -> str:
     import numpy as np
     import torch
 
-    from trainer import ArchitectureSpec, DatasetSpec, build_model, load_corpus, make_optimizer
+    from trainer import ArchitectureSpec, DatasetSpec, load_corpus
     from trainer.batches import batch_rng
     from trainer.prepare import prepare
-    from trainer.step import TrainStep
 
     with tempfile.TemporaryDirectory() as folder:
         source = Path(folder) / "source"
@@ -110,15 +122,7 @@ def sampling_share() -> str:
             "training": {"batch_tokens": BATCH * CONTEXT},
         }
     )
-    model = build_model(spec, 64)
-    step = TrainStep(
-        model,
-        model.parameters(),
-        make_optimizer(model, spec),
-        micro_batch=BATCH,
-        grad_clip=1.0,
-        device=torch.device("cpu"),
-    )
+    step = cpu_step(spec, 64)
     x = torch.randint(0, 256, (BATCH, CONTEXT + 1))
     step(x[:, :-1], x[:, 1:])
     start = time.perf_counter()

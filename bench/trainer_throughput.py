@@ -33,6 +33,7 @@ sys.path.insert(0, str(ROOT))
 from trainer import ArchitectureSpec, build_model, load_corpus, make_optimizer, train  # noqa: E402
 from trainer.accounting import flops_per_token, peak_flops  # noqa: E402
 from trainer.batches import batch_rng  # noqa: E402
+from trainer.loss import logits_loss  # noqa: E402
 from trainer.reference import PlainGPT  # noqa: E402
 from trainer.step import TrainStep  # noqa: E402
 
@@ -126,7 +127,7 @@ def main() -> None:
     micro = profile["batch"]  # one micro-batch: the step the trainer runs when the batch fits
     steps = {
         "mup": TrainStep(
-            torch.compile(mup_model) if compile_model else mup_model,
+            logits_loss(torch.compile(mup_model) if compile_model else mup_model),
             mup_model.parameters(),
             make_optimizer(mup_model, spec),
             micro_batch=micro,
@@ -134,7 +135,7 @@ def main() -> None:
             device=device,
         ),
         "plain": TrainStep(
-            torch.compile(plain_model) if compile_model else plain_model,
+            logits_loss(torch.compile(plain_model) if compile_model else plain_model),
             plain_model.parameters(),
             torch.optim.AdamW(plain_model.parameters(), lr=t.lr, betas=t.betas, fused=fused),
             micro_batch=micro,

@@ -12,6 +12,7 @@ from __future__ import annotations
 import torch
 
 from trainer.accounting import count_params
+from trainer.loss import LOGIT_BYTES
 from trainer.spec import ArchitectureSpec
 
 # Bytes per parameter held besides the activations: fp32 weights (4), fp32 gradients (4) and Adam's
@@ -40,7 +41,7 @@ def activation_bytes_per_token(spec: ArchitectureSpec, width: int, *, half_preci
     mlp = width * elem + up * elem + hidden * elem  # input, up output, activation output
     residual = 2 * 2 * width if half_precision else 0  # fp32 residual stream kept at both norms
     per_layer = attention + mlp + residual
-    readout = spec.vocab_size * (10 if half_precision else 8)
+    readout = spec.vocab_size * (LOGIT_BYTES if half_precision else 8)  # fp32: logits and gradient
     return int(SAFETY * (spec.n_layers * per_layer + readout + 4 * width))
 
 

@@ -159,9 +159,6 @@ class ShardedTokens:
             at += take
         return parts[0] if len(parts) == 1 else np.concatenate(parts)
 
-    def max(self) -> int:
-        return max((int(a.max()) for a in self._arrays), default=0)
-
 
 def open_split(folder: Path, manifest: Manifest, split: str) -> ShardedTokens:
     shards = [s for s in manifest.shards if s.split == split]

@@ -2,18 +2,19 @@
 
 The batch (B sequences) is cut into B / micro_batch equal micro-batches; each one's mean loss is
 divided by their number before backward, so the accumulated gradient is the mean over the whole batch,
-the same as one pass over it (up to floating-point summation order). bf16 autocast on CUDA; the
-cross-entropy in fp32.
+the same as one pass over it (up to floating-point summation order). bf16 autocast on CUDA; the loss
+(trainer/loss.py) takes the cross-entropy in fp32.
 """
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterable
+from collections.abc import Iterable
 from contextlib import AbstractContextManager, nullcontext
 from typing import Any
 
 import torch
-import torch.nn.functional as F
+
+from trainer.loss import LossFn
 
 
 def autocast(device: torch.device) -> AbstractContextManager[Any]:
@@ -22,27 +23,23 @@ def autocast(device: torch.device) -> AbstractContextManager[Any]:
 
 
 class TrainStep:
-    """`step(x, y)` runs forward and backward over (B, T) inputs and targets in micro-batches, clips,
+    """`step(x, y)` runs the loss forward and backward over (B, T) inputs and targets in micro-batches, clips,
     steps the optimizer and returns the batch's mean loss as a 0-d tensor on the device (not read, so
     CUDA never waits for the host)."""
 
     def __init__(
         self,
-        forward: Callable[[torch.Tensor], torch.Tensor],
+        loss: LossFn,
         params: Iterable[torch.nn.Parameter],
         optimizer: torch.optim.Optimizer,
         *,
         micro_batch: int,
         grad_clip: float,
         device: torch.device,
-        loss: Callable[[torch.Tensor, torch.Tensor], torch.Tensor] | None = None,
     ) -> None:
         if micro_batch < 1:
             raise ValueError(f"micro_batch must be at least 1, not {micro_batch}")
-        self.forward, self.optimizer = forward, optimizer
-        self.loss = (
-            loss  # (inputs, targets) -> mean loss, replacing forward + cross-entropy (trainer/loss.py)
-        )
+        self.loss, self.optimizer = loss, optimizer
         self.params = list(params)
         self.micro_batch, self.grad_clip, self.device = micro_batch, grad_clip, device
 
@@ -54,13 +51,8 @@ class TrainStep:
         n_micro = x.size(0) // self.micro_batch
         total = torch.zeros((), device=x.device)
         for xs, ys in zip(x.split(self.micro_batch), y.split(self.micro_batch), strict=True):
-            if self.loss is not None:
-                with autocast(self.device):
-                    loss = self.loss(xs, ys)
-            else:
-                with autocast(self.device):
-                    logits = self.forward(xs)  # (b, T, V)
-                loss = F.cross_entropy(logits.float().flatten(0, 1), ys.flatten())
+            with autocast(self.device):
+                loss = self.loss(xs, ys)
             (loss / n_micro).backward()  # the gradient accumulates as the batch mean
             total += loss.detach()
         if self.grad_clip > 0:

@@ -13,15 +13,14 @@ from collections.abc import Callable, Collection
 
 import numpy as np
 import torch
-import torch.nn.functional as F
 
 from trainer.accounting import count_params, flops_per_token, peak_flops
 from trainer.batches import Prefetcher
 from trainer.checkpoint import TrainState, capture
 from trainer.data import Corpus, CorpusAccess, CorpusError, load_corpus
-from trainer.loss import chunk_tokens, chunked_cross_entropy
+from trainer.loss import LossFn, loss_for
 from trainer.memory import device_budget, micro_batch_size
-from trainer.model import GPT, build_model
+from trainer.model import build_model
 from trainer.mup import make_optimizer
 from trainer.result import Progress, RunResult, code_version
 from trainer.spec import ArchitectureSpec
@@ -165,14 +164,14 @@ def train(
         schedule.load_state_dict(resume_from.schedule)
     compiling = on_cuda if compile is None else compile
     forward = torch.compile(model) if compiling else model
+    loss = loss_for(model, forward, micro_batch * spec.context_length, compiling)
     step_fn = TrainStep(
-        forward,
+        loss,
         model.parameters(),
         optimizer,
         micro_batch=micro_batch,
         grad_clip=spec.training.grad_clip,
         device=dev,
-        loss=_chunked_loss(model, micro_batch * spec.context_length, compiling),
     )
 
     first = 0 if resume_from is None else resume_from.step
@@ -182,6 +181,11 @@ def train(
     reason: str | None = None
     # Throughput leaves out this call's first step (compilation, allocator and kernel warm-up).
     loop_seconds, warm_seconds, warm_steps = 0.0, 0.0, 0
+
+    def tokens_per_second(done: int) -> float:
+        steps, seconds = (warm_steps, warm_seconds) if warm_steps else (done - first, loop_seconds)
+        return steps * spec.training.batch_tokens / seconds if seconds > 0 else 0.0
+
     last_report = first
     batches = Prefetcher(
         corpus, data_seed, spec.batch_size, spec.context_length, dev, start=first, stop=total_steps
@@ -209,15 +213,12 @@ def train(
                 break
             previous_report, last_report = last_report, done
             if progress is not None:
-                rate_steps, rate_seconds = (
-                    (warm_steps, warm_seconds) if warm_steps else (done - first, loop_seconds)
-                )
                 progress(
                     Progress(
                         step=done,
                         total_steps=total_steps,
                         loss=float(np.mean(read[previous_report:done])),
-                        tokens_per_second=rate_steps * spec.training.batch_tokens / rate_seconds,
+                        tokens_per_second=tokens_per_second(done),
                         elapsed_seconds=time.perf_counter() - started,
                     )
                 )
@@ -239,13 +240,12 @@ def train(
 
     n_params, n_non_embedding = count_params(spec, width)
     tokens = len(read) * spec.training.batch_tokens
-    flops = float(flops_per_token(spec, width) * tokens)
-    rate_steps, rate_seconds = (warm_steps, warm_seconds) if warm_steps else (len(read) - first, loop_seconds)
-    tokens_per_second = rate_steps * spec.training.batch_tokens / rate_seconds if rate_seconds > 0 else 0.0
+    per_token = flops_per_token(spec, width)
+    rate = tokens_per_second(len(read))
     peak = peak_flops(torch.cuda.get_device_name(dev)) if on_cuda else None
     val_loss = None
     if reason is None:
-        val_loss = evaluate(forward, corpus, spec, dev)
+        val_loss = evaluate(loss, corpus, spec, dev)
         if not math.isfinite(val_loss):
             reason = f"validation loss is {val_loss}"
             val_loss = None
@@ -263,31 +263,16 @@ def train(
         n_params=n_params,
         n_params_non_embedding=n_non_embedding,
         tokens=tokens,
-        flops=flops,
+        flops=float(per_token * tokens),
         wall_seconds=time.perf_counter() - started,
-        tokens_per_second=tokens_per_second,
-        mfu=tokens_per_second * flops_per_token(spec, width) / peak if peak is not None else None,
+        tokens_per_second=rate,
+        mfu=rate * per_token / peak if peak is not None else None,
         device=str(dev) if not on_cuda else f"cuda ({torch.cuda.get_device_name(dev)})",
         corpus_fingerprint=corpus.fingerprint,
         tokenizer=corpus.tokenizer,
         code_version=code_version(),
         loss_curve=_curve(read),
     )
-
-
-def _chunked_loss(
-    model: GPT, tokens: int, compiling: bool
-) -> Callable[[torch.Tensor, torch.Tensor], torch.Tensor] | None:
-    """The chunked loss (trainer/loss.py) when a micro-batch's logits would be large, else None."""
-    chunk = chunk_tokens(tokens, model.readout_weight.size(0))
-    if chunk is None:
-        return None
-    features = torch.compile(model.features) if compiling else model.features
-
-    def loss(x: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
-        return chunked_cross_entropy(features(x).flatten(0, 1), model.readout_weight, y.flatten(), chunk)
-
-    return loss
 
 
 def _divergence(losses: list[float], since: int) -> str | None:
@@ -301,19 +286,13 @@ def _divergence(losses: list[float], since: int) -> str | None:
 
 
 @torch.no_grad()
-def evaluate(
-    model: Callable[[torch.Tensor], torch.Tensor],
-    corpus: Corpus,
-    spec: ArchitectureSpec,
-    device: torch.device,
-) -> float:
-    """Mean next-token loss over the fixed validation windows."""
+def evaluate(loss: LossFn, corpus: Corpus, spec: ArchitectureSpec, device: torch.device) -> float:
+    """Mean next-token loss over the fixed validation windows, by the loss the run trains with."""
     total, count = 0.0, 0
     for x_np, y_np in corpus.val_batches(spec.batch_size, spec.context_length, spec.training.eval_tokens):
         x, y = torch.from_numpy(x_np).to(device), torch.from_numpy(y_np).to(device)
         with autocast(device):
-            logits = model(x)  # (B, T, V)
-        total += F.cross_entropy(logits.float().view(-1, logits.size(-1)), y.view(-1), reduction="sum").item()
+            total += loss(x, y).item() * y.numel()  # the batch's mean, back to its sum
         count += y.numel()
     return total / count
 

@@ -3,8 +3,6 @@ only when a micro-batch's logits would be large (issue 21 point 4)."""
 
 from __future__ import annotations
 
-import sys
-
 import pytest
 import torch
 import torch.nn.functional as F
@@ -48,7 +46,7 @@ def test_train_chunks_large_logits_and_trains_the_same(
     # A budget of one chunk's worth: the tiny byte-level proxy's logits count as large.
     monkeypatch.setattr("trainer.loss.LOGITS_BUDGET_BYTES", 1)
     monkeypatch.setattr("trainer.loss.CHUNK_BYTES", 40 * 256 * LOGIT_BYTES)  # 40 tokens per chunk
-    monkeypatch.setattr(sys.modules["trainer.train"], "chunk_tokens", recording)
+    monkeypatch.setattr("trainer.loss.chunk_tokens", recording)
     chunked = train(tiny_spec(), 32, steps=8, corpus=builtin_corpus, log_every=1)
     assert used == [40]
     assert [loss for _, loss in chunked.loss_curve] == pytest.approx(
