@@ -12,6 +12,7 @@ from sqlalchemy.orm import Session
 
 import predictor
 from app import architectures, tuning
+from app.comparability import common_unit, recipe_differences
 from app.errors import field_error, get_or_404, unprocessable
 from app.fits import NO_TREND_ADVICE, CurrentFit, FitPoints, NoScalingTrend
 from app.models import Architecture
@@ -83,6 +84,8 @@ def prediction(
             fit_id=current.fit_id,
             run_ids=current.run_ids,
             corpus_fingerprints=points.corpus_fingerprints,
+            text_fingerprint=points.text_fingerprint,
+            val_bytes_per_token=points.val_bytes_per_token,
             recipe=Recipe(**dataclasses.asdict(points.recipe)),
         ),
     )
@@ -161,8 +164,10 @@ def comparison(
     refused = {e.architecture_id for e in excluded}
     keep = [i for i, a in enumerate(archs) if a.id not in refused]
     archs, specs, currents = [archs[i] for i in keep], [specs[i] for i in keep], [currents[i] for i in keep]
-    _check_comparable(archs, specs, currents)
-    ranking = predictor.compare([c.result for c in currents], request.n_params, request.level)
+    unit = common_unit(archs, specs, currents)
+    ranking = predictor.compare(
+        [c.result for c in currents], request.n_params, request.level, factors=unit.factors
+    )
     lr_notes = [lr_warnings(session, a, s, c.points) for a, s, c in zip(archs, specs, currents, strict=True)]
     candidates = []
     for k in sorted(range(len(archs)), key=lambda i: ranking.ranks[i]):
@@ -179,77 +184,16 @@ def comparison(
                 extrapolation_factor=float(p.extrapolation_factor),
                 extrapolation=extrapolation(specs[k], currents[k].points, request.n_params, None),
                 warnings=[*p.warnings, *lr_notes[k]],
+                unit_factor=unit.factors[k],
             )
         )
     return ComparePublic(
         n_params=request.n_params,
         level=request.level,
         interval="expected",
+        unit=unit.name,
         best_architecture_id=candidates[0].architecture_id,
         candidates=candidates,
         excluded=excluded,
-        warnings=_recipe_differences(archs, specs, currents),
+        warnings=[*([unit.note] if unit.note else []), *recipe_differences(archs, specs, currents)],
     )
-
-
-def _recipe_differences(
-    archs: list[Architecture], specs: list[ArchitectureSpec], currents: list[CurrentFit]
-) -> list[str]:
-    """Recipe differences that leave the losses comparable only approximately: a warning each."""
-    contexts = [f"{s.context_length:,}" for s in specs]
-    budgets = [f"{_proxy_tokens(s, c):,}" for s, c in zip(specs, currents, strict=True)]
-    checks = (
-        (
-            contexts,
-            "context lengths",
-            "a token's loss falls with the context before it, so the mean loss per token depends on the "
-            "context length as well as the design; compare at one context length to rank the designs alone",
-        ),
-        (
-            budgets,
-            "token budgets per proxy run",
-            "the loss at N also depends on how many tokens the proxies saw; train the ladders to the same "
-            "budget (training.token_budget) to rank the designs alone",
-        ),
-    )
-    return [
-        f"the candidates differ in {what} ({described}): {why}"
-        for values, what, why in checks
-        if (described := _differences(archs, values))
-    ]
-
-
-def _differences(archs: list[Architecture], values: list[str]) -> str | None:
-    """Each candidate's value, "name (id N): value; …", when they are not all the same (else None)."""
-    if len(set(values)) < 2:
-        return None
-    return "; ".join(f"{a.name} (id {a.id}): {v}" for a, v in zip(archs, values, strict=True))
-
-
-def _proxy_tokens(spec: ArchitectureSpec, current: CurrentFit) -> int:
-    """Training tokens per run of the fitted ladder (its sweep's steps, which may override the spec's)."""
-    assert current.points.recipe is not None  # a fit exists only for a ladder with a recipe
-    return current.points.recipe.steps * spec.training.batch_tokens
-
-
-def _check_comparable(
-    archs: list[Architecture], specs: list[ArchitectureSpec], currents: list[CurrentFit]
-) -> None:
-    """Losses in nats per token compare only on the same tokens: one tokenizer, one corpus (422 if not)."""
-    tokenizers = [f"{s.dataset.tokenizer}, vocabulary {s.vocab_size}" for s in specs]
-    corpora = [(c.points.corpus_fingerprints or ["none"])[0][:12] for c in currents]
-    checks = (
-        (
-            tokenizers,
-            "use different tokenizers",
-            "losses per token are not comparable; compare designs trained on the same tokenizer",
-        ),
-        (corpora, "were trained on different corpora", "train them on the same data to compare them"),
-    )
-    errors = [
-        field_error("body", "architecture_ids", msg=f"the candidates {what} ({described}): {fix}")
-        for values, what, fix in checks
-        if (described := _differences(archs, values))
-    ]
-    if errors:
-        raise unprocessable(*errors)

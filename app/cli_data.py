@@ -48,7 +48,9 @@ def prepare(
         f"{'prepared' if wrote else 'already prepared (nothing to do)'}: {out} — {info.identity}, vocabulary "
         f"{info.vocab_size}, {manifest.dtype}; {manifest.tokens['train']:,} training and "
         f"{manifest.tokens['val']:,} validation tokens in {len(manifest.shards)} shard(s), "
-        f"{manifest.bytes_per_token:.2f} bytes per token; fingerprint {manifest.fingerprint[:12]}"
+        f"{manifest.bytes_per_token:.2f} bytes per token; fingerprint {manifest.fingerprint[:12]}, text "
+        f"{str(manifest.text_fingerprint)[:12]} (any tokenizer of this source shares it: its designs compare "
+        "in bits per byte)"
     )
     dataset = {"source": str(out), "tokenizer": "prepared", "vocab_size": info.vocab_size}
     typer.echo(f'a spec trains on it with "dataset": {json.dumps(dataset)}')

@@ -192,7 +192,14 @@ def print_table(console: Console, result: ComparePublic, title: str) -> None:
     """The ranked candidates, how far each extrapolates, their warnings and those left out (the demo's
     and `mupredict compare`'s table)."""
     table = Table(title=title)
-    for column in ("#", "design", "expected loss", "90% interval", "P(best)", "extrapolation"):
+    for column in (
+        "#",
+        "design",
+        f"expected loss ({result.unit})",
+        "90% interval",
+        "P(best)",
+        "extrapolation",
+    ):
         table.add_column(column, no_wrap=True)
     for c in result.candidates:
         table.add_row(

@@ -69,6 +69,10 @@ class FitPoints:
     flops: list[float] = field(default_factory=list)
     excluded: list[Excluded] = field(default_factory=list)
     data_seeds: list[int] = field(default_factory=list)  # each run's batch-order seed
+    # The corpus's text and validation bytes per token, when every pooled run knows them (a prepared
+    # corpus): what puts the ladder's losses in bits per byte (answers.comparison).
+    text_fingerprint: str | None = None
+    val_bytes_per_token: float | None = None
 
     @property
     def distinct_widths(self) -> int:
@@ -156,6 +160,8 @@ def fit_points(session: Session, architecture_id: int) -> FitPoints:
             Run.seed,
             Run.data_seed,
             Run.corpus_fingerprint,
+            Run.text_fingerprint,
+            Run.val_bytes_per_token,
             Run.code_version,
             Run.n_params,
             Run.flops,
@@ -192,6 +198,8 @@ def fit_points(session: Session, architecture_id: int) -> FitPoints:
         else:
             kept.append(row)
     kept.sort(key=lambda r: r.id)
+    texts = {(r.text_fingerprint, r.val_bytes_per_token) for r in kept}
+    text, bytes_per_token = texts.pop() if len(texts) == 1 else (None, None)
     return FitPoints(
         run_ids=[r.id for r in kept],
         n_params=[float(r.n_params_non_embedding) for r in kept],
@@ -205,6 +213,8 @@ def fit_points(session: Session, architecture_id: int) -> FitPoints:
         total_params=[float(r.n_params or 0) for r in kept],
         flops=[float(r.flops or 0) for r in kept],
         excluded=sorted(excluded, key=lambda e: e.run_id),
+        text_fingerprint=text if bytes_per_token else None,
+        val_bytes_per_token=bytes_per_token if text else None,
     )
 
 

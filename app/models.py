@@ -168,6 +168,9 @@ class Run(Base):
     device: Mapped[str | None] = mapped_column(String(100))
     corpus_fingerprint: Mapped[str | None] = mapped_column(String(64))
     tokenizer: Mapped[str | None] = mapped_column(String(300))  # what produced the corpus's token ids
+    # A prepared corpus's text (any tokenizer) and its validation bytes per token: for bits per byte.
+    text_fingerprint: Mapped[str | None] = mapped_column(String(64))
+    val_bytes_per_token: Mapped[float | None] = mapped_column(Float)
     code_version: Mapped[str | None] = mapped_column(String(100))
     error: Mapped[str | None] = mapped_column(Text)
 

@@ -198,6 +198,14 @@ class RunPublic(RunSummary):
     tokenizer: str | None = Field(
         None, description="What produced the corpus's token ids (null before v0006)."
     )
+    text_fingerprint: str | None = Field(
+        None,
+        description="A prepared corpus's text, the same under any tokenizer: runs on one text compare in "
+        "bits per byte (null for other corpora and before v0007).",
+    )
+    val_bytes_per_token: float | None = Field(
+        None, description="UTF-8 bytes per token of the validation split (prepared corpora only)."
+    )
     code_version: str | None
     loss_curve: list[LossPoint]
 
@@ -298,6 +306,13 @@ class Provenance(BaseModel):
     fit_id: int
     run_ids: list[int]
     corpus_fingerprints: list[str]
+    text_fingerprint: str | None = Field(
+        None, description="The prepared corpus's text, the same under any tokenizer (null: not known)."
+    )
+    val_bytes_per_token: float | None = Field(
+        None,
+        description="Its validation split's UTF-8 bytes per token: loss / (this × ln 2) = bits per byte.",
+    )
     recipe: Recipe
 
 
@@ -348,6 +363,12 @@ class Candidate(BaseModel):
     extrapolation_factor: float
     extrapolation: Extrapolation
     warnings: list[str]
+    unit_factor: float = Field(
+        1.0,
+        description="This candidate's loss in the comparison's unit per nat per token: 1 in nats/token; "
+        "1 / (ln 2 × its validation bytes per token) in bits/byte (its fit's points and curve, in nats "
+        "per token, times this are on the ranking's scale).",
+    )
 
 
 class FitQuality(BaseModel):
@@ -383,6 +404,11 @@ class ComparePublic(Tabular):
     n_params: float
     level: float
     interval: str = Field("expected", description="Candidates' intervals are for the expected loss.")
+    unit: str = Field(
+        "nats/token",
+        description="The losses' unit: 'nats/token' when the candidates share a tokenizer and corpus; "
+        "'bits/byte' when they were trained on one prepared text with different tokenizers.",
+    )
     best_architecture_id: int
     candidates: list[Candidate]
     excluded: list[ExcludedCandidate] = Field(

@@ -15,10 +15,16 @@ fits covary through the runs they pair: a run of one and a run of the other at t
 from those paired residuals. P(best) is the share of draws from this joint distribution (multivariate
 t, with the smallest of the candidates' degrees of freedom) in which each candidate is lowest, ties
 shared: a parametric bootstrap of the expected losses, paired by seed.
+
+Candidates whose losses are in different units (nats per token under different tokenizers) are ranked
+in a common one: `factors` multiplies each candidate's loss into it (bits per byte: 1 / (ln 2 × the
+validation bytes per token)). A constant factor shifts a log loss and leaves its spread alone, so only
+the means move.
 """
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass
 
 import numpy as np
@@ -50,14 +56,26 @@ class Comparison:
 
 
 def compare(
-    fits: list[FitResult], x: float, level: float = 0.9, *, n_draws: int = 20000, seed: int = 0
+    fits: list[FitResult],
+    x: float,
+    level: float = 0.9,
+    *,
+    factors: Sequence[float] | None = None,
+    n_draws: int = 20000,
+    seed: int = 0,
 ) -> Comparison:
-    """Rank `fits` at x (a scalar N) by expected loss, with P(best) paired by seed (module docstring)."""
+    """Rank `fits` at x (a scalar N) by expected loss, with P(best) paired by seed, each candidate's
+    loss multiplied by its factor into a common unit when given (module docstring)."""
     if len(fits) < 2:
         raise ValueError(f"compare takes at least two fits; got {len(fits)}")
     if any(len(f.law_form.columns) != 1 for f in fits):
         raise ValueError("compare ranks one-column laws (N or C) at one x; predict chinchilla fits directly")
-    predictions = [f.predict(x, level=level, interval="expected") for f in fits]
+    if factors is not None and len(factors) != len(fits):
+        raise ValueError(f"give one factor per fit: {len(factors)} factors for {len(fits)} fits")
+    predictions = [
+        f.predict(x, level=level, interval="expected").scaled(1.0 if factors is None else factors[i])
+        for i, f in enumerate(fits)
+    ]
     means = np.log([float(p.mean) for p in predictions])
     influence = [_influence(f, float(x)) for f in fits]
     k = len(fits)

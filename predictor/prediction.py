@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import Any, Literal, get_args
 
 import numpy as np
@@ -62,6 +62,18 @@ class Prediction:
     seeds: int = 1
     log_sd: float | Array = 0.0  # standard deviation of log loss behind the interval
     dof: float | Array = float("inf")  # its Welch-Satterthwaite degrees of freedom
+
+    def scaled(self, factor: float) -> Prediction:
+        """The same prediction in another unit, `factor` units per unit of loss (bits per byte:
+        1 / (ln 2 × bytes per token)); a log-scale spread is unit-free, so log_sd and dof stay."""
+        if not factor > 0:
+            raise ValueError(f"a unit's factor must be positive, not {factor}")
+        return replace(
+            self,
+            mean=self.mean * factor,
+            lower=self.lower * factor,
+            upper=self.upper * factor,
+        )
 
     def to_dict(self) -> dict[str, Any]:
         return {

@@ -110,6 +110,10 @@ class Corpus:
     fingerprint: str
     description: str
     tokenizer: str = "byte"  # what produced the ids: stored with every run (trainer.RunResult)
+    # Known for prepared corpora only (their manifest): the text behind the ids, and the validation
+    # split's UTF-8 bytes per token, which turn a validation loss into bits per byte.
+    text_fingerprint: str | None = None
+    val_bytes_per_token: float | None = None
 
     def check_context(self, context_length: int) -> None:
         """Raise CorpusError unless both splits hold at least one window of context_length + 1."""
@@ -377,4 +381,13 @@ def _load_prepared(path: Path, spec: DatasetSpec, access: CorpusAccess) -> Corpu
             f"dataset.vocab_size to {manifest.tokenizer.vocab_size}"
         )
     train, val = open_split(path, manifest, "train"), open_split(path, manifest, "val")
-    return Corpus(train, val, spec.vocab_size, manifest.fingerprint, spec.source, manifest.tokenizer.identity)
+    return Corpus(
+        train,
+        val,
+        spec.vocab_size,
+        manifest.fingerprint,
+        spec.source,
+        manifest.tokenizer.identity,
+        manifest.text_fingerprint,
+        manifest.val_bytes_per_token if manifest.text_fingerprint else None,
+    )

@@ -127,10 +127,13 @@ def _parquet_texts(file: Path, field: str) -> Iterator[str]:
         yield from (text for text in batch.column(0).to_pylist() if text)
 
 
-def _is_val(doc: _Doc, val_fraction: float) -> bool:
-    """A document's split, by its own content: stable under any listing order."""
-    digest = hashlib.sha256(doc.text.encode("utf-8", errors="replace")).digest()
-    return int.from_bytes(digest[:8], "little") < val_fraction * 2**64
+def _digest(doc: _Doc) -> bytes:
+    return hashlib.sha256(doc.text.encode("utf-8", errors="replace")).digest()
+
+
+def _split(digest: bytes, val_fraction: float) -> str:
+    """A document's split, by the hash of its own content (_digest): stable under any listing order."""
+    return "val" if int.from_bytes(digest[:8], "little") < val_fraction * 2**64 else "train"
 
 
 def _tokenizer(
@@ -239,7 +242,8 @@ def prepare(
         fcntl.flock(lock, fcntl.LOCK_EX)  # one prepare per folder; a second waits, then finds it done
         wanted = _input_fingerprint(files, source, options, tokenizer)
         existing = _current(out)
-        if existing is not None and existing.input_fingerprint == wanted:
+        # A manifest from before the text fingerprint is written again, so that it gains one.
+        if existing is not None and existing.input_fingerprint == wanted and existing.text_fingerprint:
             return existing, False
         prefix = f"shards-{uuid.uuid4().hex[:12]}"
         work = out / prefix
@@ -282,6 +286,10 @@ def _write(
         split: _ShardWriter(work.parent, prefix, split, dtype, shard_tokens) for split in ("train", "val")
     }
     text_bytes = {"train": 0, "val": 0}
+    # The text behind the tokens, whatever the tokenizer: every document's hash and split, in order.
+    # Two corpora prepared from one source with other tokenizers share it, so their losses compare in
+    # bits per byte (the manifest's text_fingerprint).
+    text = hashlib.sha256(f"{FORMAT}|val={val_fraction}".encode())
     batch: list[_Doc] = []
 
     def encode(docs: list[_Doc]) -> None:
@@ -293,9 +301,11 @@ def _write(
             ]
         for doc, ids in zip(docs, encoded, strict=True):
             if len(ids):
-                split = "val" if _is_val(doc, val_fraction) else "train"
+                digest = _digest(doc)
+                split = _split(digest, val_fraction)
                 writers[split].add(ids)
                 text_bytes[split] += doc.size
+                text.update(digest + split.encode())
 
     size = 0
     for doc in _documents(files, text_field, progress):
@@ -323,6 +333,7 @@ def _write(
         "documents": {split: sum(s.documents for s in w.shards) for split, w in writers.items()},
         "tokens": tokens,
         "text_bytes": text_bytes,
+        "text_fingerprint": text.hexdigest(),
         "input_fingerprint": input_fingerprint,
     }
     return Manifest(

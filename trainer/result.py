@@ -42,6 +42,10 @@ class RunResult:
     corpus_fingerprint: str
     tokenizer: str  # what produced the token ids ("byte", a BPE, a prepared corpus's tokenizer and hash)
     code_version: str
+    # A prepared corpus's text (the same for any tokenizer) and its validation bytes per token: losses
+    # on other tokenizers of one text compare in bits per byte. None for other corpora.
+    text_fingerprint: str | None = None
+    val_bytes_per_token: float | None = None
     loss_curve: list[tuple[int, float]] = field(default_factory=list)  # (step, mean train loss)
 
     def to_dict(self) -> dict[str, Any]:

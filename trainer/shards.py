@@ -63,6 +63,9 @@ class Manifest:
     text_bytes: dict[str, int]  # UTF-8 bytes per split, for bits per byte
     input_fingerprint: str  # the source files, the tokenizer and the options: a re-run's no-op test
     fingerprint: str  # over everything above
+    # The documents and their split, whatever the tokenizer (None in manifests written before it):
+    # corpora prepared from one source share it, so their losses compare in bits per byte.
+    text_fingerprint: str | None = None
 
     def to_json(self) -> str:
         return json.dumps(asdict(self), indent=2, sort_keys=True) + "\n"
@@ -70,6 +73,12 @@ class Manifest:
     @property
     def bytes_per_token(self) -> float:
         return sum(self.text_bytes.values()) / max(1, sum(self.tokens.values()))
+
+    @property
+    def val_bytes_per_token(self) -> float:
+        """UTF-8 bytes per token of the validation split: the loss per token over it, divided by this
+        and by ln 2, is its loss in bits per byte."""
+        return self.text_bytes["val"] / max(1, self.tokens["val"])
 
 
 def fingerprint_of(fields: dict[str, Any]) -> str:

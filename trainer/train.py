@@ -271,6 +271,8 @@ def train(
         corpus_fingerprint=corpus.fingerprint,
         tokenizer=corpus.tokenizer,
         code_version=code_version(),
+        text_fingerprint=corpus.text_fingerprint,
+        val_bytes_per_token=corpus.val_bytes_per_token,
         loss_curve=_curve(read),
     )
 

@@ -102,23 +102,31 @@
     );
   }
 
-  /** Ranked candidates at N: /v1/compare for two or more, a single prediction for one. */
+  /** Ranked candidates at N (/v1/compare for two or more, a single prediction for one), their unit
+      ("bits/byte" when the designs use different tokenizers on one prepared text) and the warnings. */
   async function rank(fitted) {
     if (fitted.length >= 2) {
-      const result = await MU.api("/v1/compare", {
+      return MU.api("/v1/compare", {
         method: "POST",
         body: { architecture_ids: fitted.map((f) => f.arch.id), n_params: targetN, level: MU.LEVEL },
       });
-      return result.candidates;
     }
     const { arch } = fitted[0];
     const p = await MU.api("/v1/predictions", {
       method: "POST",
       body: { architecture_id: arch.id, n_params: targetN, level: MU.LEVEL, interval: "expected" },
     });
-    return [{ rank: 1, architecture_id: arch.id, name: arch.name, predicted_loss: p.predicted_loss, lower: p.lower,
-              upper: p.upper, probability_best: 1, extrapolation_factor: p.extrapolation_factor,
-              extrapolation: p.extrapolation, warnings: p.warnings }];
+    return { unit: "nats/token", warnings: [], candidates: [{ rank: 1, architecture_id: arch.id, name: arch.name,
+      predicted_loss: p.predicted_loss, lower: p.lower, upper: p.upper, probability_best: 1, unit_factor: 1,
+      extrapolation_factor: p.extrapolation_factor, extrapolation: p.extrapolation, warnings: p.warnings }] };
+  }
+
+  /** A fit's points and curve (nats per token) in the ranking's unit. */
+  function inUnit(fit, factor) {
+    if (factor === 1) return fit;
+    return { ...fit,
+      points: fit.points.map((p) => ({ ...p, loss: p.loss * factor })),
+      curve: fit.curve.map((c) => ({ ...c, mean: c.mean * factor, lower: c.lower * factor, upper: c.upper * factor })) };
   }
 
   async function load() {
@@ -148,10 +156,14 @@
         all.length ? "Nothing with a usable scaling trend." : "Nothing fitted yet.")));
       return;
     }
-    const candidates = await rank(fitted);
+    const result = await rank(fitted);
+    const { candidates, unit } = result;
     const byId = new Map(candidates.map((c) => [c.architecture_id, c]));
+    for (const f of fitted) f.fit = inUnit(f.fit, byId.get(f.arch.id)?.unit_factor ?? 1);
+    for (const warning of result.warnings) messages.append(el("p", { class: "notice warn" }, warning));
+    document.getElementById("loss-unit").textContent = unit === "bits/byte" ? "bits per byte" : "nats per token";
     rankingBody.replaceChildren(...candidates.map(rankingRow));
-    ranked = candidates;
+    ranked = candidates.map((c) => ({ ...c, unit }));
     const data = fitted.flatMap(({ arch, fit }) => traces(arch, fit, byId.get(arch.id)));
     // The y-axis shows the proxies and the fitted means (and the predictions); a band that leaves it is
     // marked where it does, with its extent in the hover, instead of stretching the axis.
@@ -181,7 +193,7 @@
     }
     await Plotly.newPlot("compare-plot", data, MU.plotLayout({
       xaxis: { type: "log", title: { text: "non-embedding parameters N" }, exponentformat: "SI" },
-      yaxis: { title: { text: "validation loss" }, range },
+      yaxis: { title: { text: `validation loss (${unit === "bits/byte" ? "bits per byte" : "nats per token"})` }, range },
       shapes: [{ type: "line", xref: "x", yref: "paper", x0: targetN, x1: targetN, y0: 0, y1: 1,
                  line: { color: "#5f6b7a", width: 1, dash: "dot" } }],
     }), MU.plotConfig);
@@ -189,7 +201,7 @@
 
   document.getElementById("ranking-csv").addEventListener("click", () => {
     MU.downloadCsv(`mupredict-ranking-N${targetN}.csv`,
-      ["rank", "architecture_id", "name", "n_params", "predicted_loss", "lower", "upper", "level",
+      ["rank", "architecture_id", "name", "n_params", "predicted_loss", "lower", "upper", "unit", "level",
         "probability_best", "extrapolation_factor", "warnings"],
       ranked.map((c) => ({ ...c, n_params: targetN, level: MU.LEVEL, warnings: c.warnings.join(" | ") })));
   });

@@ -20,11 +20,13 @@ from urllib.parse import urlsplit
 import httpx
 import pytest
 from pydantic import SecretStr
+from sqlalchemy import update
 from sqlalchemy.orm import Session
 
 from app import queue
 from app.api import create_app
 from app.db import make_engine
+from app.models import Run
 from app.settings import Settings
 from tests.app.api_helpers import finish_runs, lr_basin, spec_dict
 from tests.app.live_server import live_server
@@ -652,3 +654,55 @@ def test_architecture_page_plots_the_fit_over_its_validation_losses(watched: Wat
     runs = httpx.get(f"{site.url}/v1/runs", params={"architecture_id": arch, "limit": 500}).json()["items"]
     assert rows[0][:4] == ["id", "width", "depth", "seed"] and len(rows) == len(runs) + 1
     assert sorted(int(r[0]) for r in rows[1:]) == sorted(r["id"] for r in runs)
+
+
+def test_designs_on_two_tokenizers_of_one_text_are_compared_in_bits_per_byte(
+    watched: Watched, site: Site
+) -> None:
+    """Issue 21 point 3 on the page: the ranking, the table's unit, the y-axis and every plotted loss
+    (proxies, fit) are in bits per byte, and the page says how the losses were converted."""
+    engine = make_engine(site.db_url)
+    ids = []
+    with httpx.Client(base_url=site.url, headers={"Authorization": f"Bearer {TOKEN}"}) as api:
+        for name, vocab, bytes_per_token, scale in (
+            ("text-bytes", 256, 1.0, 1.0),
+            ("text-bpe", 4096, 4.0, 3.5),
+        ):
+            dataset = {"source": f"data/{name}", "tokenizer": "prepared", "vocab_size": vocab}
+            arch_id = api.post("/v1/architectures", json=spec_dict(name, dataset=dataset)).json()["id"]
+            api.post(f"/v1/architectures/{arch_id}/sweeps", json={"seeds": [0, 1]})
+            finish_runs(engine, arch_id, loss_of=lambda run, n, s=scale: s * (1.8 + 70.0 * n**-0.3))
+            with Session(engine) as session:
+                session.execute(
+                    update(Run)
+                    .where(Run.architecture_id == arch_id)
+                    .values(
+                        corpus_fingerprint=name[:64],
+                        text_fingerprint="t" * 64,
+                        val_bytes_per_token=bytes_per_token,
+                    )
+                )
+                session.commit()
+            # A new sweep (queued runs only) makes the fit current again.
+            api.post(f"/v1/architectures/{arch_id}/sweeps", json={"seeds": [0, 1, 2], "widths": [32]})
+            ids.append(arch_id)
+    engine.dispose()
+    page = _open(watched, site, f"/compare?ids={ids[0]},{ids[1]}&n=1e9")
+    assert page.locator("#loss-unit").text_content() == "bits per byte"
+    assert "ranked in bits per byte" in page.locator("#messages").inner_text()
+    ranking = page.locator("#ranking tbody tr")
+    assert ranking.nth(0).get_attribute("data-architecture-id") == str(ids[1])  # fewer bits per byte
+    plot = page.evaluate(
+        """() => { const p = document.getElementById('compare-plot');
+                   return { title: p.layout.yaxis.title.text,
+                            proxies: p.data.filter(t => t.name.endsWith('proxies')).map(t => t.y) }; }"""
+    )
+    assert "bits per byte" in plot["title"]
+    for arch_id, bytes_per_token, plotted in zip(ids, (1.0, 4.0), plot["proxies"], strict=True):
+        fit = httpx.get(f"{site.url}/v1/architectures/{arch_id}/fit").json()
+        by_width: dict[int, list[float]] = {}
+        for point in fit["points"]:
+            by_width.setdefault(point["width"], []).append(point["loss"])
+        nats = [sum(v) / len(v) for _, v in sorted(by_width.items())]
+        assert plotted == pytest.approx([x / (math.log(2) * bytes_per_token) for x in nats])
+    _screenshot(page, "compare-bits-per-byte")

@@ -3,6 +3,7 @@ refuse losses that do not compare (SQLite and PostgreSQL)."""
 
 from __future__ import annotations
 
+import math
 from collections.abc import Iterator
 
 import pytest
@@ -13,7 +14,7 @@ from sqlalchemy.orm import Session
 from app.api import create_app
 from app.models import Run
 from app.settings import Settings
-from tests.app.api_helpers import finish_runs, spec_dict
+from tests.app.api_helpers import finish_runs, law_loss, spec_dict
 from trainer import ArchitectureSpec, count_params
 
 
@@ -145,6 +146,59 @@ def test_compare_is_paired_by_seed_and_refuses_other_tokenizers(api: TestClient)
         and "bpe, vocabulary 512" in message
         and "byte, vocabulary 256" in message
     )
+
+
+def _on_prepared_text(
+    api: TestClient, arch_id: int, corpus: str, text: str, bytes_per_token: float, refresh: int = 2
+) -> None:
+    """Mark the ladder as trained on a prepared corpus (what the trainer records from its manifest); a
+    new sweep (`refresh` seeds at one width, queued runs only) makes the fit current again."""
+    with Session(api.app.state.engine) as session:  # type: ignore[attr-defined]
+        session.execute(
+            update(Run)
+            .where(Run.architecture_id == arch_id)
+            .values(corpus_fingerprint=corpus, text_fingerprint=text, val_bytes_per_token=bytes_per_token)
+        )
+        session.commit()
+    api.post(f"/v1/architectures/{arch_id}/sweeps", json={"seeds": list(range(refresh)), "widths": [32]})
+
+
+def test_tokenizers_of_one_prepared_text_compare_in_bits_per_byte(api: TestClient) -> None:
+    """One text prepared with a byte tokenizer and with a 4-bytes-per-token BPE: per token the BPE
+    design's loss is 3.5× higher, per byte it is lower, and the ranking says so in bits per byte."""
+    prepared = {"source": "data/text-bytes", "tokenizer": "prepared", "vocab_size": 256}
+    a = _ladder(api, name="bytes", dataset=prepared)
+    b = int(
+        api.post(
+            "/v1/architectures",
+            json=spec_dict(name="bpe", dataset={**prepared, "source": "data/text-bpe", "vocab_size": 4096}),
+        ).json()["id"]
+    )
+    api.post(f"/v1/architectures/{b}/sweeps", json={"seeds": [0, 1]})
+    finish_runs(api.app.state.engine, b, noise=0.005, loss_of=lambda run, n: 3.5 * law_loss(n))  # type: ignore[attr-defined]
+    _on_prepared_text(api, a, "a" * 64, "t" * 64, 1.0)
+    _on_prepared_text(api, b, "b" * 64, "t" * 64, 4.0)
+    ranked = api.post("/v1/compare", json={"architecture_ids": [a, b], "n_params": 1e8})
+    assert ranked.status_code == 200, ranked.text
+    body = ranked.json()
+    assert body["unit"] == "bits/byte" and body["best_architecture_id"] == b
+    assert "bits per byte" in body["warnings"][0] and "4.000 bytes/token" in body["warnings"][0]
+    for candidate in body["candidates"]:
+        per_token = _predict(
+            api, architecture_id=candidate["architecture_id"], n_params=1e8, interval="expected"
+        )
+        factor = 1 / (math.log(2) * (1.0 if candidate["architecture_id"] == a else 4.0))
+        assert candidate["unit_factor"] == pytest.approx(factor)
+        assert candidate["predicted_loss"] == pytest.approx(per_token["predicted_loss"] * factor)
+        assert candidate["upper"] == pytest.approx(per_token["upper"] * factor)
+    assert _predict(api, architecture_id=b, n_params=1e8)["provenance"]["val_bytes_per_token"] == 4.0
+    # Another text (or a corpus whose text is unknown) is refused, with the way to compare them.
+    _on_prepared_text(api, b, "b" * 64, "u" * 64, 4.0, refresh=3)
+    refused = api.post("/v1/compare", json={"architecture_ids": [a, b], "n_params": 1e8})
+    assert refused.status_code == 422
+    message = " ".join(e["msg"] for e in refused.json()["detail"])
+    assert "different tokenizers" in message and "mupredict data prepare" in message
+    assert "bits per byte" in message
 
 
 def test_a_sweep_can_share_one_batch_order_across_its_seeds(api: TestClient) -> None:

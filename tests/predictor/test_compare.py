@@ -52,3 +52,25 @@ def test_compare_needs_two_one_column_fits() -> None:
     fit = predictor.fit(n, y, seeds=labels)
     with pytest.raises(ValueError, match="at least two fits"):
         predictor.compare([fit], 1e7)
+
+
+def test_factors_rank_candidates_in_a_common_unit() -> None:
+    """Bits per byte across tokenizers: a design with the higher loss per token can win per byte when
+    its tokens carry more bytes; the factors move the means and leave the spread and pairing alone."""
+    n, y, labels = ladder(np.random.default_rng(7))
+    short = predictor.fit(n, y, seeds=labels)  # 1 byte per token
+    long = predictor.fit(n, 3.5 * y, seeds=labels)  # 4 bytes per token, 3.5× the nats per token
+    per_token = predictor.compare([short, long], 1e7)
+    assert per_token.ranks == [1, 2]
+    factors = [1 / np.log(2), 1 / (4 * np.log(2))]
+    per_byte = predictor.compare([short, long], 1e7, factors=factors)
+    assert per_byte.ranks == [2, 1] and per_byte.probability_best[1] >= 0.99
+    for plain, scaled, factor in zip(per_token.predictions, per_byte.predictions, factors, strict=True):
+        assert float(scaled.mean) == pytest.approx(float(plain.mean) * factor)
+        assert float(scaled.lower) == pytest.approx(float(plain.lower) * factor)
+        assert float(scaled.log_sd) == pytest.approx(float(plain.log_sd))
+    assert per_byte.correlation == pytest.approx(per_token.correlation)
+    with pytest.raises(ValueError, match="one factor per fit"):
+        predictor.compare([short, long], 1e7, factors=[1.0])
+    with pytest.raises(ValueError, match="must be positive"):
+        predictor.compare([short, long], 1e7, factors=[1.0, 0.0])

@@ -13,7 +13,7 @@ from tokenizers import Tokenizer, models, pre_tokenizers
 
 from tests.trainer.helpers import tiny_spec
 from trainer import CorpusError, DatasetSpec, load_corpus, train
-from trainer.prepare import MANIFEST, PrepareError, _is_val, _ShardWriter, prepare
+from trainer.prepare import MANIFEST, PrepareError, _digest, _ShardWriter, _split, prepare
 from trainer.shards import read_manifest
 
 TEXTS = [f"document {i}: " + " ".join(f"word{(i * 7 + k) % 50}" for k in range(200)) for i in range(60)]
@@ -45,7 +45,7 @@ def _split_texts(val_fraction: float) -> dict[str, list[str]]:
 
     out: dict[str, list[str]] = {"train": [], "val": []}
     for text in TEXTS:
-        out["val" if _is_val(_doc(text), val_fraction) else "train"].append(text)
+        out[_split(_digest(_doc(text)), val_fraction)].append(text)
     return out
 
 
@@ -192,6 +192,31 @@ def test_a_proxy_trains_on_a_prepared_corpus_and_records_it(tmp_path: Path) -> N
     assert (
         result.corpus_fingerprint == manifest.fingerprint and result.tokenizer == manifest.tokenizer.identity
     )
+    assert result.text_fingerprint == manifest.text_fingerprint
+    assert result.val_bytes_per_token == pytest.approx(manifest.text_bytes["val"] / manifest.tokens["val"])
+
+
+def test_one_source_under_two_tokenizers_shares_its_text_fingerprint(tmp_path: Path) -> None:
+    """Bits per byte compare losses across tokenizers only on the same text: the text fingerprint is
+    the documents and their split, whatever tokenized them; the bytes per token are measured."""
+    source = _source(tmp_path)
+    by_bytes, _ = prepare(source, tmp_path / "bytes", "byte", val_fraction=0.2)
+    by_words, _ = prepare(
+        source, tmp_path / "words", str(_word_tokenizer(tmp_path / "t.json", 60)), val_fraction=0.2
+    )
+    assert by_bytes.fingerprint != by_words.fingerprint  # other token ids: other corpora
+    assert by_bytes.text_fingerprint == by_words.text_fingerprint is not None
+    assert by_bytes.text_bytes == by_words.text_bytes
+    assert by_bytes.val_bytes_per_token == 1.0  # a byte tokenizer's token is one byte (ASCII text)
+    val = _split_texts(0.2)["val"]  # one id a word (the word tokenizer splits on whitespace)
+    assert by_words.val_bytes_per_token == sum(len(t.encode()) for t in val) / sum(
+        len(t.split()) for t in val
+    )
+    other_split, _ = prepare(source, tmp_path / "other", "byte", val_fraction=0.3)
+    assert other_split.text_fingerprint != by_bytes.text_fingerprint  # other validation documents
+    (source / "doc00.txt").write_text("another text")
+    edited, _ = prepare(source, tmp_path / "bytes", "byte", val_fraction=0.2)
+    assert edited.text_fingerprint != by_bytes.text_fingerprint
 
 
 def test_vocabularies_past_65536_need_a_prepared_corpus() -> None:
