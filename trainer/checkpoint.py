@@ -27,7 +27,8 @@ class TrainState:
     """Everything train() needs to continue after `step` optimizer steps (tensors on the CPU)."""
 
     step: int
-    total_steps: int
+    total_steps: int  # the run's planned length: with warmup_steps, its LR schedule (train.lr_factor)
+    warmup_steps: int
     width: int
     seed: int
     data_seed: int
@@ -37,9 +38,10 @@ class TrainState:
     schedule: dict[str, Any]
     losses: list[float] = field(default_factory=list)  # the training loss of every step so far
 
-    def check_matches(self, *, width: int, seed: int, data_seed: int, lr: float, total_steps: int) -> None:
-        """Raise CheckpointError unless this state continues the run described by the arguments."""
-        wanted = {"width": width, "seed": seed, "data_seed": data_seed, "lr": lr, "total_steps": total_steps}
+    def check_matches(self, *, width: int, seed: int, data_seed: int, lr: float) -> None:
+        """Raise CheckpointError unless this state continues a run of this shape, seeds and LR (train()
+        checks the LR schedule besides)."""
+        wanted = {"width": width, "seed": seed, "data_seed": data_seed, "lr": lr}
         held = {name: getattr(self, name) for name in wanted}
         differ = [
             f"{name} {held[name]} (asked: {wanted[name]})" for name in wanted if held[name] != wanted[name]
@@ -63,6 +65,7 @@ def _to_cpu(value: Any) -> Any:
 def capture(
     step: int,
     total_steps: int,
+    warmup_steps: int,
     *,
     width: int,
     seed: int,
@@ -77,6 +80,7 @@ def capture(
     return TrainState(
         step=step,
         total_steps=total_steps,
+        warmup_steps=warmup_steps,
         width=width,
         seed=seed,
         data_seed=data_seed,

@@ -16,7 +16,7 @@ import torch
 
 from trainer.accounting import count_params, flops_per_token, peak_flops
 from trainer.batches import Prefetcher
-from trainer.checkpoint import TrainState, capture
+from trainer.checkpoint import CheckpointError, TrainState, capture
 from trainer.data import Corpus, CorpusAccess, CorpusError, load_corpus
 from trainer.loss import LossFn, loss_for
 from trainer.memory import device_budget, micro_batch_size
@@ -34,10 +34,12 @@ class TrainingStopped(Exception):
     """Raised by train() when should_stop() returned True; the partial run is discarded."""
 
 
-def lr_factor(spec: ArchitectureSpec, step: int, total_steps: int) -> float:
-    """Schedule multiplier in [0, 1] for `step`; LambdaLR applies it to each group's own μP LR."""
+def lr_factor(spec: ArchitectureSpec, step: int, total_steps: int, warmup_steps: int | None = None) -> float:
+    """Schedule multiplier in [0, 1] for `step`; LambdaLR applies it to each group's own μP LR. The
+    warmup is `warmup_steps`, or training.warmup_fraction of the run when None (token-horizon branches
+    share one warmup whatever their length: trainer/horizon.py)."""
     t = spec.training
-    warmup = int(t.warmup_fraction * total_steps)
+    warmup = int(t.warmup_fraction * total_steps) if warmup_steps is None else warmup_steps
     if step < warmup:
         return (step + 1) / warmup
     if t.schedule == "wsd":
@@ -101,6 +103,8 @@ def train(
     checkpoint_at: Collection[int] = (),
     on_checkpoint: Callable[[TrainState], None] | None = None,
     resume_from: TrainState | None = None,
+    warmup_steps: int | None = None,
+    stop_after: int | None = None,
     log_every: int = 10,
 ) -> RunResult:
     """Train `spec` at `width`; `seed`, `steps` and `lr` override spec.training.seed, .steps and .lr.
@@ -115,7 +119,11 @@ def train(
     activations hold (None: the GPU's free memory; on a CPU the whole batch), trainer/memory.py.
 
     Checkpoints (trainer/checkpoint.py): after each step in `checkpoint_at`, `on_checkpoint` gets the
-    run's state; `resume_from` continues from such a state and reproduces the uninterrupted run.
+    run's state; `resume_from` continues from such a state and reproduces the uninterrupted run. It may
+    come from a run of another length whose LR schedule was the same up to the state's step: a
+    token-horizon branch resumes from its trunk (trainer/horizon.py). `warmup_steps` fixes the warmup
+    (None: training.warmup_fraction of `steps`); `stop_after` ends the run after that many steps of the
+    `steps` it is planned for (the trunk, which stops where the longest branch's decay starts).
     """
     started = time.perf_counter()
     spec.validate_width(width)
@@ -132,10 +140,15 @@ def train(
             f"micro_batch {micro_batch} must divide the batch of {spec.batch_size} sequences "
             "(training.batch_tokens / context_length)"
         )
+    stop = total_steps if stop_after is None else stop_after
+    if not 1 <= stop <= total_steps:
+        raise ValueError(f"stop_after must lie in 1..{total_steps} (the steps), not {stop_after}")
+    if warmup_steps is not None and not 0 <= warmup_steps < total_steps:
+        raise ValueError(f"warmup_steps must lie in 0..{total_steps - 1}, not {warmup_steps}")
+    warmup = int(spec.training.warmup_fraction * total_steps) if warmup_steps is None else warmup_steps
     if resume_from is not None:
-        resume_from.check_matches(
-            width=width, seed=seed, data_seed=data_seed, lr=base_lr, total_steps=total_steps
-        )
+        resume_from.check_matches(width=width, seed=seed, data_seed=data_seed, lr=base_lr)
+        _check_same_schedule(spec, resume_from, total_steps, warmup, stop)
     dev = resolve_device(device)
     corpus = load_corpus(spec.dataset, corpus_access) if corpus is None else corpus
     if corpus.vocab_size > spec.vocab_size:
@@ -158,7 +171,7 @@ def train(
         model.load_state_dict(resume_from.model)
     model.to(dev)
     optimizer = make_optimizer(model, spec, lr=base_lr)
-    schedule = torch.optim.lr_scheduler.LambdaLR(optimizer, lambda s: lr_factor(spec, s, total_steps))
+    schedule = torch.optim.lr_scheduler.LambdaLR(optimizer, lambda s: lr_factor(spec, s, total_steps, warmup))
     if resume_from is not None:  # after LambdaLR, which resets each group's LR to its first step's
         optimizer.load_state_dict(resume_from.optimizer)
         schedule.load_state_dict(resume_from.schedule)
@@ -187,11 +200,9 @@ def train(
         return steps * spec.training.batch_tokens / seconds if seconds > 0 else 0.0
 
     last_report = first
-    batches = Prefetcher(
-        corpus, data_seed, spec.batch_size, spec.context_length, dev, start=first, stop=total_steps
-    )
+    batches = Prefetcher(corpus, data_seed, spec.batch_size, spec.context_length, dev, start=first, stop=stop)
     with batches:
-        for step in range(first, total_steps):
+        for step in range(first, stop):
             if should_stop is not None and should_stop():
                 raise TrainingStopped(f"stopped at step {step} of {total_steps}")
             loop_start = time.perf_counter()
@@ -199,7 +210,7 @@ def train(
             losses[step] = step_fn(x, y)
             schedule.step()
             done = step + 1
-            report = done % log_every == 0 or done == total_steps or done in checkpoint_at
+            report = done % log_every == 0 or done == stop or done in checkpoint_at
             if report or done == first + 1:  # the first step is read to time the warm-up apart
                 read.extend(losses[len(read) : done].tolist())  # synchronises with the device
             elapsed = time.perf_counter() - loop_start
@@ -216,7 +227,7 @@ def train(
                 progress(
                     Progress(
                         step=done,
-                        total_steps=total_steps,
+                        total_steps=stop,
                         loss=float(np.mean(read[previous_report:done])),
                         tokens_per_second=tokens_per_second(done),
                         elapsed_seconds=time.perf_counter() - started,
@@ -227,6 +238,7 @@ def train(
                     capture(
                         done,
                         total_steps,
+                        warmup,
                         width=width,
                         seed=seed,
                         data_seed=data_seed,
@@ -275,6 +287,25 @@ def train(
         val_bytes_per_token=corpus.val_bytes_per_token,
         loss_curve=_curve(read),
     )
+
+
+def _check_same_schedule(
+    spec: ArchitectureSpec, state: TrainState, total_steps: int, warmup: int, stop: int
+) -> None:
+    """A state continues this run only if the LR it was trained with, step by step, is this run's."""
+    if state.step >= stop:
+        raise CheckpointError(
+            f"the checkpoint is at step {state.step}: nothing is left to train up to {stop}"
+        )
+    for step in range(state.step):
+        held = lr_factor(spec, step, state.total_steps, state.warmup_steps)
+        wanted = lr_factor(spec, step, total_steps, warmup)
+        if held != wanted:
+            raise CheckpointError(
+                f"the checkpoint was trained on another LR schedule (at step {step}: factor {held:.4g}, "
+                f"this run's {wanted:.4g}); a branch resumes only from a step before its own decay starts, "
+                "with the same warmup"
+            )
 
 
 def _divergence(losses: list[float], since: int) -> str | None:

@@ -1,0 +1,102 @@
+"""Several token budgets from one run: a warmup-stable-decay trunk checkpointed in its stable phase,
+and a short cooldown branch from each checkpoint.
+
+Hägele et al. 2024 ("Scaling Laws and Compute-Optimal Training Beyond Fixed Training Durations",
+§3 and §4.1) show that a constant LR followed by a cooldown (a linear decay to zero over a fixed
+fraction of the run) matches a cosine schedule tuned to that length, and that because the stable phase
+does not depend on where training ends, one constant-LR run can be branched into cooldowns at several
+lengths: k budgets cost about one long run plus k short decays instead of k full runs.
+
+The plan, for budgets T_1 < … < T_k optimizer steps (training.decay_fraction f, warmup_fraction w):
+- every horizon shares one warmup, w × T_1 steps (fixed in steps, as in Hägele et al.'s runs, so the
+  shortest horizon is exactly the spec's own schedule at that length);
+- horizon i decays over d_i = max(1, ⌊f × T_i⌋) steps, from s_i = T_i − d_i to T_i (train.lr_factor);
+- the trunk trains at the stable LR up to s_k and is checkpointed at every s_i;
+- branch i resumes from the trunk at s_i and trains to T_i with its decay; its LR up to s_i is the
+  trunk's (train() checks this step by step), so it equals an unbroken run of T_i steps with that warmup.
+Cost: s_k + Σ d_i steps, against Σ T_i for k independent runs.
+"""
+
+from __future__ import annotations
+
+import itertools
+from dataclasses import dataclass
+
+from trainer.spec import MAX_STEPS, ArchitectureSpec
+
+MAX_HORIZONS = 16
+
+
+class HorizonError(ValueError):
+    """Token budgets that cannot be branched off one trunk; the message names the fix."""
+
+
+@dataclass(frozen=True)
+class HorizonPlan:
+    """One trunk and its branches, in optimizer steps (module docstring)."""
+
+    steps: tuple[int, ...]  # each horizon's length T_i, increasing
+    warmup_steps: int
+    decay_fraction: float
+
+    def decay_steps(self, i: int) -> int:
+        return max(1, int(self.decay_fraction * self.steps[i]))
+
+    def branch_point(self, i: int) -> int:
+        """s_i: the trunk step branch i resumes from, where its decay starts."""
+        return self.steps[i] - self.decay_steps(i)
+
+    @property
+    def branch_points(self) -> tuple[int, ...]:
+        return tuple(self.branch_point(i) for i in range(len(self.steps)))
+
+    @property
+    def trunk_steps(self) -> int:
+        """The trunk stops where the longest horizon's decay starts."""
+        return self.branch_point(len(self.steps) - 1)
+
+    @property
+    def cost_steps(self) -> int:
+        """Steps trained in all: the trunk, then every branch's decay."""
+        return self.trunk_steps + sum(self.decay_steps(i) for i in range(len(self.steps)))
+
+    @property
+    def cost_ratio(self) -> float:
+        """The plan's cost over one run of the longest horizon (Hägele et al.: close to 1)."""
+        return self.cost_steps / self.steps[-1]
+
+
+def plan_horizons(spec: ArchitectureSpec, token_budgets: list[int]) -> HorizonPlan:
+    """The plan for `token_budgets` (training tokens per run, increasing, each a multiple of
+    training.batch_tokens) under `spec`'s warmup-stable-decay schedule; HorizonError says what to change."""
+    t = spec.training
+    if t.schedule != "wsd":
+        raise HorizonError(
+            f"token budgets branch a warmup-stable-decay run, but training.schedule is {t.schedule!r}: set "
+            'training.schedule to "wsd" (its decay_fraction is each budget\'s cooldown)'
+        )
+    if not 1 <= len(token_budgets) <= MAX_HORIZONS:
+        raise HorizonError(f"give 1 to {MAX_HORIZONS} token budgets, not {len(token_budgets)}")
+    if any(b <= a for a, b in itertools.pairwise(token_budgets)):
+        raise HorizonError(f"token budgets must increase strictly: {token_budgets} (sort them, drop repeats)")
+    off = [b for b in token_budgets if b % t.batch_tokens]
+    if off:
+        rounded = [max(1, round(b / t.batch_tokens)) * t.batch_tokens for b in off]
+        raise HorizonError(
+            f"token budgets {off} are not multiples of training.batch_tokens {t.batch_tokens}: each budget "
+            f"is a whole number of steps (round to {rounded})"
+        )
+    steps = tuple(b // t.batch_tokens for b in token_budgets)
+    if steps[-1] > MAX_STEPS:
+        raise HorizonError(
+            f"the largest token budget is {steps[-1]} steps of {t.batch_tokens} tokens, past the limit of "
+            f"{MAX_STEPS} steps: lower it or raise training.batch_tokens"
+        )
+    plan = HorizonPlan(steps, int(t.warmup_fraction * steps[0]), t.decay_fraction)
+    if plan.branch_point(0) < max(1, plan.warmup_steps):
+        raise HorizonError(
+            f"the smallest token budget ({token_budgets[0]} tokens, {steps[0]} steps) leaves no stable "
+            f"phase between its warmup ({plan.warmup_steps} steps) and its decay (from step "
+            f"{plan.branch_point(0)}): raise it"
+        )
+    return plan
