@@ -2,14 +2,16 @@
 and a short cooldown branch from each checkpoint.
 
 Hägele et al. 2024 ("Scaling Laws and Compute-Optimal Training Beyond Fixed Training Durations",
-§3 and §4.1) show that a constant LR followed by a cooldown (a linear decay to zero over a fixed
-fraction of the run) matches a cosine schedule tuned to that length, and that because the stable phase
-does not depend on where training ends, one constant-LR run can be branched into cooldowns at several
-lengths: k budgets cost about one long run plus k short decays instead of k full runs.
+arXiv 2405.18392): §3 shows that a constant LR followed by a linear cooldown to zero (warmup-stable-
+decay) over about 20 % of the steps matches a cosine schedule tuned to that length (§3.2: the benefit
+of longer cooldowns plateaus near 20 %); §5 ("The Implications for Scaling Law Research") trains one
+long constant-LR run per model size and cools down from its checkpoints at the token counts wanted,
+which needs an order of magnitude fewer runs and about half the FLOPs. Their warmup is a fixed number
+of steps (Appendix A.1), not a fraction of each run.
 
 The plan, for budgets T_1 < … < T_k optimizer steps (training.decay_fraction f, warmup_fraction w):
-- every horizon shares one warmup, w × T_1 steps (fixed in steps, as in Hägele et al.'s runs, so the
-  shortest horizon is exactly the spec's own schedule at that length);
+- every horizon shares one warmup, w × T_1 steps (fixed in steps, as in Hägele et al.'s Appendix A.1,
+  so the shortest horizon is exactly the spec's own schedule at that length);
 - horizon i decays over d_i = max(1, ⌊f × T_i⌋) steps, from s_i = T_i − d_i to T_i (train.lr_factor);
 - the trunk trains at the stable LR up to s_k and is checkpointed at every s_i;
 - branch i resumes from the trunk at s_i and trains to T_i with its decay; its LR up to s_i is the
