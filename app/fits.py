@@ -12,6 +12,7 @@ from __future__ import annotations
 import hashlib
 import json
 import math
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any, TypeVar
@@ -21,7 +22,7 @@ from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
 import predictor
-from app.models import Architecture, Fit, Run, RunStatus, Sweep
+from app.models import Architecture, Fit, Run, RunRole, RunStatus, Sweep
 from predictor.quality import Quality, assess
 
 DEFAULT_LAW = "mu_scaling"
@@ -92,14 +93,30 @@ class FitPoints:
 class NotEnoughRuns(Exception):
     """Too few finished proxy widths to fit; carries the counts for a 409 that says what to do."""
 
-    def __init__(self, architecture_id: int, counts: dict[str, int], needed: int) -> None:
+    def __init__(
+        self,
+        architecture_id: int,
+        counts: dict[str, int],
+        needed: int,
+        usable: int | None = None,
+        excluded: Sequence[Excluded] = (),
+    ) -> None:
         self.architecture_id, self.counts, self.needed = architecture_id, counts, needed
+        finished = counts.get("succeeded_widths", 0)
+        # Finished runs the fit leaves out (another trainer version, corpus) are named: without them
+        # "5 widths finished, 4 needed" would read as a contradiction.
+        left_out = ""
+        if excluded:
+            named = "; ".join(f"run {e.run_id}: {e.reason}" for e in excluded[:3])
+            more = f"; and {len(excluded) - 3} more" if len(excluded) > 3 else ""
+            left_out = f" Left out of the fit: {named}{more}."
+        usable_part = f"{usable} usable of " if usable is not None and usable < finished else ""
         # The id in the message: a comparison blocked by one candidate must say which.
         super().__init__(
-            f"architecture {architecture_id}: {counts.get('succeeded_widths', 0)} proxy width(s) finished, "
+            f"architecture {architecture_id}: {usable_part}{finished} proxy width(s) finished, "
             f"{needed} needed to fit ({counts.get('running', 0)} running, {counts.get('queued', 0)} queued, "
             f"{counts.get('failed', 0)} failed): launch or wait for a sweep "
-            f"(POST /v1/architectures/{architecture_id}/sweeps)"
+            f"(POST /v1/architectures/{architecture_id}/sweeps).{left_out}"
         )
 
 
@@ -127,22 +144,24 @@ class FitFailed(Exception):
 
 
 def ladder_recipe(session: Session, architecture_id: int) -> LadderRecipe | None:
-    """The recipe of the architecture's most recently created sweep (None before the first sweep)."""
-    row = session.execute(
-        select(Sweep.id, Sweep.lr, Sweep.lr_source, Sweep.steps, Architecture.spec)
+    """The recipe of the architecture's most recently created sweep of whole runs (None before the
+    first); a token-horizon sweep's trunks and branches are another recipe, fitted in (N, D)."""
+    rows = session.execute(
+        select(Sweep.id, Sweep.lr, Sweep.lr_source, Sweep.steps, Sweep.token_budgets, Architecture.spec)
         .join(Architecture, Architecture.id == Sweep.architecture_id)
         .where(Sweep.architecture_id == architecture_id)
         .order_by(Sweep.id.desc())
-        .limit(1)
-    ).first()
-    if row is None:
-        return None
-    sweep_id, lr, source, steps, spec = row
-    return LadderRecipe(sweep_id, float(lr), source, int(steps), int(spec["n_layers"]))
+    )
+    for sweep_id, lr, source, steps, budgets, spec in rows:
+        if not budgets:
+            return LadderRecipe(sweep_id, float(lr), source, int(steps), int(spec["n_layers"]))
+    return None
 
 
 def in_recipe(recipe: LadderRecipe) -> Any:
-    return and_(Run.lr == recipe.lr, Run.steps == recipe.steps, Run.depth == recipe.depth)
+    return and_(
+        Run.lr == recipe.lr, Run.steps == recipe.steps, Run.depth == recipe.depth, Run.role == RunRole.run
+    )
 
 
 def fit_points(session: Session, architecture_id: int) -> FitPoints:
@@ -306,7 +325,7 @@ def current_fit(
     fit = refresh_fit(session, architecture_id, min_widths, law, points)
     if fit is None:
         counts = run_counts(session, architecture_id, points.recipe) if points.recipe else {}
-        raise NotEnoughRuns(architecture_id, counts, min_widths)
+        raise NotEnoughRuns(architecture_id, counts, min_widths, points.distinct_widths, points.excluded)
     result = predictor.FitResult.from_dict(fit.result)
     return CurrentFit(
         fit.id,

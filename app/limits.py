@@ -174,9 +174,16 @@ def check_tuning(spec: ArchitectureSpec, params: dict[str, Any], settings: Setti
 
 
 def check_sweep(
-    spec: ArchitectureSpec, widths: list[int], seeds: list[int], steps: int, settings: Settings
+    spec: ArchitectureSpec,
+    widths: list[int],
+    seeds: list[int],
+    steps: int,
+    settings: Settings,
+    cost_steps: int | None = None,
 ) -> None:
-    """Raise 422 with one field-level entry per violated limit; each message names the fix."""
+    """Raise 422 with one field-level entry per violated limit; each message names the fix. `steps` is
+    one run's length; `cost_steps` the steps trained per (width, seed) when that differs (a token-
+    horizon sweep's trunk and branches: trainer.horizon.HorizonPlan.cost_steps)."""
     errors = _width_errors(spec, widths, settings)
     n_runs = len(set(widths)) * len(set(seeds))
     if n_runs > settings.max_runs_per_sweep:
@@ -190,7 +197,7 @@ def check_sweep(
         )
     errors += _token_errors(spec, steps, settings)
     if not errors:  # every width can be built: what does the sweep cost?
-        costs = [(f"width {w}", run_flops(spec, w, steps)) for w in sorted(set(widths))]
+        costs = [(f"width {w}", run_flops(spec, w, cost_steps or steps)) for w in sorted(set(widths))]
         errors += _flop_errors(costs, len(set(seeds)), steps, settings, f"sweep ({n_runs} runs)")
     if errors:
         raise unprocessable(*errors)

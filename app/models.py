@@ -71,6 +71,16 @@ class RunStatus(str, enum.Enum):
 FINISHED = (RunStatus.succeeded, RunStatus.failed, RunStatus.diverged, RunStatus.cancelled)
 
 
+class RunRole(str, enum.Enum):
+    """What a run is for. A token-horizon sweep trains one trunk per (width, seed), stopped where its
+    longest budget's decay starts and checkpointed where each budget's does, and a branch per budget
+    that resumes from the trunk's checkpoint and cools down (trainer/horizon.py)."""
+
+    run = "run"  # a whole run on its own
+    trunk = "trunk"
+    branch = "branch"
+
+
 class Architecture(Base):
     __tablename__ = "architectures"
 
@@ -97,6 +107,8 @@ class Sweep(Base):
     lr: Mapped[float] = mapped_column(Float)  # the base LR every run of the sweep trains at
     lr_source: Mapped[str] = mapped_column(String(16))  # "tuned" (η*), "pinned" (the request) or "spec"
     data_seed: Mapped[int | None]  # one batch order for every run, or None: each run's order is its seed's
+    # A token-horizon sweep's budgets (training tokens per run, increasing), or None: runs of `steps`.
+    token_budgets: Mapped[list[int] | None] = mapped_column(JSON)
     created_at: Mapped[datetime] = mapped_column(default=utcnow)
 
     runs: Mapped[list[SweepRun]] = relationship(cascade="all, delete-orphan")
@@ -119,7 +131,15 @@ class Run(Base):
         # Idempotent enqueue: one run per (architecture, shape, seed, budget, LR); a sweep and a tuning
         # that ask for the same proxy share it.
         UniqueConstraint(
-            "architecture_id", "width", "depth", "seed", "data_seed", "steps", "lr", name="uq_runs_proxy"
+            "architecture_id",
+            "width",
+            "depth",
+            "seed",
+            "data_seed",
+            "steps",
+            "lr",
+            "schedule",
+            name="uq_runs_proxy",
         ),
         # The claim query scans queued runs oldest first, and the reaper scans expired leases.
         Index("ix_runs_claim", "status", "created_at"),
@@ -136,6 +156,18 @@ class Run(Base):
     data_seed: Mapped[int]  # the batch order's seed: the init seed unless the sweep shared one
     steps: Mapped[int]
     lr: Mapped[float] = mapped_column(Float)  # the base Adam LR (μP scales it per parameter group)
+    # Token horizons (RunRole): a trunk stops at stop_step of its `steps`; a branch resumes from its
+    # parent trunk's checkpoint at resume_step; both warm up over warmup_steps (null: the spec's fraction).
+    role: Mapped[RunRole] = mapped_column(
+        Enum(RunRole, name="run_role", native_enum=False, length=16), default=RunRole.run
+    )
+    parent_run_id: Mapped[int | None] = mapped_column(ForeignKey("runs.id", ondelete="CASCADE"), index=True)
+    warmup_steps: Mapped[int | None]
+    stop_step: Mapped[int | None]
+    resume_step: Mapped[int | None]
+    # The schedule's part of a run's identity (app.queue.RunKey.schedule): "" for a whole run, else the
+    # role and its steps, so a trunk, a branch and a whole run of one length are three runs.
+    schedule: Mapped[str] = mapped_column(String(64), default="")
     status: Mapped[RunStatus] = mapped_column(
         Enum(RunStatus, name="run_status", native_enum=False, length=16), default=RunStatus.queued
     )

@@ -61,7 +61,7 @@ def sweep_public(session: Session, sweep: Sweep) -> SweepPublic:
         select(Run)
         .join(SweepRun, SweepRun.run_id == Run.id)
         .where(SweepRun.sweep_id == sweep.id)
-        .order_by(Run.width, Run.seed)
+        .order_by(Run.width, Run.seed, Run.steps, Run.id)
     ).all()
     return SweepPublic(
         id=sweep.id,
@@ -72,6 +72,7 @@ def sweep_public(session: Session, sweep: Sweep) -> SweepPublic:
         lr=sweep.lr,
         lr_source=sweep.lr_source,
         data_seed=sweep.data_seed,
+        token_budgets=sweep.token_budgets or None,
         created_at=sweep.created_at,
         counts=counts_of(runs),
         done=all(r.status in FINISHED for r in runs),

@@ -10,18 +10,19 @@ from __future__ import annotations
 
 import logging
 import math
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from datetime import datetime, timedelta, timezone
 from typing import Any
 
-from sqlalchemy import CursorResult, and_, case, delete, insert, or_, select, update
+from sqlalchemy import CursorResult, and_, case, delete, exists, insert, or_, select, update
 from sqlalchemy.dialects import postgresql, sqlite
-from sqlalchemy.orm import Session
+from sqlalchemy.orm import Session, aliased
 
-from app.models import Architecture, Run, RunMetric, RunStatus, Sweep, SweepRun, utcnow
+from app.models import Architecture, Run, RunMetric, RunRole, RunStatus, Sweep, SweepRun, utcnow
 from app.run_record import CURVE, result_values
 from app.wakeup import announce
+from trainer.horizon import HorizonPlan
 
 log = logging.getLogger(__name__)
 
@@ -44,11 +45,17 @@ class ClaimedRun:
     steps: int
     lr: float
     attempts: int
+    role: RunRole = RunRole.run
+    parent_run_id: int | None = None
+    warmup_steps: int | None = None
+    stop_step: int | None = None  # a trunk's last step
+    resume_step: int | None = None  # the trunk step a branch resumes from
+    checkpoint_steps: tuple[int, ...] = ()  # a trunk's: where its branches resume
 
 
 @dataclass(frozen=True)
 class RunKey:
-    """What makes a run: its shape, seeds, budget and LR (one row per key and architecture)."""
+    """What makes a run: its shape, seeds, budget, LR and schedule (one row per key and architecture)."""
 
     width: int
     depth: int
@@ -56,10 +63,23 @@ class RunKey:
     steps: int
     lr: float
     data_seed: int | None = None  # None: the batch order is the init seed's
+    role: RunRole = RunRole.run
+    warmup_steps: int | None = None  # None: the spec's warmup_fraction of `steps`
+    stop_step: int | None = None
+    resume_step: int | None = None
 
     @property
     def order(self) -> int:
         return self.seed if self.data_seed is None else self.data_seed
+
+    @property
+    def schedule(self) -> str:
+        """The schedule's part of the identity ("" for a whole run), the `schedule` column."""
+        if self.role == RunRole.trunk:
+            return f"trunk warmup={self.warmup_steps} stop={self.stop_step}"
+        if self.role == RunRole.branch:
+            return f"branch warmup={self.warmup_steps} from={self.resume_step}"
+        return ""
 
 
 def insert_ignoring_duplicates(session: Session, table: Any, rows: list[dict[str, Any]]) -> int:
@@ -81,8 +101,15 @@ def insert_ignoring_duplicates(session: Session, table: Any, rows: list[dict[str
     return len(session.execute(stmt.returning(*primary_key)).all())
 
 
-def enqueue_runs(session: Session, architecture_id: int, keys: Sequence[RunKey]) -> dict[RunKey, int]:
-    """Queue a run per key unless it exists (whatever its status); returns every key's run id."""
+def enqueue_runs(
+    session: Session,
+    architecture_id: int,
+    keys: Sequence[RunKey],
+    parents: Mapping[RunKey, int] | None = None,
+) -> dict[RunKey, int]:
+    """Queue a run per key unless it exists (whatever its status); returns every key's run id. A key in
+    `parents` is a branch of that trunk run: claimable once the trunk has succeeded."""
+    parents = parents or {}
     now = utcnow()
     keys = list(dict.fromkeys(keys))
     insert_ignoring_duplicates(
@@ -97,10 +124,16 @@ def enqueue_runs(session: Session, architecture_id: int, keys: Sequence[RunKey])
                 "data_seed": k.order,
                 "steps": k.steps,
                 "lr": k.lr,
+                "role": k.role.value,
+                "parent_run_id": parents.get(k),
+                "warmup_steps": k.warmup_steps,
+                "stop_step": k.stop_step,
+                "resume_step": k.resume_step,
+                "schedule": k.schedule,
                 "status": RunStatus.queued.value,
                 "attempts": 0,
                 "progress_step": 0,
-                "progress_total": k.steps,
+                "progress_total": k.stop_step or k.steps,
                 "created_at": now,
                 "updated_at": now,
             }
@@ -111,7 +144,7 @@ def enqueue_runs(session: Session, architecture_id: int, keys: Sequence[RunKey])
         return {}
     announce(session)
     rows = session.execute(
-        select(Run.id, Run.width, Run.depth, Run.seed, Run.steps, Run.lr, Run.data_seed).where(
+        select(Run.id, Run.width, Run.depth, Run.seed, Run.steps, Run.lr, Run.data_seed, Run.schedule).where(
             Run.architecture_id == architecture_id,
             Run.width.in_({k.width for k in keys}),
             Run.depth.in_({k.depth for k in keys}),
@@ -119,10 +152,11 @@ def enqueue_runs(session: Session, architecture_id: int, keys: Sequence[RunKey])
             Run.data_seed.in_({k.order for k in keys}),
             Run.steps.in_({k.steps for k in keys}),
             Run.lr.in_({k.lr for k in keys}),
+            Run.schedule.in_({k.schedule for k in keys}),
         )
     ).all()
-    found = {(w, d, s, n, lr, order): run_id for run_id, w, d, s, n, lr, order in rows}
-    return {k: found[(k.width, k.depth, k.seed, k.steps, k.lr, k.order)] for k in keys}
+    found = {(w, d, s, n, lr, order, sched): run_id for run_id, w, d, s, n, lr, order, sched in rows}
+    return {k: found[(k.width, k.depth, k.seed, k.steps, k.lr, k.order, k.schedule)] for k in keys}
 
 
 def enqueue_sweep(
@@ -136,14 +170,18 @@ def enqueue_sweep(
     lr: float,
     lr_source: str,
     data_seed: int | None = None,
+    horizons: HorizonPlan | None = None,
 ) -> tuple[Sweep, bool]:
     """One run per (width, seed) at `steps`, `depth` and `lr` (all on batch order `data_seed` when given,
-    else each on its seed's); returns the sweep and whether anything new was created.
+    else each on its seed's); returns the sweep and whether anything new was created. With `horizons`,
+    each (width, seed) is instead a trunk and a branch per token budget (trainer/horizon.py), and
+    `steps` is the longest budget's.
 
     The same request twice creates nothing new: runs are unique per (architecture, shape, seed, steps,
-    LR) and an identical sweep is returned as it is.
+    LR, schedule) and an identical sweep is returned as it is.
     """
     widths, seeds = sorted(set(widths)), sorted(set(seeds))
+    budgets = None if horizons is None else [s * horizons.batch_tokens for s in horizons.steps]
     existing = session.scalars(
         select(Sweep).where(
             Sweep.architecture_id == architecture.id,
@@ -153,11 +191,13 @@ def enqueue_sweep(
         )
     ).all()
     for sweep in existing:
-        if sweep.widths == widths and sweep.seeds == seeds:
+        if sweep.widths == widths and sweep.seeds == seeds and (sweep.token_budgets or None) == budgets:
             return sweep, False
-    run_ids = enqueue_runs(
-        session, architecture.id, [RunKey(w, depth, s, steps, lr, data_seed) for w in widths for s in seeds]
-    ).values()
+    if horizons is None:
+        keys = [RunKey(w, depth, s, steps, lr, data_seed) for w in widths for s in seeds]
+        run_ids = list(enqueue_runs(session, architecture.id, keys).values())
+    else:
+        run_ids = _enqueue_horizons(session, architecture.id, widths, seeds, depth, lr, data_seed, horizons)
     sweep = Sweep(
         architecture_id=architecture.id,
         widths=widths,
@@ -166,12 +206,51 @@ def enqueue_sweep(
         lr=lr,
         lr_source=lr_source,
         data_seed=data_seed,
+        token_budgets=budgets,
     )
     session.add(sweep)
     session.flush()
     session.execute(insert(SweepRun), [{"sweep_id": sweep.id, "run_id": rid} for rid in run_ids])
     session.flush()
     return sweep, True
+
+
+def _enqueue_horizons(
+    session: Session,
+    architecture_id: int,
+    widths: list[int],
+    seeds: list[int],
+    depth: int,
+    lr: float,
+    data_seed: int | None,
+    plan: HorizonPlan,
+) -> list[int]:
+    """A trunk per (width, seed), then its branches, each naming the trunk as its parent."""
+    trunks = {
+        (w, s): RunKey(
+            w,
+            depth,
+            s,
+            plan.steps[-1],
+            lr,
+            data_seed,
+            RunRole.trunk,
+            plan.warmup_steps,
+            stop_step=plan.trunk_steps,
+        )
+        for w in widths
+        for s in seeds
+    }
+    trunk_ids = enqueue_runs(session, architecture_id, list(trunks.values()))
+    parents = {
+        RunKey(
+            w, depth, s, total, lr, data_seed, RunRole.branch, plan.warmup_steps, resume_step=point
+        ): trunk_ids[trunk]
+        for (w, s), trunk in trunks.items()
+        for total, point in zip(plan.steps, plan.branch_points, strict=True)
+    }
+    branch_ids = enqueue_runs(session, architecture_id, list(parents), parents)
+    return [*trunk_ids.values(), *branch_ids.values()]
 
 
 MAX_BACKOFF_SECONDS = 3600.0
@@ -184,11 +263,18 @@ def backoff(base_seconds: float, attempts: int) -> timedelta:
 
 def claim(session: Session, worker_id: str, lease_seconds: float) -> ClaimedRun | None:
     """Atomically take the oldest claimable queued run and lease it to `worker_id`; commits. A run
-    waiting out its retry backoff (`not_before` in the future) is skipped."""
+    waiting out its retry backoff (`not_before` in the future) is skipped, and so is a branch whose
+    trunk has not succeeded (its checkpoint is not written yet)."""
     now = utcnow()
+    parent = aliased(Run)
+    trunk_done = exists().where(parent.id == Run.parent_run_id, parent.status == RunStatus.succeeded)
     oldest_queued = (
         select(Run.id)
-        .where(Run.status == RunStatus.queued, or_(Run.not_before.is_(None), Run.not_before <= now))
+        .where(
+            Run.status == RunStatus.queued,
+            or_(Run.not_before.is_(None), Run.not_before <= now),
+            or_(Run.parent_run_id.is_(None), trunk_done),
+        )
         .order_by(Run.created_at, Run.id)
         .limit(1)
         .with_for_update(skip_locked=True)  # PostgreSQL; SQLite serializes writers instead
@@ -224,12 +310,21 @@ def claim(session: Session, worker_id: str, lease_seconds: float) -> ClaimedRun 
             Run.steps,
             Run.lr,
             Run.attempts,
+            Run.role,
+            Run.parent_run_id,
+            Run.warmup_steps,
+            Run.stop_step,
+            Run.resume_step,
         )
         .join(Architecture, Architecture.id == Run.architecture_id)
         .where(Run.id == run_id)
     ).one()
+    checkpoints: tuple[int, ...] = ()
+    if run.role == RunRole.trunk:
+        steps = session.scalars(select(Run.resume_step).where(Run.parent_run_id == run_id).distinct())
+        checkpoints = tuple(sorted(int(step) for step in steps if step is not None))
     session.commit()
-    return ClaimedRun(*run)
+    return ClaimedRun(**run._asdict(), checkpoint_steps=checkpoints)
 
 
 def _held_by(run_id: int, worker_id: str) -> Any:
@@ -365,6 +460,9 @@ def retry(session: Session, run_ids: Sequence[int]) -> list[int]:
     other state are left as they are; a failed run's last error stays until the next attempt's outcome
     replaces it. Returns the ids requeued; commits."""
     failed = list(session.scalars(select(Run.id).where(Run.id.in_(list(run_ids)), Run.status.in_(RETRYABLE))))
+    # A branch waits for its trunk: a failed or cancelled trunk of a retried branch is retried with it.
+    trunks = select(Run.parent_run_id).where(Run.id.in_(failed), Run.parent_run_id.is_not(None))
+    failed += list(session.scalars(select(Run.id).where(Run.id.in_(trunks), Run.status.in_(RETRYABLE))))
     if failed:
         session.execute(
             update(Run)

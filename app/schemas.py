@@ -127,6 +127,15 @@ class SweepCreate(BaseModel):
         description="One batch order for every run (the seeds then vary the initialisation only), so "
         "that candidates share their data order. Default: each run's order is its seed's.",
     )
+    token_budgets: list[StrictInteger] | None = Field(
+        None,
+        min_length=1,
+        max_length=16,
+        description="Token budgets (training tokens per run, increasing, multiples of batch_tokens) for an "
+        "(N, D) ladder: per (width, seed) one warmup-stable-decay trunk checkpointed where each budget's "
+        "decay starts and a cooldown branch per budget (Hägele et al. 2024), about one long run's cost. "
+        "Needs training.schedule 'wsd'; `steps` is then the largest budget's and may not be given.",
+    )
     retry_failed: bool = Field(
         False,
         description="Queue this sweep's failed or cancelled runs again, each with a fresh set of attempts "
@@ -153,6 +162,12 @@ class RunSummary(BaseModel):
     data_seed: int
     steps: int
     lr: float
+    role: str = Field(
+        "run", description="'run' (a whole run), or a token-horizon sweep's 'trunk' or 'branch'."
+    )
+    parent_run_id: int | None = Field(None, description="A branch's trunk.")
+    resume_step: int | None = Field(None, description="The trunk step a branch resumes from.")
+    stop_step: int | None = Field(None, description="The step a trunk stops at (its longest branch's).")
     status: str
     attempts: int
     progress_step: int
@@ -220,6 +235,9 @@ class SweepPublic(Tabular):
     lr: float = Field(description="The base LR every run trains at.")
     lr_source: str = Field(description="'tuned' (η* of the latest succeeded tuning), 'pinned' or 'spec'.")
     data_seed: int | None = Field(description="The batch order every run shares, or null: each its seed's.")
+    token_budgets: list[int] | None = Field(
+        None, description="A token-horizon sweep's budgets (its runs: trunks and branches), else null."
+    )
     created_at: datetime
     counts: RunCounts
     done: bool = Field(description="Every run has finished (succeeded, diverged, failed or cancelled).")

@@ -104,6 +104,12 @@ class Settings(BaseSettings):
         description="Where workers keep tokenized corpora, keyed by their fingerprint (unset: the "
         "trainer's default, ~/.cache/mupredict).",
     )
+    artifact_dir: Path = Field(
+        Path("data/artifacts"),
+        description="Where workers write token-horizon checkpoints (a trunk's state where each branch "
+        "resumes), removed once their branches are stored; workers on several machines share it (NFS, a "
+        "mounted bucket). One folder per database. A relative folder is taken from the working directory.",
+    )
     max_attempts: int = Field(3, ge=1, description="Claims of one run before it is marked failed.")
     retry_backoff_seconds: float = Field(
         30.0,

@@ -26,13 +26,16 @@ from sqlalchemy.exc import DBAPIError, OperationalError
 from sqlalchemy.orm import Session, sessionmaker
 
 import trainer
-from app import queue, tuning
+from app import horizon_queue, queue, tuning
+from app.checkpoints import CheckpointStore
 from app.db import make_engine, session_factory
 from app.fits import refresh_fit
 from app.limits import corpus_access
+from app.models import RunRole
 from app.run_errors import source_of, stored_error
 from app.settings import Settings
 from app.wakeup import Wakeup
+from trainer.checkpoint import CheckpointError
 
 log = logging.getLogger(__name__)
 T = TypeVar("T")
@@ -73,6 +76,7 @@ class Worker:
         self.corpus_access = corpus_access(settings)  # this worker's data roots and caps, not the API's
         self._last_reap = float("-inf")
         self.wakeup = Wakeup(self.engine, self.stopping)  # LISTEN/NOTIFY on PostgreSQL, else polling
+        self.checkpoints = CheckpointStore(settings.artifact_dir)  # token-horizon trunks' states
 
     # -- database access that survives restarts and terminated connections -------------------------
 
@@ -150,6 +154,7 @@ class Worker:
             ),
             "reap",
         )
+        self._db(horizon_queue.settle_orphans, "settle branches")  # of trunks that failed meanwhile
 
     def process(self, claimed: queue.ClaimedRun) -> None:
         log.info(
@@ -178,7 +183,23 @@ class Worker:
                 corpus_access=self.corpus_access,
                 progress=beat.on_progress,
                 should_stop=lambda: self.stopping.is_set() or beat.lease_lost.is_set(),
+                **self._horizon(claimed),
             )
+        except CheckpointError as exc:
+            # A branch's checkpoint is missing, unreadable or from another schedule: its trunk trains
+            # again (rewriting it) and the branch waits for it.
+            beat.stop()
+            lost = str(exc)
+            log.warning(
+                "run %s: %s; its trunk (run %s) is queued again", claimed.id, lost, claimed.parent_run_id
+            )
+            self._db(
+                lambda s: horizon_queue.checkpoint_lost(
+                    s, claimed.id, self.worker_id, lost, self.settings.max_attempts
+                ),
+                "requeue trunk",
+            )
+            return
         except trainer.TrainingStopped:
             beat.stop()
             if beat.lease_lost.is_set():
@@ -220,6 +241,32 @@ class Worker:
             )
             self.after_result(claimed)
 
+    def _horizon(self, claimed: queue.ClaimedRun) -> dict[str, Any]:
+        """train()'s token-horizon arguments: a trunk stops at its last branch point and checkpoints at
+        each; a branch resumes from its trunk's checkpoint (CheckpointError when it cannot)."""
+        if claimed.role == RunRole.trunk:
+            return {
+                "warmup_steps": claimed.warmup_steps,
+                "stop_after": claimed.stop_step,
+                "checkpoint_at": set(claimed.checkpoint_steps),
+                "on_checkpoint": lambda state: self.checkpoints.save(claimed.id, state),
+            }
+        if claimed.role == RunRole.branch:
+            assert claimed.parent_run_id is not None and claimed.resume_step is not None
+            return {
+                "warmup_steps": claimed.warmup_steps,
+                "resume_from": self.checkpoints.load(claimed.parent_run_id, claimed.resume_step),
+            }
+        return {}
+
+    def _prune_checkpoints(self, claimed: queue.ClaimedRun) -> None:
+        """Remove the checkpoints every branch of the run's trunk has finished with."""
+        trunk = claimed.id if claimed.role == RunRole.trunk else claimed.parent_run_id
+        if claimed.role == RunRole.run or trunk is None:
+            return
+        steps, everything = self._db(lambda s: horizon_queue.settled_checkpoints(s, trunk), "checkpoints")
+        self.checkpoints.prune(trunk, steps, everything=everything)
+
     def after_result(self, claimed: queue.ClaimedRun) -> None:
         """Refit now, off the request path (predictions read the cached fit and never refit), and
         advance the tunings the run belongs to (they may queue their next grid points).
@@ -231,6 +278,8 @@ class Worker:
         steps: list[tuple[str, Callable[[Session], object]]] = [
             ("refit", lambda s: refresh_fit(s, claimed.architecture_id, self.settings.min_runs_for_fit)),
             ("advance tunings", lambda s: tuning.advance_for_run(s, claimed.id)),
+            ("settle branches", horizon_queue.settle_orphans),
+            ("prune checkpoints", lambda _: self._prune_checkpoints(claimed)),
         ]
         for what, step in steps:
             try:

@@ -40,6 +40,7 @@ class HorizonPlan:
     steps: tuple[int, ...]  # each horizon's length T_i, increasing
     warmup_steps: int
     decay_fraction: float
+    batch_tokens: int  # tokens per step: T_i × batch_tokens is budget i
 
     def decay_steps(self, i: int) -> int:
         return max(1, int(self.decay_fraction * self.steps[i]))
@@ -94,7 +95,7 @@ def plan_horizons(spec: ArchitectureSpec, token_budgets: list[int]) -> HorizonPl
             f"the largest token budget is {steps[-1]} steps of {t.batch_tokens} tokens, past the limit of "
             f"{MAX_STEPS} steps: lower it or raise training.batch_tokens"
         )
-    plan = HorizonPlan(steps, int(t.warmup_fraction * steps[0]), t.decay_fraction)
+    plan = HorizonPlan(steps, int(t.warmup_fraction * steps[0]), t.decay_fraction, t.batch_tokens)
     if plan.branch_point(0) < max(1, plan.warmup_steps):
         raise HorizonError(
             f"the smallest token budget ({token_budgets[0]} tokens, {steps[0]} steps) leaves no stable "

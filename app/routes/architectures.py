@@ -21,7 +21,7 @@ from app.deps import (
     WriteAccess,
     WriteSessionDep,
 )
-from app.errors import get_or_404
+from app.errors import field_error, get_or_404, unprocessable
 from app.fits import proxies_report
 from app.limits import check_source, check_stored_source, check_sweep, run_flops
 from app.models import Architecture
@@ -45,6 +45,7 @@ from app.schemas import (
     TuningSummary,
 )
 from trainer import ArchitectureSpec, count_params
+from trainer.horizon import HorizonError, HorizonPlan, plan_horizons
 from trainer.spec import Text
 
 router = APIRouter(prefix="/v1/architectures", tags=["architectures"])
@@ -198,8 +199,12 @@ def create_sweep(
     spec = architectures.stored_spec(arch)
     check_stored_source(arch.id, spec, settings)
     widths = request.widths or list(spec.proxy_widths)
-    steps = request.steps or spec.training.steps
-    check_sweep(spec, widths, request.seeds, steps, settings)
+    horizons = _horizons(spec, request)
+    if horizons is None:
+        steps, cost_steps = request.steps or spec.training.steps, None
+    else:
+        steps, cost_steps = horizons.steps[-1], horizons.cost_steps
+    check_sweep(spec, widths, request.seeds, steps, settings, cost_steps)
     tuned = tuning.ladder_lr(tuning.latest(session, arch.id, succeeded=True))
     if request.lr is not None:
         lr, source = request.lr, "pinned"
@@ -217,12 +222,32 @@ def create_sweep(
         lr=lr,
         lr_source=source,
         data_seed=request.data_seed,
+        horizons=horizons,
     )
     session.commit()
     if request.retry_failed:
         queue.retry(session, [link.run_id for link in sweep.runs])
         session.refresh(sweep)
     return sweep_public(session, sweep)
+
+
+def _horizons(spec: ArchitectureSpec, request: SweepCreate) -> HorizonPlan | None:
+    """The token-horizon plan a sweep asks for (None: whole runs), or 422 naming what to change."""
+    if request.token_budgets is None:
+        return None
+    if request.steps is not None:
+        raise unprocessable(
+            field_error(
+                "body",
+                "steps",
+                msg="give steps or token_budgets, not both: with token_budgets each run's steps are its "
+                "budget / training.batch_tokens",
+            )
+        )
+    try:
+        return plan_horizons(spec, request.token_budgets)
+    except HorizonError as exc:
+        raise unprocessable(field_error("body", "token_budgets", msg=str(exc))) from None
 
 
 @router.get("/{architecture_id}/fit", response_model=FitPublic, responses={404: {}, 409: {}})

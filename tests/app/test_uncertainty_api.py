@@ -217,3 +217,22 @@ def test_a_sweep_can_share_one_batch_order_across_its_seeds(api: TestClient) -> 
     assert {(p["seed"], p["data_seed"]) for p in points} == {(0, 0), (1, 1), (0, 7), (1, 7)}
     bad = api.post(f"/v1/architectures/{arch_id}/sweeps", json={"data_seed": -1})
     assert bad.status_code == 422
+
+
+def test_too_few_usable_widths_name_the_runs_left_out(api: TestClient) -> None:
+    """Widths that finished under another trainer version do not count toward a fit, and the 409 says
+    so (before, "5 proxy width(s) finished, 4 needed" read as a contradiction)."""
+    arch_id = _ladder(api)
+    runs = api.get("/v1/runs", params={"architecture_id": arch_id, "limit": 100}).json()["items"]
+    widths = sorted({r["width"] for r in runs})
+    stale = [r["id"] for r in runs if r["width"] in widths[:2]]
+    with Session(api.app.state.engine) as session:  # type: ignore[attr-defined]
+        session.execute(update(Run).where(Run.id.in_(stale)).values(code_version="trainer-000000000000"))
+        session.commit()
+    api.post(f"/v1/architectures/{arch_id}/sweeps", json={"seeds": [0, 1, 2], "widths": [32]})  # refresh
+    refused = api.post("/v1/predictions", json={"architecture_id": arch_id, "n_params": 1e8})
+    assert refused.status_code == 409
+    detail = refused.json()["detail"]
+    assert f"{len(widths) - 2} usable of {len(widths)} proxy width(s) finished" in detail
+    assert f"Left out of the fit: run {min(stale)}: trained by trainer-000000000000" in detail
+    assert f"and {len(stale) - 3} more" in detail

@@ -1,0 +1,40 @@
+"""Where workers keep token-horizon trunks' checkpoints: one folder per trunk run under the artifact
+directory (MUPREDICT_ARTIFACT_DIR), shared by every worker that may train one of its branches (a
+shared file system or a mounted bucket across machines). Files are written atomically
+(trainer.checkpoint.save_state: a temporary name, then a rename) and removed once every branch that
+resumes from them has finished (app.horizon_queue.settled_checkpoints).
+
+One artifact directory per database: folders are named by run id."""
+
+from __future__ import annotations
+
+import shutil
+from pathlib import Path
+
+from trainer.checkpoint import TrainState, load_state, save_state
+
+
+class CheckpointStore:
+    def __init__(self, artifact_dir: Path) -> None:
+        self.root = artifact_dir.expanduser() / "checkpoints"
+
+    def folder(self, trunk_id: int) -> Path:
+        return self.root / f"run-{trunk_id}"
+
+    def path(self, trunk_id: int, step: int) -> Path:
+        return self.folder(trunk_id) / f"step-{step:09d}.pt"
+
+    def save(self, trunk_id: int, state: TrainState) -> None:
+        save_state(self.path(trunk_id, state.step), state)
+
+    def load(self, trunk_id: int, step: int) -> TrainState:
+        """The trunk's state at `step`; trainer.CheckpointError (naming the file) if missing or unreadable."""
+        return load_state(self.path(trunk_id, step))
+
+    def prune(self, trunk_id: int, steps: list[int], *, everything: bool = False) -> None:
+        """Remove the checkpoints at `steps` (or the trunk's whole folder): their branches are stored."""
+        if everything:
+            shutil.rmtree(self.folder(trunk_id), ignore_errors=True)
+            return
+        for step in steps:
+            self.path(trunk_id, step).unlink(missing_ok=True)
