@@ -17,6 +17,7 @@ from app.errors import field_error, get_or_404, unprocessable
 from app.fits import NO_TREND_ADVICE, CurrentFit, FitPoints, NoScalingTrend
 from app.models import Architecture
 from app.schemas import (
+    Allocation,
     Candidate,
     ComparePublic,
     CompareRequest,
@@ -29,6 +30,7 @@ from app.schemas import (
     Recipe,
 )
 from app.settings import Settings
+from predictor.frontier import at_ratio, compute_of, compute_optimal
 from trainer import ArchitectureSpec, count_params
 from trainer.accounting import flops_per_token
 
@@ -38,30 +40,39 @@ CurrentOf = Callable[[Session, int], CurrentFit]  # (session, architecture id) -
 def prediction(
     session: Session, settings: Settings, arch_id: int, request: PredictionRequest, current_fit: CurrentOf
 ) -> PredictionPublic:
-    """The answer to one prediction request; `current_fit` gives an architecture's current fit."""
+    """The answer to one prediction request; `current_fit` gives an architecture's current fit (the
+    whole-run ladder's, or the (N, D) grid's for a request in tokens or compute)."""
     arch = get_or_404(session, Architecture, arch_id)
     spec = architectures.stored_spec(arch)
+    n_params: float | None = None
     if request.width is not None:
         try:
             spec.validate_width(request.width)
         except ValueError as exc:
             raise unprocessable(field_error("body", "width", msg=str(exc))) from None
         n_params = float(count_params(spec, request.width)[1])
-    else:
-        assert request.n_params is not None
+    elif request.n_params is not None:
         n_params = request.n_params
     current = current_fit(session, arch.id)
     if settings.fit_gate and not current.quality.ok:
         raise NoScalingTrend(arch.id, arch.name, current.quality)
     result, points = current.result, current.points
+    tokens, allocation = request.tokens, None
+    if request.compute is not None:
+        n_params, tokens, allocation = _allocate(result, request)
+    assert n_params is not None
+    at = n_params if tokens is None else [n_params, tokens]
     predicted = result.predict(
-        n_params, level=request.level, interval=request.interval, seeds=request.seeds, method=request.method
+        at, level=request.level, interval=request.interval, seeds=request.seeds, method=request.method
     )
     assert points.recipe is not None  # a fit exists, so a sweep does
     return PredictionPublic(
         architecture_id=arch.id,
         n_params=n_params,
         width=request.width,
+        tokens=tokens,
+        compute=None if tokens is None else float(compute_of(n_params, tokens)),
+        allocation=allocation,
         level=request.level,
         interval=request.interval,
         seeds=request.seeds,
@@ -78,7 +89,7 @@ def prediction(
         excluded_runs=[ExcludedRun(run_id=e.run_id, reason=e.reason) for e in points.excluded],
         n_params_range=(float(result.x_range[0]), float(result.x_range[1])),
         extrapolation_factor=float(predicted.extrapolation_factor),
-        extrapolation=extrapolation(spec, points, n_params, request.width),
+        extrapolation=extrapolation(spec, points, n_params, request.width, tokens),
         warnings=[*predicted.warnings, *lr_warnings(session, arch, spec, points)],
         provenance=Provenance(
             fit_id=current.fit_id,
@@ -91,29 +102,69 @@ def prediction(
     )
 
 
+def _allocate(result: predictor.FitResult, request: PredictionRequest) -> tuple[float, float, Allocation]:
+    """N and D for a compute budget: at the asked tokens per parameter, else compute-optimal."""
+    assert request.compute is not None
+    if request.tokens_per_parameter is not None:
+        n, d = at_ratio(request.compute, request.tokens_per_parameter)
+        rule = Allocation(
+            rule="tokens-per-parameter",
+            tokens_per_parameter=request.tokens_per_parameter,
+            n_params_lower=None,
+            n_params_upper=None,
+            tokens_lower=None,
+            tokens_upper=None,
+        )
+        return float(n[0]), float(d[0]), rule
+    try:
+        frontier = compute_optimal(result, request.compute, request.level)
+    except ValueError as exc:
+        raise unprocessable(field_error("body", "compute", msg=str(exc))) from None
+    rule = Allocation(
+        rule="compute-optimal",
+        tokens_per_parameter=float(frontier.tokens_per_parameter[0]),
+        n_params_lower=float(frontier.n_lower[0]),
+        n_params_upper=float(frontier.n_upper[0]),
+        tokens_lower=float(frontier.tokens_lower[0]),
+        tokens_upper=float(frontier.tokens_upper[0]),
+    )
+    return float(frontier.n_params[0]), float(frontier.tokens[0]), rule
+
+
 def extrapolation(
-    spec: ArchitectureSpec, points: FitPoints, n_params: float, width: int | None
+    spec: ArchitectureSpec, points: FitPoints, n_params: float, width: int | None, tokens: float | None = None
 ) -> Extrapolation:
     """The target against the largest proxy in N, total parameters, width and FLOPs (at the proxies'
-    token budget). Asked by N, the width is the one on the head-size grid whose N is nearest."""
+    token budget, or at `tokens`), and for an (N, D) fit in D and 6ND against the fitted runs' largest.
+    Asked by N, the width is the one on the head-size grid whose N is nearest."""
     largest = max(range(len(points.n_params)), key=points.n_params.__getitem__)
     target_width = width if width is not None else _width_for(spec, n_params)
     total = flops = None
     if target_width is not None:
         total = float(count_params(spec, target_width)[0])
         assert points.recipe is not None
-        tokens = points.recipe.steps * spec.training.batch_tokens
-        flops = float(flops_per_token(spec, target_width) * tokens)
+        budget = tokens if tokens is not None else points.recipe.steps * spec.training.batch_tokens
+        flops = float(flops_per_token(spec, target_width) * budget)
 
     def ratio(value: float | None, proxy: float) -> float | None:
         return value / proxy if value is not None and proxy > 0 else None
 
+    grid = tokens is not None and bool(points.tokens)
     return Extrapolation(
         n_params=n_params / points.n_params[largest],
         total_params=ratio(total, points.total_params[largest]),
         width=ratio(None if target_width is None else float(target_width), float(points.widths[largest])),
         flops=ratio(flops, points.flops[largest]),
         target_width=target_width,
+        tokens=ratio(tokens, max(points.tokens)) if grid else None,
+        compute=(
+            ratio(
+                float(compute_of(n_params, tokens)),
+                float(max(compute_of(n, d) for n, d in zip(points.n_params, points.tokens, strict=True))),
+            )
+            if grid and tokens is not None
+            else None
+        ),
     )
 
 

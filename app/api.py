@@ -21,7 +21,7 @@ from app.deps import require_token
 from app.fits import FitFailed, NoScalingTrend, NotEnoughRuns
 from app.guards import RequestGuard, routes_calling
 from app.prediction_service import PredictionService
-from app.routes import architectures, dashboard, health, predictions, runs, sweeps, tuning
+from app.routes import architectures, dashboard, grid, health, predictions, runs, sweeps, tuning
 from app.settings import Settings, get_settings
 
 OFFLINE_DOCS = "/static-offline-docs"  # where FastAPIOffline serves its packaged assets
@@ -90,7 +90,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     app.state.probe_engine = for_reads(probe_engine)
     app.state.schema_head = migrate.head_revision()  # parses every migration script: once, not per probe
     app.state.predictions = PredictionService(settings, app.state.read_engine, app.state.read_session_factory)
-    routers = [m.router for m in (health, architectures, tuning, sweeps, runs, predictions, dashboard)]
+    routers = [m.router for m in (health, architectures, grid, tuning, sweeps, runs, predictions, dashboard)]
     for router in routers:
         app.include_router(router)
     app.mount("/static", dashboard.static_files(), name="static")

@@ -22,6 +22,7 @@ from app.schemas import (
     ArchitecturePublic,
     ComparePublic,
     FitPublic,
+    GridPublic,
     Page,
     PredictionBatchPublic,
     PredictionPublic,
@@ -129,6 +130,25 @@ class Client:
     def get_fit(self, architecture_id: int) -> FitPublic:
         return self._get(f"/v1/architectures/{architecture_id}/fit", FitPublic)
 
+    def grid(
+        self,
+        architecture_id: int,
+        *,
+        tokens_to: float | None = None,
+        compute_to: float | None = None,
+        level: float = 0.9,
+    ) -> GridPublic:
+        """The (N, D) fit of the architecture's token-horizon grid (a sweep with token_budgets): its
+        points (`.to_pandas()`: one row per branch, with N, D and 6ND), the law along D per width and the
+        compute-optimal frontier N*(C), D*(C), L*(C) with their bands."""
+        return self._get(
+            f"/v1/architectures/{architecture_id}/grid",
+            GridPublic,
+            tokens_to=tokens_to,
+            compute_to=compute_to,
+            level=level,
+        )
+
     # -- sweeps and runs ---------------------------------------------------------------------------
 
     # -- LR tuning and the μP checks ---------------------------------------------------------------
@@ -191,15 +211,18 @@ class Client:
         lr: float | None = None,
         data_seed: int | None = None,
         retry_failed: bool = False,
+        token_budgets: list[int] | None = None,
     ) -> SweepPublic:
         """Queue proxy runs at the tuned η* (else the spec's LR) unless `lr` pins one (idempotent: runs
-        that exist are reused, an identical sweep is returned)."""
+        that exist are reused, an identical sweep is returned). `token_budgets` (training tokens,
+        increasing) makes it an (N, D) grid: per (width, seed) a trunk and a cooldown branch per budget."""
         body: dict[str, Any] = {
             "widths": widths,
             "steps": steps,
             "lr": lr,
             "data_seed": data_seed,
             "retry_failed": retry_failed,
+            "token_budgets": token_budgets,
         }
         if seeds is not None:
             body["seeds"] = seeds
@@ -267,6 +290,9 @@ class Client:
         spec: ArchitectureSpec | dict[str, Any] | None = None,
         n_params: float | None = None,
         width: int | None = None,
+        tokens: float | None = None,
+        compute: float | None = None,
+        tokens_per_parameter: float | None = None,
         level: float = 0.9,
         interval: str = "run",
         seeds: int = 1,
@@ -274,11 +300,16 @@ class Client:
     ) -> PredictionPublic:
         """The loss at n_params (or width), with an interval for the expected loss (`interval="expected"`)
         or for what `seeds` new runs will show, averaged (`interval="run"`, the default); `method`
-        "profile" takes the parameters' part from the profile likelihood instead of the delta method."""
+        "profile" takes the parameters' part from the profile likelihood instead of the delta method.
+        With `tokens` the loss at (N, D), and with `compute` (FLOPs, 6ND) instead of N the loss at the
+        compute-optimal split, or at D = `tokens_per_parameter` × N: from the token-horizon grid's fit."""
         body: dict[str, Any] = {
             "architecture_id": architecture_id,
             "n_params": n_params,
             "width": width,
+            "tokens": tokens,
+            "compute": compute,
+            "tokens_per_parameter": tokens_per_parameter,
             "level": level,
             "interval": interval,
             "seeds": seeds,

@@ -9,6 +9,7 @@ keeps each process's memo of the current fits and answers from them.
 
 from __future__ import annotations
 
+import dataclasses
 import hashlib
 import json
 import math
@@ -17,6 +18,7 @@ from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any, TypeVar
 
+import numpy as np
 from sqlalchemy import and_, func, select
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
@@ -24,8 +26,18 @@ from sqlalchemy.orm import Session
 import predictor
 from app.models import Architecture, Fit, Run, RunRole, RunStatus, Sweep
 from predictor.quality import Quality, assess
+from trainer.horizon import plan_horizons
+from trainer.spec import ArchitectureSpec
 
 DEFAULT_LAW = "mu_scaling"
+GRID_LAW = "chinchilla"  # the law in (N, D) that token-horizon grids are fitted with
+MIN_BUDGETS = 3  # distinct token budgets an (N, D) fit needs: two exponents and a floor
+
+
+def is_grid_law(law: str) -> bool:
+    return "D" in predictor.LAWS[law].columns
+
+
 K = TypeVar("K")
 V = TypeVar("V")
 
@@ -33,13 +45,23 @@ V = TypeVar("V")
 @dataclass(frozen=True)
 class LadderRecipe:
     """What a fit pools: the runs at the latest sweep's LR and steps, at the spec's depth. Tuning runs
-    (other LRs and depths) and earlier ladders at another LR are never mixed into one fit."""
+    (other LRs and depths) and earlier ladders at another LR are never mixed into one fit.
+
+    An (N, D) grid (`token_budgets` set) pools instead the branches of the latest token-horizon sweep's
+    recipe: its LR, the spec's depth and the branches' shared warmup (trainer/horizon.py), whatever
+    their budget; `steps` is then the longest budget's."""
 
     sweep_id: int
     lr: float
     lr_source: str
     steps: int
     depth: int
+    token_budgets: tuple[int, ...] | None = None
+    warmup_steps: int | None = None
+
+    @property
+    def grid(self) -> bool:
+        return self.token_budgets is not None
 
 
 # Part of every cached fit's key: a change to how predictor.fit estimates (or stores) a fit must not
@@ -70,6 +92,7 @@ class FitPoints:
     flops: list[float] = field(default_factory=list)
     excluded: list[Excluded] = field(default_factory=list)
     data_seeds: list[int] = field(default_factory=list)  # each run's batch-order seed
+    tokens: list[float] = field(default_factory=list)  # each run's training tokens D ((N, D) grids)
     # The corpus's text and validation bytes per token, when every pooled run knows them (a prepared
     # corpus): what puts the ladder's losses in bits per byte (answers.comparison).
     text_fingerprint: str | None = None
@@ -85,9 +108,21 @@ class FitPoints:
         noise model's seed effect, predictor.compare's pairing)."""
         return [seed * SEED_SPAN + order for seed, order in zip(self.seeds, self.data_seeds, strict=True)]
 
+    @property
+    def distinct_budgets(self) -> int:
+        return len(set(self.tokens))
+
+    def x(self, law: str) -> Any:
+        """The fit's x: N, or the (N, D) rows of a two-column law."""
+        if len(predictor.LAWS[law].columns) == 1:
+            return self.n_params
+        return np.column_stack([self.n_params, self.tokens])
+
     def data_hash(self, law: str) -> str:
-        payload = json.dumps([FIT_METHOD, law, self.run_ids, self.n_params, self.losses, self.seed_labels])
-        return hashlib.sha256(payload.encode()).hexdigest()
+        fields: list[Any] = [FIT_METHOD, law, self.run_ids, self.n_params, self.losses, self.seed_labels]
+        if self.tokens:
+            fields.append(self.tokens)
+        return hashlib.sha256(json.dumps(fields).encode()).hexdigest()
 
 
 class NotEnoughRuns(Exception):
@@ -100,6 +135,7 @@ class NotEnoughRuns(Exception):
         needed: int,
         usable: int | None = None,
         excluded: Sequence[Excluded] = (),
+        also: str | None = None,
     ) -> None:
         self.architecture_id, self.counts, self.needed = architecture_id, counts, needed
         finished = counts.get("succeeded_widths", 0)
@@ -117,6 +153,7 @@ class NotEnoughRuns(Exception):
             f"{needed} needed to fit ({counts.get('running', 0)} running, {counts.get('queued', 0)} queued, "
             f"{counts.get('failed', 0)} failed): launch or wait for a sweep "
             f"(POST /v1/architectures/{architecture_id}/sweeps).{left_out}"
+            + (f" Also: {also}." if also else "")
         )
 
 
@@ -143,9 +180,9 @@ class FitFailed(Exception):
     """The proxies' results exist but no law could be fitted to them (e.g. losses that rise with N)."""
 
 
-def ladder_recipe(session: Session, architecture_id: int) -> LadderRecipe | None:
+def ladder_recipe(session: Session, architecture_id: int, grid: bool = False) -> LadderRecipe | None:
     """The recipe of the architecture's most recently created sweep of whole runs (None before the
-    first); a token-horizon sweep's trunks and branches are another recipe, fitted in (N, D)."""
+    first), or with `grid` of its latest token-horizon sweep (its branches are fitted in (N, D))."""
     rows = session.execute(
         select(Sweep.id, Sweep.lr, Sweep.lr_source, Sweep.steps, Sweep.token_budgets, Architecture.spec)
         .join(Architecture, Architecture.id == Sweep.architecture_id)
@@ -153,21 +190,34 @@ def ladder_recipe(session: Session, architecture_id: int) -> LadderRecipe | None
         .order_by(Sweep.id.desc())
     )
     for sweep_id, lr, source, steps, budgets, spec in rows:
-        if not budgets:
-            return LadderRecipe(sweep_id, float(lr), source, int(steps), int(spec["n_layers"]))
+        if bool(budgets) != grid:
+            continue
+        recipe = LadderRecipe(sweep_id, float(lr), source, int(steps), int(spec["n_layers"]))
+        if not grid:
+            return recipe
+        plan = plan_horizons(ArchitectureSpec.model_validate(spec), list(budgets))
+        return dataclasses.replace(recipe, token_budgets=tuple(budgets), warmup_steps=plan.warmup_steps)
     return None
 
 
 def in_recipe(recipe: LadderRecipe) -> Any:
+    if recipe.grid:
+        return and_(
+            Run.lr == recipe.lr,
+            Run.depth == recipe.depth,
+            Run.role == RunRole.branch,
+            Run.warmup_steps == recipe.warmup_steps,
+        )
     return and_(
         Run.lr == recipe.lr, Run.steps == recipe.steps, Run.depth == recipe.depth, Run.role == RunRole.run
     )
 
 
-def fit_points(session: Session, architecture_id: int) -> FitPoints:
+def fit_points(session: Session, architecture_id: int, law: str = DEFAULT_LAW) -> FitPoints:
     """The ladder a fit pools: succeeded runs of the latest sweep's recipe, on one corpus, trained by one
-    trainer version (those of the most recently finished run); every other run is listed with why."""
-    recipe = ladder_recipe(session, architecture_id)
+    trainer version (those of the most recently finished run); every other run is listed with why. A
+    law in (N, D) pools the latest token-horizon sweep's branches instead (LadderRecipe)."""
+    recipe = ladder_recipe(session, architecture_id, grid=is_grid_law(law))
     if recipe is None:
         return FitPoints([], [], [], [], [], [], None)
     rows = session.execute(
@@ -184,6 +234,7 @@ def fit_points(session: Session, architecture_id: int) -> FitPoints:
             Run.code_version,
             Run.n_params,
             Run.flops,
+            Run.tokens,
         )
         .where(Run.architecture_id == architecture_id, Run.status == RunStatus.succeeded, in_recipe(recipe))
         .order_by(Run.finished_at, Run.id)
@@ -234,6 +285,7 @@ def fit_points(session: Session, architecture_id: int) -> FitPoints:
         excluded=sorted(excluded, key=lambda e: e.run_id),
         text_fingerprint=text if bytes_per_token else None,
         val_bytes_per_token=bytes_per_token if text else None,
+        tokens=[float(r.tokens or 0) for r in kept] if recipe.grid else [],
     )
 
 
@@ -265,8 +317,8 @@ def refresh_fit(
 
     None when fewer than `min_widths` proxy widths have finished.
     """
-    points = points or fit_points(session, architecture_id)
-    if points.distinct_widths < min_widths:
+    points = points or fit_points(session, architecture_id, law)
+    if points.distinct_widths < min_widths or (is_grid_law(law) and points.distinct_budgets < MIN_BUDGETS):
         return None
     key = points.data_hash(law)
     cached = session.scalar(
@@ -275,7 +327,7 @@ def refresh_fit(
     if cached is not None:
         return cached
     try:
-        result = predictor.fit(points.n_params, points.losses, law=law, seeds=points.seed_labels)
+        result = predictor.fit(points.x(law), points.losses, law=law, seeds=points.seed_labels)
     except ValueError as exc:
         raise FitFailed(
             f"architecture {architecture_id}: no {law} fit for the {len(points.run_ids)} finished run(s): "
@@ -321,11 +373,19 @@ def current_fit(
     session: Session, architecture_id: int, min_widths: int, law: str = DEFAULT_LAW
 ) -> CurrentFit:
     """The fit to predict from, restored from its cached dict; raises NotEnoughRuns."""
-    points = fit_points(session, architecture_id)
+    points = fit_points(session, architecture_id, law)
     fit = refresh_fit(session, architecture_id, min_widths, law, points)
     if fit is None:
         counts = run_counts(session, architecture_id, points.recipe) if points.recipe else {}
-        raise NotEnoughRuns(architecture_id, counts, min_widths, points.distinct_widths, points.excluded)
+        budgets = (
+            f"an (N, D) fit needs the branches of a token-horizon sweep (POST …/sweeps with token_budgets) "
+            f"at {MIN_BUDGETS} budgets or more; {points.distinct_budgets} finished"
+            if is_grid_law(law)
+            else None
+        )
+        raise NotEnoughRuns(
+            architecture_id, counts, min_widths, points.distinct_widths, points.excluded, budgets
+        )
     result = predictor.FitResult.from_dict(fit.result)
     return CurrentFit(
         fit.id,

@@ -27,7 +27,7 @@ from starlette.concurrency import run_in_threadpool
 
 from app import answers
 from app.coalesce import CoalescedReads
-from app.fits import DEFAULT_LAW, CurrentFit, FitFailed, NoScalingTrend, NotEnoughRuns, current_fit
+from app.fits import DEFAULT_LAW, GRID_LAW, CurrentFit, FitFailed, NoScalingTrend, NotEnoughRuns, current_fit
 from app.models import Architecture, RunStatus
 from app.schemas import (
     ComparePublic,
@@ -111,10 +111,13 @@ class PredictionService:
         else:
             arch_id = await run_in_threadpool(self._architecture_of_spec, request)
         version = await self._versions.read(arch_id, partial(results_version, self.engine, arch_id))
-        key = (arch_id, DEFAULT_LAW, version)
+        key = (arch_id, GRID_LAW if request.in_tokens else DEFAULT_LAW, version)
         asked = (
             request.n_params,
             request.width,
+            request.tokens,
+            request.compute,
+            request.tokens_per_parameter,
             request.level,
             request.interval,
             request.seeds,
@@ -161,9 +164,10 @@ class PredictionService:
         with self.sessions() as session:
             return answers.comparison(session, self.settings, request, self.current)
 
-    def current(self, session: Session, architecture_id: int) -> CurrentFit:
-        """The architecture's current fit as of `session`'s snapshot; raises NotEnoughRuns, FitFailed."""
-        return self._load(session, (architecture_id, DEFAULT_LAW, results_version(session, architecture_id)))
+    def current(self, session: Session, architecture_id: int, law: str = DEFAULT_LAW) -> CurrentFit:
+        """The architecture's current fit as of `session`'s snapshot (the whole-run ladder's, or with
+        law GRID_LAW the token-horizon grid's); raises NotEnoughRuns, FitFailed."""
+        return self._load(session, (architecture_id, law, results_version(session, architecture_id)))
 
     def _pinned(self, key: FitKey) -> Callable[[Session, int], CurrentFit]:
         # The answer memoised under `key` is built from the fit memoised under the same key.

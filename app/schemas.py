@@ -21,6 +21,8 @@ Id = Annotated[StrictInteger, Field(ge=1, le=MAX_ID)]
 
 # Largest N a prediction may ask for: far beyond any model trained, and far from float overflow.
 MAX_N_PARAMS = 1e15
+MAX_TOKENS = 1e18  # likewise for training tokens
+MAX_COMPUTE = 1e32  # and training FLOPs (6 · 1e15 · 1e16 and beyond)
 
 
 class Page(Tabular, Generic[T]):
@@ -253,6 +255,24 @@ class PredictionRequest(BaseModel):
         None, gt=0, le=MAX_N_PARAMS, description="Non-embedding parameters to predict at; or give `width`."
     )
     width: StrictInteger | None = Field(None, ge=1, le=1 << 20, description="A model width to predict at.")
+    tokens: StrictNumber | None = Field(
+        None,
+        gt=0,
+        le=MAX_TOKENS,
+        description="Training tokens D: predict at (N, D) from the (N, D) fit of the token-horizon sweep's "
+        "branches (law chinchilla). Without it, the whole-run ladder's fit at its own token budget.",
+    )
+    compute: StrictNumber | None = Field(
+        None,
+        gt=0,
+        le=MAX_COMPUTE,
+        description="A training budget C in FLOPs (C = 6ND, N non-embedding) instead of N and D: the "
+        "compute-optimal (N*, D*) of the (N, D) fit, with their intervals, or the split D = r·N when "
+        "`tokens_per_parameter` r is given.",
+    )
+    tokens_per_parameter: StrictNumber | None = Field(
+        None, gt=0, le=1e6, description="With `compute`: spend it at D = r·N (Chinchilla-optimal is ~20)."
+    )
     level: StrictNumber = Field(0.9, gt=0, lt=1, description="Coverage of the interval.")
     interval: Literal["expected", "run"] = Field(
         "run",
@@ -273,9 +293,21 @@ class PredictionRequest(BaseModel):
     def _one_of_each(self) -> PredictionRequest:
         if (self.architecture_id is None) == (self.spec is None):
             raise ValueError("give exactly one of `architecture_id` and `spec`")
-        if (self.n_params is None) == (self.width is None):
-            raise ValueError("give exactly one of `n_params` and `width`")
+        if self.compute is not None:
+            if self.n_params is not None or self.width is not None or self.tokens is not None:
+                raise ValueError(
+                    "give `compute` alone (N and D then follow from it) or `n_params`/`width` with `tokens`"
+                )
+        elif (self.n_params is None) == (self.width is None):
+            raise ValueError("give exactly one of `n_params` and `width` (or a `compute` budget)")
+        if self.tokens_per_parameter is not None and self.compute is None:
+            raise ValueError("`tokens_per_parameter` splits a `compute` budget: give `compute` too")
         return self
+
+    @property
+    def in_tokens(self) -> bool:
+        """Asked in (N, D) or C: answered by the token-horizon grid's fit."""
+        return self.tokens is not None or self.compute is not None
 
 
 class PredictionBatchRequest(BaseModel):
@@ -294,13 +326,16 @@ class PredictionBatchRequest(BaseModel):
 
 
 class Recipe(BaseModel):
-    """The recipe of the ladder a fit pools: the latest sweep's LR and steps, at the spec's depth."""
+    """The recipe of the ladder a fit pools: the latest sweep's LR and steps, at the spec's depth (for an
+    (N, D) fit: the latest token-horizon sweep's LR, budgets and warmup; steps the longest budget's)."""
 
     sweep_id: int
     lr: float
     lr_source: str
     steps: int
     depth: int
+    token_budgets: list[int] | None = None
+    warmup_steps: int | None = None
 
 
 class ExcludedRun(BaseModel):
@@ -314,10 +349,31 @@ class Extrapolation(BaseModel):
     n_params: float = Field(description="× the largest proxy's non-embedding parameters.")
     total_params: float | None = Field(description="× its total parameters (embeddings included).")
     width: float | None = Field(description="× its width.")
-    flops: float | None = Field(description="× its training FLOPs, at the proxies' token budget.")
+    flops: float | None = Field(
+        description="× its training FLOPs, at the proxies' token budget (at the target's D when given)."
+    )
     target_width: int | None = Field(
         description="The width asked for, or the width on the head-size grid whose N is nearest the target."
     )
+    tokens: float | None = Field(
+        None, description="(N, D) predictions: × the most training tokens of any fitted run."
+    )
+    compute: float | None = Field(
+        None, description="(N, D) predictions: 6ND × the largest 6ND among the fitted runs."
+    )
+
+
+class Allocation(BaseModel):
+    """How a compute budget was split into N and D (predictions asked by `compute`)."""
+
+    rule: Literal["compute-optimal", "tokens-per-parameter"]
+    tokens_per_parameter: float = Field(description="D / N.")
+    n_params_lower: float | None = Field(
+        description="Compute-optimal: N*'s interval (null for a fixed split)."
+    )
+    n_params_upper: float | None
+    tokens_lower: float | None
+    tokens_upper: float | None
 
 
 class Provenance(BaseModel):
@@ -338,6 +394,9 @@ class PredictionPublic(BaseModel):
     architecture_id: int
     n_params: float
     width: int | None
+    tokens: float | None = Field(None, description="D, for a prediction at (N, D) or at a compute budget.")
+    compute: float | None = Field(None, description="6ND, for a prediction at (N, D) or at a compute budget.")
+    allocation: Allocation | None = Field(None, description="How `compute` was split, when asked by it.")
     level: float
     interval: str = Field(description="'expected' (the expected loss) or 'run' (what `seeds` new runs show).")
     seeds: int
@@ -482,6 +541,74 @@ class FitPublic(Tabular):
     )
     created_at: datetime
     result: dict[str, Any] = Field(description="The full fit result, as predictor.FitResult.to_dict().")
+
+
+class GridPoint(BaseModel):
+    run_id: int
+    width: int
+    seed: int
+    data_seed: int
+    n_params: float
+    tokens: float
+    compute: float = Field(description="6ND.")
+    loss: float
+    predicted: float
+    residual: float
+
+
+class TokenCurvePoint(BaseModel):
+    """The fitted law along D at one proxy width (the branches off its trunk), with its band."""
+
+    width: int
+    n_params: float
+    tokens: float
+    mean: float
+    lower: float
+    upper: float
+
+
+class FrontierPoint(BaseModel):
+    """The compute-optimal allocation at one budget (Hoffmann et al. 2022 §3.3 Eq. (4)), with intervals."""
+
+    compute: float
+    n_params: float
+    n_params_lower: float
+    n_params_upper: float
+    tokens: float
+    tokens_lower: float
+    tokens_upper: float
+    tokens_per_parameter: float
+    loss: float
+    loss_lower: float
+    loss_upper: float
+
+
+class GridPublic(Tabular):
+    """The (N, D) fit over a token-horizon sweep's branches: its points (`.to_pandas()`), the law along D
+    per width, and the compute-optimal frontier with its bands."""
+
+    _table = "points"
+    architecture_id: int
+    fit_id: int
+    law: str
+    parameters: dict[str, float]
+    stderr: dict[str, float | None]
+    r2: float | None
+    quality: FitQuality
+    noise_model: str
+    recipe: Recipe
+    excluded_runs: list[ExcludedRun]
+    points: list[GridPoint]
+    level: float
+    curves: list[TokenCurvePoint] = Field(
+        description="Per fitted width, the law from the smallest budget to `tokens_to` (default: 10× the "
+        "largest)."
+    )
+    frontier: list[FrontierPoint] = Field(
+        description="From the grid's smallest 6ND to `compute_to` (default 1000× its largest)."
+    )
+    report: str
+    created_at: datetime
 
 
 class PredictionBatchItem(BaseModel):

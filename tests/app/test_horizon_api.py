@@ -1,0 +1,158 @@
+"""Predictions in tokens and compute (issue 16 point 3): the token-horizon grid's branches are fitted in
+(N, D) with the chinchilla law; predictions at (N, D), at a compute budget split at a ratio or
+compute-optimally (with the allocation's interval); extrapolation in N, D and C separately; requests
+that mix the ways of asking are refused with the fix. SQLite and PostgreSQL."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+
+import httpx
+import numpy as np
+import pytest
+from fastapi.testclient import TestClient
+
+from app import queue
+from app.api import create_app
+from app.client import Client
+from app.settings import Settings
+from tests.app.api_helpers import finish_runs, spec_dict
+
+TRUTH = {"E": 1.8, "A": 60.0, "alpha": 0.3, "B": 300.0, "beta": 0.28}
+BATCH = 1024
+BUDGETS = [BATCH * s for s in (200, 400, 800, 1600)]
+
+
+def law(n: float, d: float) -> float:
+    return TRUTH["E"] + TRUTH["A"] * n ** -TRUTH["alpha"] + TRUTH["B"] * d ** -TRUTH["beta"]
+
+
+@pytest.fixture
+def api(fresh_db_url: str) -> Iterator[TestClient]:
+    settings = Settings(_env_file=None, database_url=fresh_db_url, max_width=1024)
+    with TestClient(create_app(settings)) as client:
+        yield client
+
+
+def _grid(api: TestClient) -> int:
+    spec = spec_dict(
+        "grid",
+        training={"batch_tokens": BATCH, "schedule": "wsd", "decay_fraction": 0.2, "steps": 1600},
+    )
+    arch_id = int(api.post("/v1/architectures", json=spec).json()["id"])
+    sweep = api.post(f"/v1/architectures/{arch_id}/sweeps", json={"seeds": [0, 1], "token_budgets": BUDGETS})
+    assert sweep.status_code == 202, sweep.text
+    rng = np.random.default_rng(3)
+
+    def loss(claimed: queue.ClaimedRun, n: int) -> float:
+        return law(n, claimed.steps * BATCH) * float(np.exp(0.003 * rng.standard_normal()))
+
+    finish_runs(api.app.state.engine, arch_id, loss_of=loss)  # type: ignore[attr-defined]
+    return arch_id
+
+
+def _predict(api: TestClient, **body: object) -> dict:
+    response = api.post("/v1/predictions", json=body)
+    assert response.status_code == 200, response.text
+    return dict(response.json())
+
+
+def test_predictions_at_n_and_d_come_from_the_grid_fit(api: TestClient) -> None:
+    arch_id = _grid(api)
+    near = _predict(api, architecture_id=arch_id, n_params=1e6, tokens=1e7, interval="expected")
+    assert near["predicted_loss"] == pytest.approx(law(1e6, 1e7), rel=0.02)
+    p = _predict(api, architecture_id=arch_id, n_params=1e7, tokens=2e8, interval="expected")
+    assert p["law"] == "chinchilla" and p["tokens"] == 2e8 and p["compute"] == pytest.approx(6 * 1e7 * 2e8)
+    assert p["lower"] < law(1e7, 2e8) < p["upper"]  # 25× in N and 122× in D past the grid: wide, covering
+    assert p["provenance"]["recipe"]["token_budgets"] == BUDGETS
+    assert p["points_used"] == 5 * 4 * 2  # every branch: 5 widths × 4 budgets × 2 seeds, no trunk
+    stated = p["extrapolation"]
+    assert stated["tokens"] == pytest.approx(2e8 / BUDGETS[-1])
+    assert stated["n_params"] > 1 and stated["compute"] > stated["n_params"]  # stated separately
+    # The whole-run ladder is another question: without tokens there is no whole-run fit yet.
+    assert api.post("/v1/predictions", json={"architecture_id": arch_id, "n_params": 1e7}).status_code == 409
+
+
+def test_a_compute_budget_is_split_compute_optimally_or_at_a_ratio(api: TestClient) -> None:
+    arch_id = _grid(api)
+    optimal = _predict(api, architecture_id=arch_id, compute=1e19, interval="expected")
+    allocation = optimal["allocation"]
+    assert allocation["rule"] == "compute-optimal"
+    assert optimal["compute"] == pytest.approx(1e19)
+    assert allocation["n_params_lower"] < optimal["n_params"] < allocation["n_params_upper"]
+    assert allocation["tokens_lower"] < optimal["tokens"] < allocation["tokens_upper"]
+    # N* is the fitted law's optimum (Hoffmann et al. 2022, Eq. (4)); how well its interval covers the
+    # true optimum is tests/predictor/test_frontier.py's question.
+    fitted = optimal["parameters"]
+    a, b, alpha, beta = fitted["A"], fitted["B"], fitted["alpha"], fitted["beta"]
+    n_star = (alpha * a / (beta * b)) ** (1 / (alpha + beta)) * (1e19 / 6) ** (beta / (alpha + beta))
+    assert optimal["n_params"] == pytest.approx(n_star, rel=1e-9)
+    fixed = _predict(api, architecture_id=arch_id, compute=1e19, tokens_per_parameter=20, interval="expected")
+    assert (
+        fixed["allocation"]["rule"] == "tokens-per-parameter"
+        and fixed["allocation"]["n_params_lower"] is None
+    )
+    assert fixed["tokens"] / fixed["n_params"] == pytest.approx(20)
+    # The optimum is the lowest loss any split of that budget reaches.
+    assert optimal["predicted_loss"] <= fixed["predicted_loss"]
+
+
+@pytest.mark.parametrize(
+    ("body", "message"),
+    [
+        ({"n_params": 1e7, "compute": 1e19}, "give `compute` alone"),
+        ({"compute": 1e19, "tokens": 1e9}, "give `compute` alone"),
+        ({"n_params": 1e7, "tokens_per_parameter": 20}, "splits a `compute` budget"),
+        ({"tokens": 1e9}, "exactly one of `n_params` and `width`"),
+        ({"compute": -1.0}, "greater than 0"),
+    ],
+)
+def test_mixed_ways_of_asking_are_refused(api: TestClient, body: dict, message: str) -> None:
+    refused = api.post("/v1/predictions", json={"architecture_id": 1, **body})
+    assert refused.status_code == 422 and message in refused.text
+
+
+def test_without_a_token_horizon_sweep_the_409_says_how_to_get_one(api: TestClient) -> None:
+    arch_id = int(api.post("/v1/architectures", json=spec_dict()).json()["id"])
+    api.post(f"/v1/architectures/{arch_id}/sweeps", json={"seeds": [0, 1]})
+    finish_runs(api.app.state.engine, arch_id)  # type: ignore[attr-defined]
+    assert _predict(api, architecture_id=arch_id, n_params=1e7)["law"] == "mu_scaling"
+    refused = api.post("/v1/predictions", json={"architecture_id": arch_id, "n_params": 1e7, "tokens": 1e9})
+    assert refused.status_code == 409
+    assert "token-horizon sweep" in refused.json()["detail"] and "token_budgets" in refused.json()["detail"]
+
+
+def test_the_grid_endpoint_serves_points_curves_and_the_frontier(api: TestClient) -> None:
+    arch_id = _grid(api)
+    grid = api.get(f"/v1/architectures/{arch_id}/grid", params={"compute_to": 1e18, "curve_points": 10})
+    assert grid.status_code == 200, grid.text
+    body = grid.json()
+    assert body["law"] == "chinchilla" and body["recipe"]["token_budgets"] == BUDGETS
+    assert len(body["points"]) == 40 and {p["tokens"] for p in body["points"]} == set(map(float, BUDGETS))
+    assert all(p["compute"] == pytest.approx(6 * p["n_params"] * p["tokens"]) for p in body["points"])
+    widths = sorted({c["width"] for c in body["curves"]})
+    assert widths == [32, 48, 64, 96, 128] and len(body["curves"]) == 5 * 10
+    frontier = body["frontier"]
+    assert len(frontier) == 10 and frontier[-1]["compute"] == pytest.approx(1e18)
+    assert all(f["n_params_lower"] <= f["n_params"] <= f["n_params_upper"] for f in frontier)
+    assert [f["loss"] for f in frontier] == sorted(
+        (f["loss"] for f in frontier), reverse=True
+    )  # falls with C
+
+    # The client returns the grid as a DataFrame (one row per branch).
+    def forward(request: httpx.Request) -> httpx.Response:  # the client's requests, served by the app
+        served = api.request(request.method, request.url.raw_path.decode(), content=request.content)
+        return httpx.Response(served.status_code, headers=served.headers, content=served.content)
+
+    with Client("http://testserver", transport=httpx.MockTransport(forward)) as client:
+        table = client.grid(arch_id).to_pandas()
+    assert list(table.columns[:7]) == [
+        "run_id",
+        "width",
+        "seed",
+        "data_seed",
+        "n_params",
+        "tokens",
+        "compute",
+    ]
+    assert len(table) == 40
