@@ -114,7 +114,7 @@ def train_grid(profile: Profile, cache: Path) -> list[dict[str, object]]:
                 device=profile.device,
                 warmup_steps=plan.warmup_steps,
                 checkpoint_at=set(plan.branch_points),
-                on_checkpoint=lambda state: states.__setitem__(state.step, state),
+                on_checkpoint=lambda state, kept=states: kept.__setitem__(state.step, state),
                 stop_after=plan.trunk_steps,
             )
             trunk_seconds = time.perf_counter() - started
@@ -227,7 +227,8 @@ def backtest(profile: Profile, runs: list[dict[str, object]]) -> tuple[list[str]
     d_max = max(float(r["tokens"]) for r in fitted)  # type: ignore[arg-type]
     lines.append(
         f"{'width':>5} {'steps':>5} {'N':>9} {'×N':>5} {'D':>9} {'×D':>5} {'×C':>6} {'measured':>9} "
-        f"{'seed sd':>7} {'predicted':>9} {int(LEVEL * 100)}% interval (2-run mean){'':>2} {'rel err':>7} covered"
+        f"{'seed sd':>7} {'predicted':>9} {int(LEVEL * 100)}% interval (2-run mean){'':>2} "
+        f"{'rel err':>7} covered"
     )
     errors, covered = [], []
     for (width, steps), group in sorted(held.items()):
@@ -244,7 +245,8 @@ def backtest(profile: Profile, runs: list[dict[str, object]]) -> tuple[list[str]
             f"{width:>5} {steps:>5} {n:>9.3g} {n / n_max:>5.2f} {d:>9.3g} {d / d_max:>5.2f} "
             f"{compute_of(n, d) / compute_of(n_max, d_max):>6.2f} {measured:>9.4f} "
             f"{statistics.stdev(losses) if len(losses) > 1 else float('nan'):>7.4f} {float(p.mean):>9.4f} "
-            f"[{float(p.lower):.4f}, {float(p.upper):.4f}]{'':>7} {100 * error:>+6.2f}% {'yes' if inside else 'NO'}"
+            f"[{float(p.lower):.4f}, {float(p.upper):.4f}]{'':>7} {100 * error:>+6.2f}% "
+            f"{'yes' if inside else 'NO'}"
         )
     median = statistics.median(errors)
     inside = sum(covered)
@@ -253,17 +255,20 @@ def backtest(profile: Profile, runs: list[dict[str, object]]) -> tuple[list[str]
     frontier = compute_optimal(fit, [1e14, 1e15, 1e16], level=LEVEL)
     lines += [
         "",
-        f"median |error| {100 * median:.2f}% (target ≤ 1 %); {inside} of {len(covered)} held-out means inside "
-        f"their {int(LEVEL * 100)}% intervals (target ≥ {needed})",
+        f"median |error| {100 * median:.2f}% (target ≤ 1 %); {inside} of {len(covered)} held-out means "
+        f"inside their {int(LEVEL * 100)}% intervals (target ≥ {needed})",
         "",
         "Compute-optimal frontier of this fit (C = 6ND; Hoffmann et al. 2022 §3.3 Eq. (4)):",
     ]
+    mean, lower, upper = (
+        np.atleast_1d(v) for v in (frontier.loss.mean, frontier.loss.lower, frontier.loss.upper)
+    )
     for i, c in enumerate(frontier.compute):
         lines.append(
-            f"  C {c:.0e}: N* {frontier.n_params[i]:.3g} [{frontier.n_lower[i]:.3g}, {frontier.n_upper[i]:.3g}], "
-            f"D* {frontier.tokens[i]:.3g} [{frontier.tokens_lower[i]:.3g}, {frontier.tokens_upper[i]:.3g}], "
-            f"{frontier.tokens_per_parameter[i]:.1f} tokens/parameter, loss {float(frontier.loss.mean[i]):.4f} "  # type: ignore[index]
-            f"[{float(frontier.loss.lower[i]):.4f}, {float(frontier.loss.upper[i]):.4f}]"  # type: ignore[index]
+            f"  C {c:.0e}: N* {frontier.n_params[i]:.3g} [{frontier.n_lower[i]:.3g}, "
+            f"{frontier.n_upper[i]:.3g}], D* {frontier.tokens[i]:.3g} [{frontier.tokens_lower[i]:.3g}, "
+            f"{frontier.tokens_upper[i]:.3g}], {frontier.tokens_per_parameter[i]:.1f} tokens/parameter, "
+            f"loss {mean[i]:.4f} [{lower[i]:.4f}, {upper[i]:.4f}]"
         )
     return lines, ok
 
