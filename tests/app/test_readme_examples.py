@@ -17,6 +17,8 @@ import threading
 from collections.abc import Iterator
 from pathlib import Path
 
+import httpx
+import numpy as np
 import pytest
 from sqlalchemy import Engine, select
 from sqlalchemy.orm import Session
@@ -25,6 +27,7 @@ from typer.testing import CliRunner
 from app.api import create_app
 from app.cli import cli
 from app.models import Run, RunStatus
+from app.queue import ClaimedRun
 from app.settings import Settings
 from tests.app.api_helpers import finish_runs, lr_basin
 from tests.app.live_server import live_server
@@ -103,6 +106,31 @@ def test_the_readme_curl_sequence_answers_2xx_in_order(server: tuple[str, Engine
     assert len(commands) >= 12 and all(c.startswith("curl") for c in commands)
     for command in commands:
         _drain(engine)  # each call is documented as made once the previous one's work is done
+        argv = [a.replace("localhost:8000", url.removeprefix("http://")) for a in shlex.split(command)]
+        done = subprocess.run(
+            [*argv, "-o", "/dev/null", "-w", "%{http_code}"], cwd=ROOT, capture_output=True, text=True
+        )
+        assert done.returncode == 0, done.stderr
+        assert done.stdout.startswith("2"), f"{command} → HTTP {done.stdout}"
+
+
+def test_the_readme_token_horizon_block_answers_2xx_in_order(server: tuple[str, Engine]) -> None:
+    """The token-horizon curl calls on the shipped gpt_gelu spec (a warmup-stable-decay recipe) as
+    architecture 1, with stand-in branches whose loss falls with N and with D."""
+    url, engine = server
+    spec = json.loads((ROOT / "examples/specs/gpt_gelu.json").read_text())
+    assert httpx.post(f"{url}/v1/architectures", json=spec).json()["id"] == 1
+    rng = np.random.default_rng(0)
+
+    def loss(run: ClaimedRun, n_params: int) -> float:
+        tokens = run.steps * spec["training"]["batch_tokens"]
+        return (1.8 + 60.0 * n_params**-0.3 + 300.0 * tokens**-0.28) * float(
+            np.exp(0.003 * rng.standard_normal())
+        )
+
+    for command in _commands(_section_block("### Token horizons", "bash")):
+        for _ in range(10):  # trunks first, then the branches they unblock
+            finish_runs(engine, 1, loss_of=loss)
         argv = [a.replace("localhost:8000", url.removeprefix("http://")) for a in shlex.split(command)]
         done = subprocess.run(
             [*argv, "-o", "/dev/null", "-w", "%{http_code}"], cwd=ROOT, capture_output=True, text=True
