@@ -59,7 +59,9 @@ def prediction(
     result, points = current.result, current.points
     tokens, allocation = request.tokens, None
     if request.compute is not None:
-        n_params, tokens, allocation = _allocate(result, request)
+        n_params, tokens, allocation = _allocate(
+            result, request.compute, request.tokens_per_parameter, request.level
+        )
     assert n_params is not None
     at = n_params if tokens is None else [n_params, tokens]
     predicted = result.predict(
@@ -102,14 +104,24 @@ def prediction(
     )
 
 
-def _allocate(result: predictor.FitResult, request: PredictionRequest) -> tuple[float, float, Allocation]:
+def _target(result: predictor.FitResult, request: CompareRequest) -> tuple[float, float | None]:
+    """The (N, D) a candidate is ranked at: the one asked, or its own split of the compute budget."""
+    if request.compute is not None:
+        n, d, _ = _allocate(result, request.compute, request.tokens_per_parameter, request.level)
+        return n, d
+    assert request.n_params is not None
+    return request.n_params, request.tokens
+
+
+def _allocate(
+    result: predictor.FitResult, compute: float, tokens_per_parameter: float | None, level: float
+) -> tuple[float, float, Allocation]:
     """N and D for a compute budget: at the asked tokens per parameter, else compute-optimal."""
-    assert request.compute is not None
-    if request.tokens_per_parameter is not None:
-        n, d = at_ratio(request.compute, request.tokens_per_parameter)
+    if tokens_per_parameter is not None:
+        n, d = at_ratio(compute, tokens_per_parameter)
         rule = Allocation(
             rule="tokens-per-parameter",
-            tokens_per_parameter=request.tokens_per_parameter,
+            tokens_per_parameter=tokens_per_parameter,
             n_params_lower=None,
             n_params_upper=None,
             tokens_lower=None,
@@ -117,7 +129,7 @@ def _allocate(result: predictor.FitResult, request: PredictionRequest) -> tuple[
         )
         return float(n[0]), float(d[0]), rule
     try:
-        frontier = compute_optimal(result, request.compute, request.level)
+        frontier = compute_optimal(result, compute, level)
     except ValueError as exc:
         raise unprocessable(field_error("body", "compute", msg=str(exc))) from None
     rule = Allocation(
@@ -216,8 +228,12 @@ def comparison(
     keep = [i for i, a in enumerate(archs) if a.id not in refused]
     archs, specs, currents = [archs[i] for i in keep], [specs[i] for i in keep], [currents[i] for i in keep]
     unit = common_unit(archs, specs, currents)
+    targets = [_target(c.result, request) for c in currents]
     ranking = predictor.compare(
-        [c.result for c in currents], request.n_params, request.level, factors=unit.factors
+        [c.result for c in currents],
+        at=[n if d is None else (n, d) for n, d in targets],
+        level=request.level,
+        factors=unit.factors,
     )
     lr_notes = [lr_warnings(session, a, s, c.points) for a, s, c in zip(archs, specs, currents, strict=True)]
     candidates = []
@@ -233,18 +249,26 @@ def comparison(
                 upper=float(p.upper),
                 probability_best=float(ranking.probability_best[k]),
                 extrapolation_factor=float(p.extrapolation_factor),
-                extrapolation=extrapolation(specs[k], currents[k].points, request.n_params, None),
+                extrapolation=extrapolation(specs[k], currents[k].points, targets[k][0], None, targets[k][1]),
                 warnings=[*p.warnings, *lr_notes[k]],
+                n_params=targets[k][0],
+                tokens=targets[k][1],
                 unit_factor=unit.factors[k],
             )
         )
     return ComparePublic(
         n_params=request.n_params,
+        tokens=request.tokens,
+        compute=request.compute,
+        tokens_per_parameter=request.tokens_per_parameter,
         level=request.level,
         interval="expected",
         unit=unit.name,
         best_architecture_id=candidates[0].architecture_id,
         candidates=candidates,
         excluded=excluded,
-        warnings=[*([unit.note] if unit.note else []), *recipe_differences(archs, specs, currents)],
+        warnings=[
+            *([unit.note] if unit.note else []),
+            *recipe_differences(archs, specs, currents, grid=request.in_tokens),
+        ],
     )

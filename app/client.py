@@ -342,9 +342,27 @@ class Client:
         }
         return self._post("/v1/predictions/batch", PredictionBatchPublic, body, idempotent=True)
 
-    def compare(self, architecture_ids: list[int], n_params: float, level: float = 0.9) -> ComparePublic:
-        """Rank designs by expected loss at n_params, with P(best) paired by seed."""
-        body = {"architecture_ids": architecture_ids, "n_params": n_params, "level": level}
+    def compare(
+        self,
+        architecture_ids: list[int],
+        n_params: float | None = None,
+        level: float = 0.9,
+        *,
+        tokens: float | None = None,
+        compute: float | None = None,
+        tokens_per_parameter: float | None = None,
+    ) -> ComparePublic:
+        """Rank designs by expected loss at n_params (at (N, D) with `tokens`), or at equal training
+        `compute` (FLOPs, 6ND: each at its compute-optimal N*, D*, or at D = tokens_per_parameter × N),
+        with P(best) paired by seed."""
+        body = {
+            "architecture_ids": architecture_ids,
+            "n_params": n_params,
+            "tokens": tokens,
+            "compute": compute,
+            "tokens_per_parameter": tokens_per_parameter,
+            "level": level,
+        }
         return self._post("/v1/compare", ComparePublic, body, idempotent=True)
 
     # -- helpers -----------------------------------------------------------------------------------

@@ -78,11 +78,12 @@ def common_unit(archs: list[Architecture], specs: list[ArchitectureSpec], curren
 
 
 def recipe_differences(
-    archs: list[Architecture], specs: list[ArchitectureSpec], currents: list[CurrentFit]
+    archs: list[Architecture], specs: list[ArchitectureSpec], currents: list[CurrentFit], grid: bool = False
 ) -> list[str]:
-    """Recipe differences that leave the losses comparable only approximately: a warning each."""
+    """Recipe differences that leave the losses comparable only approximately: a warning each. Ranked
+    on (N, D) grids (`grid`), each loss is at the D asked for, so the proxies' budgets do not matter."""
     contexts = [f"{s.context_length:,}" for s in specs]
-    budgets = [f"{_proxy_tokens(s, c):,}" for s, c in zip(specs, currents, strict=True)]
+    budgets = ["" if grid else f"{_proxy_tokens(s, c):,}" for s, c in zip(specs, currents, strict=True)]
     checks = (
         (
             contexts,

@@ -161,8 +161,11 @@ class PredictionService:
 
     def compare(self, request: CompareRequest) -> ComparePublic:
         """Candidates ranked at one N, P(best) paired by seed (app.answers.comparison)."""
+        law = GRID_LAW if request.in_tokens else DEFAULT_LAW
         with self.sessions() as session:
-            return answers.comparison(session, self.settings, request, self.current)
+            return answers.comparison(
+                session, self.settings, request, lambda s, arch_id: self.current(s, arch_id, law)
+            )
 
     def current(self, session: Session, architecture_id: int, law: str = DEFAULT_LAW) -> CurrentFit:
         """The architecture's current fit as of `session`'s snapshot (the whole-run ladder's, or with

@@ -422,8 +422,41 @@ class CompareRequest(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
     architecture_ids: list[Id] = Field(min_length=2, max_length=20)
-    n_params: StrictNumber = Field(gt=0, le=MAX_N_PARAMS)
+    n_params: StrictNumber | None = Field(
+        None, gt=0, le=MAX_N_PARAMS, description="Rank at N non-embedding parameters; or give `compute`."
+    )
+    tokens: StrictNumber | None = Field(
+        None,
+        gt=0,
+        le=MAX_TOKENS,
+        description="With `n_params`: rank at (N, D), from each design's token-horizon grid fit.",
+    )
+    compute: StrictNumber | None = Field(
+        None,
+        gt=0,
+        le=MAX_COMPUTE,
+        description="Rank at equal training compute C (FLOPs, 6ND): each design at its own compute-optimal "
+        "(N*, D*), or at D = r·N with `tokens_per_parameter`; from the token-horizon grid fits.",
+    )
+    tokens_per_parameter: StrictNumber | None = Field(
+        None, gt=0, le=1e6, description="With `compute`: every design at D = r·N."
+    )
     level: StrictNumber = Field(0.9, gt=0, lt=1)
+
+    @model_validator(mode="after")
+    def _one_target(self) -> CompareRequest:
+        if (self.n_params is None) == (self.compute is None):
+            raise ValueError("give exactly one of `n_params` (with `tokens` for (N, D)) and `compute`")
+        if self.tokens is not None and self.n_params is None:
+            raise ValueError("`tokens` goes with `n_params`: rank at (N, D)")
+        if self.tokens_per_parameter is not None and self.compute is None:
+            raise ValueError("`tokens_per_parameter` splits a `compute` budget: give `compute` too")
+        return self
+
+    @property
+    def in_tokens(self) -> bool:
+        """Asked in (N, D) or C: ranked on the token-horizon grids' fits."""
+        return self.tokens is not None or self.compute is not None
 
 
 class Candidate(BaseModel):
@@ -440,6 +473,10 @@ class Candidate(BaseModel):
     extrapolation_factor: float
     extrapolation: Extrapolation
     warnings: list[str]
+    n_params: float | None = Field(None, description="The N this design is ranked at.")
+    tokens: float | None = Field(
+        None, description="The D it is ranked at (asked in tokens or compute; its own D* at equal compute)."
+    )
     unit_factor: float = Field(
         1.0,
         description="This candidate's loss in the comparison's unit per nat per token: 1 in nats/token; "
@@ -478,7 +515,10 @@ class ExcludedCandidate(BaseModel):
 
 class ComparePublic(Tabular):
     _table = "candidates"
-    n_params: float
+    n_params: float | None = Field(description="The N asked for (null when ranked at a compute budget).")
+    tokens: float | None = None
+    compute: float | None = Field(None, description="The training budget asked for (FLOPs, 6ND).")
+    tokens_per_parameter: float | None = None
     level: float
     interval: str = Field("expected", description="Candidates' intervals are for the expected loss.")
     unit: str = Field(

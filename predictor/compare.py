@@ -11,10 +11,11 @@ estimate is, to first order, a linear function of its runs' log losses, log L̂(
 (a = the influence of each run: gᵀ(JᵀWJ)⁻¹JᵀW, g the gradient of log L at x); its variance is the
 delta-method variance FitResult.predict uses, σ² gᵀ(JᵀWJ)⁻¹g, plus the seeds' shared level shift. Two
 fits covary through the runs they pair: a run of one and a run of the other at the same ladder rung
-(the k-th smallest width of each) with the same seed label, whose residuals correlate with ρ estimated
-from those paired residuals. P(best) is the share of draws from this joint distribution (multivariate
-t, with the smallest of the candidates' degrees of freedom) in which each candidate is lowest, ties
-shared: a parametric bootstrap of the expected losses, paired by seed.
+(the k-th smallest width of each, or the k-th (N, D) grid point) with the same seed label, whose
+residuals correlate with ρ estimated from those paired residuals. P(best) is the share of draws from
+this joint distribution (multivariate t, with the smallest of the candidates' degrees of freedom) in
+which each candidate is lowest, ties shared: a parametric bootstrap of the expected losses, paired by
+seed.
 
 Candidates whose losses are in different units (nats per token under different tokenizers) are ranked
 in a common one: `factors` multiplies each candidate's loss into it (bits per byte: 1 / (ln 2 × the
@@ -26,6 +27,7 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from dataclasses import dataclass
+from typing import Any
 
 import numpy as np
 
@@ -41,7 +43,7 @@ TIE = 1e-12  # draws this close (in log loss) share the win
 class Comparison:
     """The candidates at x, in the order of the fits given."""
 
-    x: float
+    x: Any  # the query: one N (or (N, D) row) for all, or one per candidate
     level: float
     predictions: list[Prediction]  # intervals for the expected loss
     ranks: list[int]  # 1 = lowest predicted expected loss
@@ -57,27 +59,35 @@ class Comparison:
 
 def compare(
     fits: list[FitResult],
-    x: float,
+    x: Any = None,
     level: float = 0.9,
     *,
+    at: Sequence[Any] | None = None,
     factors: Sequence[float] | None = None,
     n_draws: int = 20000,
     seed: int = 0,
 ) -> Comparison:
-    """Rank `fits` at x (a scalar N) by expected loss, with P(best) paired by seed, each candidate's
-    loss multiplied by its factor into a common unit when given (module docstring)."""
+    """Rank `fits` by expected loss at x (a scalar N, or an (N, D) row for two-column laws), or each at
+    its own query `at[k]` (designs at one compute budget, each at its own compute-optimal (N*, D*)),
+    with P(best) paired by seed, each candidate's loss multiplied by its factor into a common unit when
+    given (module docstring)."""
     if len(fits) < 2:
         raise ValueError(f"compare takes at least two fits; got {len(fits)}")
-    if any(len(f.law_form.columns) != 1 for f in fits):
-        raise ValueError("compare ranks one-column laws (N or C) at one x; predict chinchilla fits directly")
+    if (x is None) == (at is None):
+        raise ValueError("give one query x for every fit, or `at`: one query per fit")
+    queries = [x] * len(fits) if at is None else list(at)
+    if len(queries) != len(fits):
+        raise ValueError(f"give one query per fit: {len(queries)} queries for {len(fits)} fits")
     if factors is not None and len(factors) != len(fits):
         raise ValueError(f"give one factor per fit: {len(factors)} factors for {len(fits)} fits")
     predictions = [
-        f.predict(x, level=level, interval="expected").scaled(1.0 if factors is None else factors[i])
-        for i, f in enumerate(fits)
+        f.predict(q, level=level, interval="expected").scaled(1.0 if factors is None else factors[i])
+        for i, (f, q) in enumerate(zip(fits, queries, strict=True))
     ]
+    if any(np.ndim(p.mean) for p in predictions):
+        raise ValueError("compare ranks at one point per fit: give a scalar N or one (N, D) row")
     means = np.log([float(p.mean) for p in predictions])
-    influence = [_influence(f, float(x)) for f in fits]
+    influence = [_influence(f, q) for f, q in zip(fits, queries, strict=True)]
     k = len(fits)
     cov = np.zeros((k, k))
     paired = np.zeros((k, k))
@@ -96,7 +106,7 @@ def compare(
     for rank, index in enumerate(order, start=1):
         ranks[int(index)] = rank
     return Comparison(
-        x=float(x),
+        x=x if at is None else list(at),
         level=level,
         predictions=predictions,
         ranks=ranks,
@@ -106,13 +116,16 @@ def compare(
     )
 
 
-def _influence(fit: FitResult, x: float) -> Array:
+def _influence(fit: FitResult, x: Any) -> Array:
     """d log L̂(x) / d log y_i for each run i (n,): gᵀ(JᵀWJ)⁻¹JᵀW over the free parameters."""
     law = fit.law_form
-    theta = law.to_internal(fit.param_array, Scales.none(1))
+    columns = len(law.columns)
+    theta = law.to_internal(fit.param_array, Scales.none(columns))
     free = ~np.array([fit.at_bound[name] for name in law.param_names])
-    _, jac = law.log_value_and_jacobian(theta, np.log(fit.x.reshape(-1, 1)))  # (n, p)
-    _, grad = law.log_value_and_jacobian(theta, np.log(np.array([[x]])))  # (1, p)
+    _, jac = law.log_value_and_jacobian(
+        theta, np.log(np.asarray(fit.x, float).reshape(-1, columns))
+    )  # (n, p)
+    _, grad = law.log_value_and_jacobian(theta, np.log(np.asarray(x, float).reshape(1, columns)))  # (1, p)
     jac, grad = jac[:, free], grad[0, free]
     w = fit.weights
     info = jac.T @ (jac * w[:, None])
@@ -123,7 +136,8 @@ def _slots(fit: FitResult) -> dict[tuple[int, int], int]:
     """(rung, seed) → run index: the k-th smallest N of the ladder, and the run's seed label."""
     if fit.seeds is None:
         return {}
-    rungs = np.unique(fit.x, return_inverse=True)[1].reshape(-1)
+    rows = np.asarray(fit.x, float).reshape(len(fit.y), -1)  # N, or (N, D): a grid point is a rung
+    rungs = np.unique(rows, axis=0, return_inverse=True)[1].reshape(-1)
     return {(int(rung), int(s)): i for i, (rung, s) in enumerate(zip(rungs, fit.seeds, strict=True))}
 
 

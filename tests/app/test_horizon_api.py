@@ -34,10 +34,11 @@ def api(fresh_db_url: str) -> Iterator[TestClient]:
         yield client
 
 
-def _grid(api: TestClient) -> int:
+def _grid(api: TestClient, **overrides: object) -> int:
     spec = spec_dict(
         "grid",
         training={"batch_tokens": BATCH, "schedule": "wsd", "decay_fraction": 0.2, "steps": 1600},
+        **overrides,
     )
     arch_id = int(api.post("/v1/architectures", json=spec).json()["id"])
     sweep = api.post(f"/v1/architectures/{arch_id}/sweeps", json={"seeds": [0, 1], "token_budgets": BUDGETS})
@@ -156,3 +157,36 @@ def test_the_grid_endpoint_serves_points_curves_and_the_frontier(api: TestClient
         "compute",
     ]
     assert len(table) == 40
+
+
+def test_designs_compare_at_equal_compute_each_at_its_own_optimum(api: TestClient) -> None:
+    a = _grid(api)
+    b = _grid(api, activation="swiglu")  # another design, the same law: a close race
+    ranked = api.post("/v1/compare", json={"architecture_ids": [a, b], "compute": 1e17})
+    assert ranked.status_code == 200, ranked.text
+    body = ranked.json()
+    assert body["compute"] == 1e17 and body["n_params"] is None
+    for candidate in body["candidates"]:
+        alone = _predict(api, architecture_id=candidate["architecture_id"], compute=1e17, interval="expected")
+        assert candidate["n_params"] == pytest.approx(alone["n_params"])  # its own N*, D*
+        assert candidate["tokens"] == pytest.approx(alone["tokens"])
+        assert candidate["predicted_loss"] == pytest.approx(alone["predicted_loss"])
+        assert candidate["extrapolation"]["compute"] > 1
+    assert sum(c["probability_best"] for c in body["candidates"]) == pytest.approx(1.0)
+    # The proxies' token budgets do not enter a ranking at an explicit D: no budget warning.
+    assert not any("token budgets" in w for w in body["warnings"])
+    at_point = api.post(
+        "/v1/compare", json={"architecture_ids": [a, b], "n_params": 1e7, "tokens": 2e8}
+    ).json()
+    assert {c["tokens"] for c in at_point["candidates"]} == {2e8}
+    ratio = api.post(
+        "/v1/compare", json={"architecture_ids": [a, b], "compute": 1e17, "tokens_per_parameter": 20}
+    ).json()
+    assert all(c["tokens"] / c["n_params"] == pytest.approx(20) for c in ratio["candidates"])
+    for body, message in [
+        ({"n_params": 1e7, "compute": 1e17}, "exactly one of `n_params`"),
+        ({"compute": 1e17, "tokens": 1e9}, "`tokens` goes with `n_params`"),
+        ({"n_params": 1e7, "tokens_per_parameter": 20}, "splits a `compute` budget"),
+    ]:
+        refused = api.post("/v1/compare", json={"architecture_ids": [a, b], **body})
+        assert refused.status_code == 422 and message in refused.text

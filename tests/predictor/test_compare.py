@@ -74,3 +74,26 @@ def test_factors_rank_candidates_in_a_common_unit() -> None:
         predictor.compare([short, long], 1e7, factors=[1.0])
     with pytest.raises(ValueError, match="must be positive"):
         predictor.compare([short, long], 1e7, factors=[1.0, 0.0])
+
+
+def test_designs_on_an_n_d_grid_compare_each_at_its_own_point() -> None:
+    """At one compute budget each design sits at its own compute-optimal (N*, D*): `at` gives one query
+    per fit; grid points pair by (N, D) rung and seed as widths do."""
+    rng = np.random.default_rng(8)
+    n, d = np.meshgrid(np.geomspace(2e6, 2e8, 4), np.geomspace(2e8, 2e10, 4))
+    n, d = np.repeat(n.ravel(), 2), np.repeat(d.ravel(), 2)
+    labels = np.tile([0, 1], len(n) // 2)
+    shift = rng.normal(0.0, 0.005, 2)[labels]
+    base = (1.69 + 406.4 * n**-0.34 + 410.7 * d**-0.28) * np.exp(shift + 0.004 * rng.standard_normal(len(n)))
+    x = np.column_stack([n, d])
+    a = predictor.fit(x, base, law="chinchilla", seeds=labels)
+    b = predictor.fit(x, 0.99 * base, law="chinchilla", seeds=labels)
+    result = predictor.compare([a, b], at=[(1e9, 2e10), (1.1e9, 1.8e10)])
+    assert result.ranks == [2, 1] and result.probability_best[1] > 0.9
+    assert result.paired_runs[0, 1] == len(n) and result.correlation[0, 1] > 0.9
+    same = predictor.compare([a, b], (1e9, 2e10))  # one (N, D) row for both
+    assert same.ranks == [2, 1]
+    with pytest.raises(ValueError, match="one query per fit"):
+        predictor.compare([a, b], at=[(1e9, 2e10)])
+    with pytest.raises(ValueError, match="give one query x for every fit, or `at`"):
+        predictor.compare([a, b])
