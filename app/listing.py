@@ -13,7 +13,7 @@ from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 
 from app import tuning
-from app.models import Architecture, Run, RunStatus, Tuning, TuningStatus
+from app.models import Architecture, Run, RunRole, RunStatus, Tuning, TuningStatus
 from app.schemas import RunCounts, TuningSummary
 
 
@@ -31,7 +31,8 @@ def summaries(
         setattr(counts[arch_id], RunStatus(status).value, int(n))
     for arch_id, widths in session.execute(
         select(Run.architecture_id, func.count(func.distinct(Run.width)))
-        .where(Run.architecture_id.in_(ids), Run.status == RunStatus.succeeded)
+        # Whole runs: the widths a whole-run ladder fit can use (trunks and branches are fitted in (N, D)).
+        .where(Run.architecture_id.in_(ids), Run.status == RunStatus.succeeded, Run.role == RunRole.run)
         .group_by(Run.architecture_id)
     ):
         counts[arch_id].succeeded_widths = int(widths)

@@ -11,6 +11,7 @@
   const runsBody = document.querySelector("#runs tbody");
   const curves = new Map(); // run id → { progress, trace }: refetched only when a run moved on
   let fittedOn = null; // the finished runs the shown fit used, so a new one triggers a refresh
+  let gridOn = null; // likewise the finished token-horizon branches the (N, D) fit used
   let timer = null;
 
   function progress(run) {
@@ -45,8 +46,11 @@
 
   /** A run's row; a failed run gets a second row with its error and a Retry button. */
   function runRows(run) {
+    // A token-horizon sweep's trunk and branches say so beside their id, with their length in steps.
+    const role = run.role === "trunk" ? `trunk to ${run.stop_step} of ${run.steps} steps`
+      : run.role === "branch" ? `branch of ${run.parent_run_id}, ${run.steps} steps` : null;
     const row = el("tr", { "data-run-id": run.id },
-      el("td", { class: "num" }, run.id),
+      el("td", { class: "num" }, run.id, role ? el("div", { class: "muted small-print", title: role }, run.role) : null),
       el("td", { class: "num" }, run.width),
       el("td", { class: "num" }, run.depth),
       el("td", { class: "num" }, MU.fmtLr(run.lr)),
@@ -205,6 +209,11 @@
     const tuning = arch.tuning ? await MU.api(`/v1/architectures/${id}/tuning`) : null;
     await MUTuning.drawTuning(arch, tuning);
     await drawCurves(runs);
+    const branchesDone = runs.filter((run) => run.role === "branch" && run.status === "succeeded").map((run) => run.id).join(",");
+    if (branchesDone !== gridOn || !branchesDone) {
+      gridOn = branchesDone;
+      await MUHorizon.draw(id, runs);
+    }
     // The fit is refetched only when the set of finished runs changed; the "not yet" notice always.
     if (finished !== fittedOn || !MU.canFit(arch.runs)) {
       fittedOn = finished;

@@ -706,3 +706,41 @@ def test_designs_on_two_tokenizers_of_one_text_are_compared_in_bits_per_byte(
         nats = [sum(v) / len(v) for _, v in sorted(by_width.items())]
         assert plotted == pytest.approx([x / (math.log(2) * bytes_per_token) for x in nats])
     _screenshot(page, "compare-bits-per-byte")
+
+
+def test_a_token_horizon_grid_shows_loss_against_tokens_and_the_frontier(
+    watched: Watched, site: Site
+) -> None:
+    """Issue 16 point 5: the architecture page plots each width's branches against D with the fitted
+    law along D, and the compute-optimal loss against C with its band; no request fails on the way."""
+    spec = spec_dict(
+        "horizons", training={"batch_tokens": 1024, "schedule": "wsd", "decay_fraction": 0.2, "steps": 1600}
+    )
+    engine = make_engine(site.db_url)
+    with httpx.Client(base_url=site.url, headers={"Authorization": f"Bearer {TOKEN}"}) as api:
+        arch_id = api.post("/v1/architectures", json=spec).json()["id"]
+        budgets = [1024 * s for s in (200, 400, 800, 1600)]
+        api.post(f"/v1/architectures/{arch_id}/sweeps", json={"seeds": [0, 1], "token_budgets": budgets})
+        finish_runs(
+            engine,
+            arch_id,
+            loss_of=lambda run, n: 1.8 + 60.0 * n**-0.3 + 300.0 * (run.steps * 1024) ** -0.28,
+        )
+    engine.dispose()
+    page = _open(watched, site, f"/architectures/{arch_id}")
+    page.wait_for_function("document.getElementById('frontier-plot').data?.length === 2")
+    grid = httpx.get(f"{site.url}/v1/architectures/{arch_id}/grid").json()
+    names = page.evaluate("document.getElementById('horizon-plot').data.map(t => t.name)")
+    widths = sorted({p["width"] for p in grid["points"]})
+    assert names == [f"width {w} · {kind}" for w in widths for kind in ("fit", "branches")]
+    plotted = page.evaluate(
+        "document.getElementById('horizon-plot').data.filter(t => t.name.endsWith('branches'))"
+        ".flatMap(t => t.x.map((x, i) => [x, t.y[i]]))"
+    )
+    assert sorted(map(tuple, plotted)) == sorted((p["tokens"], p["loss"]) for p in grid["points"])
+    frontier = page.evaluate("document.getElementById('frontier-plot').data[1].y")
+    assert frontier == pytest.approx([f["loss"] for f in grid["frontier"]])
+    assert "8 of 8" not in page.locator("#horizon-status").inner_text()  # fitted: no waiting notice
+    # Whole-run fits ignore the branches: the fit card waits for a whole-run ladder, with no request.
+    assert "Not fitted yet" in page.locator("#fit-status").inner_text()
+    _screenshot(page, "architecture-token-horizons")
