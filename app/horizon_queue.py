@@ -10,6 +10,7 @@ from sqlalchemy import CursorResult, select, update
 from sqlalchemy.orm import Session, aliased
 
 from app.models import FINISHED, Run, RunRole, RunStatus, utcnow
+from app.queue import fresh_attempts
 from app.wakeup import announce
 
 DEAD_TRUNK = (RunStatus.failed, RunStatus.diverged, RunStatus.cancelled)
@@ -39,13 +40,8 @@ def checkpoint_lost(
             update(Run)
             .where(Run.id == branch.parent_run_id, Run.status.in_(FINISHED))
             .values(
-                status=RunStatus.queued,
-                attempts=0,
-                not_before=None,
-                finished_at=None,
-                progress_step=0,
+                **fresh_attempts(),
                 error=f"trained again: branch {branch_id} found its checkpoint unusable ({error})"[-10_000:],
-                updated_at=now,
             )
         )
         announce(session)

@@ -451,6 +451,21 @@ def fail(
 
 
 RETRYABLE = (RunStatus.failed, RunStatus.cancelled)
+
+
+def fresh_attempts() -> dict[str, Any]:
+    """A run queued again with a fresh set of attempts: a user's retry, or a trunk trained again."""
+    return {
+        "status": RunStatus.queued,
+        "attempts": 0,
+        "not_before": None,
+        "finished_at": None,
+        "progress_step": 0,
+        "progress_loss": None,
+        "updated_at": utcnow(),
+    }
+
+
 CANCELLABLE = (RunStatus.queued, RunStatus.running)
 
 
@@ -465,17 +480,7 @@ def retry(session: Session, run_ids: Sequence[int]) -> list[int]:
     failed += list(session.scalars(select(Run.id).where(Run.id.in_(trunks), Run.status.in_(RETRYABLE))))
     if failed:
         session.execute(
-            update(Run)
-            .where(Run.id.in_(failed), Run.status.in_(RETRYABLE))
-            .values(
-                status=RunStatus.queued,
-                attempts=0,
-                not_before=None,
-                finished_at=None,
-                progress_step=0,
-                progress_loss=None,
-                updated_at=utcnow(),
-            )
+            update(Run).where(Run.id.in_(failed), Run.status.in_(RETRYABLE)).values(**fresh_attempts())
         )
         announce(session)
     session.commit()

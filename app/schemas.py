@@ -246,7 +246,36 @@ class SweepPublic(Tabular):
     runs: list[RunSummary]
 
 
-class PredictionRequest(BaseModel):
+class TokenTarget(BaseModel):
+    """The part of a prediction or comparison asked in tokens or compute: answered from the (N, D) fit
+    of the architecture's token-horizon grid (a sweep with token_budgets), law chinchilla."""
+
+    tokens: StrictNumber | None = Field(
+        None, gt=0, le=MAX_TOKENS, description="Training tokens D: at (N, D), with `n_params` or `width`."
+    )
+    compute: StrictNumber | None = Field(
+        None,
+        gt=0,
+        le=MAX_COMPUTE,
+        description="A training budget C in FLOPs (C = 6ND, N non-embedding) instead of N and D: at the "
+        "compute-optimal (N*, D*) of each design's (N, D) fit, with their intervals, or at D = r·N when "
+        "`tokens_per_parameter` r is given.",
+    )
+    tokens_per_parameter: StrictNumber | None = Field(
+        None, gt=0, le=1e6, description="With `compute`: spend it at D = r·N (Chinchilla-optimal is ~20)."
+    )
+
+    def check_split(self) -> None:
+        if self.tokens_per_parameter is not None and self.compute is None:
+            raise ValueError("`tokens_per_parameter` splits a `compute` budget: give `compute` too")
+
+    @property
+    def in_tokens(self) -> bool:
+        """Asked in (N, D) or C: answered from the token-horizon grid's fit."""
+        return self.tokens is not None or self.compute is not None
+
+
+class PredictionRequest(TokenTarget):
     model_config = ConfigDict(extra="forbid")
 
     architecture_id: Id | None = Field(None, description="A registered architecture; or give `spec`.")
@@ -255,24 +284,6 @@ class PredictionRequest(BaseModel):
         None, gt=0, le=MAX_N_PARAMS, description="Non-embedding parameters to predict at; or give `width`."
     )
     width: StrictInteger | None = Field(None, ge=1, le=1 << 20, description="A model width to predict at.")
-    tokens: StrictNumber | None = Field(
-        None,
-        gt=0,
-        le=MAX_TOKENS,
-        description="Training tokens D: predict at (N, D) from the (N, D) fit of the token-horizon sweep's "
-        "branches (law chinchilla). Without it, the whole-run ladder's fit at its own token budget.",
-    )
-    compute: StrictNumber | None = Field(
-        None,
-        gt=0,
-        le=MAX_COMPUTE,
-        description="A training budget C in FLOPs (C = 6ND, N non-embedding) instead of N and D: the "
-        "compute-optimal (N*, D*) of the (N, D) fit, with their intervals, or the split D = r·N when "
-        "`tokens_per_parameter` r is given.",
-    )
-    tokens_per_parameter: StrictNumber | None = Field(
-        None, gt=0, le=1e6, description="With `compute`: spend it at D = r·N (Chinchilla-optimal is ~20)."
-    )
     level: StrictNumber = Field(0.9, gt=0, lt=1, description="Coverage of the interval.")
     interval: Literal["expected", "run"] = Field(
         "run",
@@ -300,14 +311,8 @@ class PredictionRequest(BaseModel):
                 )
         elif (self.n_params is None) == (self.width is None):
             raise ValueError("give exactly one of `n_params` and `width` (or a `compute` budget)")
-        if self.tokens_per_parameter is not None and self.compute is None:
-            raise ValueError("`tokens_per_parameter` splits a `compute` budget: give `compute` too")
+        self.check_split()
         return self
-
-    @property
-    def in_tokens(self) -> bool:
-        """Asked in (N, D) or C: answered by the token-horizon grid's fit."""
-        return self.tokens is not None or self.compute is not None
 
 
 class PredictionBatchRequest(BaseModel):
@@ -418,28 +423,12 @@ class PredictionPublic(BaseModel):
     provenance: Provenance
 
 
-class CompareRequest(BaseModel):
+class CompareRequest(TokenTarget):
     model_config = ConfigDict(extra="forbid")
 
     architecture_ids: list[Id] = Field(min_length=2, max_length=20)
     n_params: StrictNumber | None = Field(
         None, gt=0, le=MAX_N_PARAMS, description="Rank at N non-embedding parameters; or give `compute`."
-    )
-    tokens: StrictNumber | None = Field(
-        None,
-        gt=0,
-        le=MAX_TOKENS,
-        description="With `n_params`: rank at (N, D), from each design's token-horizon grid fit.",
-    )
-    compute: StrictNumber | None = Field(
-        None,
-        gt=0,
-        le=MAX_COMPUTE,
-        description="Rank at equal training compute C (FLOPs, 6ND): each design at its own compute-optimal "
-        "(N*, D*), or at D = r·N with `tokens_per_parameter`; from the token-horizon grid fits.",
-    )
-    tokens_per_parameter: StrictNumber | None = Field(
-        None, gt=0, le=1e6, description="With `compute`: every design at D = r·N."
     )
     level: StrictNumber = Field(0.9, gt=0, lt=1)
 
@@ -449,14 +438,8 @@ class CompareRequest(BaseModel):
             raise ValueError("give exactly one of `n_params` (with `tokens` for (N, D)) and `compute`")
         if self.tokens is not None and self.n_params is None:
             raise ValueError("`tokens` goes with `n_params`: rank at (N, D)")
-        if self.tokens_per_parameter is not None and self.compute is None:
-            raise ValueError("`tokens_per_parameter` splits a `compute` budget: give `compute` too")
+        self.check_split()
         return self
-
-    @property
-    def in_tokens(self) -> bool:
-        """Asked in (N, D) or C: ranked on the token-horizon grids' fits."""
-        return self.tokens is not None or self.compute is not None
 
 
 class Candidate(BaseModel):
