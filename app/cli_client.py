@@ -25,7 +25,16 @@ from app.schemas import SweepPublic
 SERVER = typer.Option(
     "http://127.0.0.1:8000", "--server", envvar="MUPREDICT_SERVER", help="Base URL of a running API."
 )
-TARGET_N = typer.Option(..., "--n", help="Non-embedding parameters to predict at (7e9, 1.3e10, ...).")
+TARGET_N = typer.Option(
+    None, "--n", help="Non-embedding parameters to predict at (7e9, 1.3e10, ...); or give --compute."
+)
+TOKENS = typer.Option(
+    None, "--tokens", help="Training tokens D: at (N, D), from the token-horizon grid's fit (law chinchilla)."
+)
+COMPUTE = typer.Option(
+    None, "--compute", help="A training budget in FLOPs (6ND) instead of --n: at the compute-optimal N*, D*."
+)
+RATIO = typer.Option(None, "--tokens-per-parameter", help="With --compute: split it at D = r·N instead.")
 LEVEL = typer.Option(0.9, min=0.01, max=0.99, help="Central probability of the interval.")
 
 
@@ -110,16 +119,31 @@ def status(
 
 def predict(
     architecture_id: int = typer.Argument(..., help="Architecture id."),
-    n: float = TARGET_N,
+    n: float | None = TARGET_N,
+    tokens: float | None = TOKENS,
+    compute: float | None = COMPUTE,
+    tokens_per_parameter: float | None = RATIO,
     interval: str = typer.Option("expected", help="expected (the expected loss) or run (a new run's)."),
     level: float = LEVEL,
     server: str = SERVER,
 ) -> None:
-    """The predicted loss of one architecture at N, with its interval and what it extrapolates over."""
+    """The predicted loss of one architecture at N (or at (N, D), or at a compute budget), with its
+    interval and what it extrapolates over."""
     with connected(server) as client:
-        p = client.predict(architecture_id=architecture_id, n_params=n, interval=interval, level=level)
+        p = client.predict(
+            architecture_id=architecture_id,
+            n_params=n,
+            tokens=tokens,
+            compute=compute,
+            tokens_per_parameter=tokens_per_parameter,
+            interval=interval,
+            level=level,
+        )
     console = Console()
-    table = Table(title=f"Predicted loss at N = {n:.3g} non-embedding parameters")
+    title = f"Predicted loss at N = {p.n_params:.3g} non-embedding parameters"
+    if p.tokens is not None:
+        title += f", D = {p.tokens:.3g} tokens (C = {p.compute:.3g} FLOPs)"
+    table = Table(title=title)
     for column in ("architecture", "loss", f"{level:.0%} interval ({p.interval})", "extrapolation", "law"):
         table.add_column(column, no_wrap=True)
     table.add_row(
@@ -130,22 +154,45 @@ def predict(
         p.law,
     )
     console.print(table)
+    a = p.allocation
+    if a is not None and a.n_params_lower is not None:
+        console.print(
+            f"compute-optimal split: N* {p.n_params:.3g} [{a.n_params_lower:.3g}, {a.n_params_upper:.3g}], "
+            f"D* {p.tokens:.3g} [{a.tokens_lower:.3g}, {a.tokens_upper:.3g}], "
+            f"{a.tokens_per_parameter:.3g} tokens per parameter"
+        )
     for warning in p.warnings:
         console.print(f"[yellow]warning: {warning}[/]")
 
 
 def compare(
     architecture_ids: list[int] = typer.Argument(..., help="Two or more architecture ids."),
-    n: float = TARGET_N,
+    n: float | None = TARGET_N,
+    tokens: float | None = TOKENS,
+    compute: float | None = COMPUTE,
+    tokens_per_parameter: float | None = RATIO,
     level: float = LEVEL,
     server: str = SERVER,
 ) -> None:
-    """Rank architectures by expected loss at N, with P(best) paired by seed (the demo's table)."""
+    """Rank architectures by expected loss at N (or (N, D), or equal compute), with P(best) paired by
+    seed (the demo's table)."""
     from app.demo import print_table
 
     with connected(server) as client:
-        result = client.compare(architecture_ids, n_params=n, level=level)
-    print_table(Console(), result, f"Predicted loss at N = {n:.3g} non-embedding parameters")
+        result = client.compare(
+            architecture_ids,
+            n_params=n,
+            level=level,
+            tokens=tokens,
+            compute=compute,
+            tokens_per_parameter=tokens_per_parameter,
+        )
+    if compute is not None:
+        title = f"Predicted loss at C = {compute:.3g} FLOPs, each design at its own N, D"
+    else:
+        title = f"Predicted loss at N = {n:.3g} non-embedding parameters"
+        title += f", D = {tokens:.3g} tokens" if tokens is not None else ""
+    print_table(Console(), result, title)
 
 
 COMMANDS: tuple[Callable[..., None], ...] = (submit, status, predict, compare)

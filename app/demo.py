@@ -215,10 +215,21 @@ def print_table(console: Console, result: ComparePublic, title: str) -> None:
         e = c.extrapolation
         parts = [f"{e.n_params:.3g}× N"] + [
             f"{value:.3g}× {unit}"
-            for value, unit in ((e.total_params, "parameters"), (e.width, "width"), (e.flops, "FLOPs"))
+            for value, unit in (
+                (e.total_params, "parameters"),
+                (e.width, "width"),
+                (e.flops, "FLOPs"),
+                (e.tokens, "D"),
+                (e.compute, "6ND"),
+            )
             if value is not None
         ]
-        console.print(f"{c.name}: {' · '.join(parts)} beyond its largest proxy")
+        at = (
+            f" (ranked at N {c.n_params:.3g}, D {c.tokens:.3g})"
+            if c.tokens is not None and c.n_params
+            else ""
+        )
+        console.print(f"{c.name}: {' · '.join(parts)} beyond its largest proxy{at}")
     for c in result.candidates:
         for warning in c.warnings:
             console.print(f"[yellow]{c.name}: {warning}[/]")

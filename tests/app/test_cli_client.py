@@ -13,6 +13,7 @@ import socket
 from collections.abc import Iterator
 from pathlib import Path
 
+import httpx
 import pytest
 from pydantic import SecretStr
 from typer.testing import CliRunner, Result
@@ -93,3 +94,45 @@ def test_writes_need_the_token_from_the_settings(
     spec.write_text(json.dumps(spec_dict()))
     denied = run("submit", str(spec), "--server", url)
     assert denied.exit_code == 1 and "HTTP 401" in denied.output and "MUPREDICT_API_TOKEN" in denied.output
+
+
+def test_predict_and_compare_in_tokens_and_compute(server: tuple[str, str], tmp_path: Path) -> None:
+    """`--tokens` and `--compute` reach the token-horizon grid's fit; a budget names its split."""
+    url, db_url = server
+    ids = []
+    for name, overrides in (("grid-a", {}), ("grid-b", {"activation": "swiglu"})):
+        spec = spec_dict(name, training={"batch_tokens": 1024, "schedule": "wsd", "steps": 1600}, **overrides)
+        path = tmp_path / f"{name}.json"
+        path.write_text(json.dumps(spec))
+        submitted = run("submit", str(path), "--server", url, "--no-sweep")
+        assert submitted.exit_code == 0, submitted.output
+        arch_id = int(re.search(r"id (\d+)", submitted.output).group(1))  # type: ignore[union-attr]
+        budgets = [1024 * s for s in (200, 400, 800, 1600)]
+        with httpx.Client(base_url=url, headers={"Authorization": f"Bearer {TOKEN}"}) as api:
+            api.post(f"/v1/architectures/{arch_id}/sweeps", json={"seeds": [0, 1], "token_budgets": budgets})
+        engine = make_engine(db_url)
+        scale = 1.0 if name == "grid-a" else 0.97
+        finish_runs(
+            engine,
+            arch_id,
+            loss_of=lambda run, n, s=scale: s * (1.8 + 60.0 * n**-0.3 + 300.0 * (run.steps * 1024) ** -0.28),
+        )
+        engine.dispose()
+        ids.append(arch_id)
+    at_point = run("predict", str(ids[0]), "--n", "1e7", "--tokens", "2e8", "--server", url)
+    assert at_point.exit_code == 0, at_point.output
+    flat = " ".join(at_point.output.split())  # rich wraps a long title
+    assert "D = 2e+08 tokens (C = 1.2e+16 FLOPs)" in flat and "chinchilla" in flat
+    budget = run("predict", str(ids[0]), "--compute", "1e18", "--server", url)
+    assert budget.exit_code == 0, budget.output
+    flat = " ".join(budget.output.split())
+    assert "compute-optimal split: N*" in flat and "tokens per parameter" in flat
+    ranked = run("compare", str(ids[0]), str(ids[1]), "--compute", "1e18", "--server", url)
+    assert ranked.exit_code == 0, ranked.output
+    flat = " ".join(ranked.output.split())
+    assert "at C = 1e+18 FLOPs" in flat and "grid-b wins with probability" in flat
+    assert "× 6ND" in flat  # the extrapolation in compute, stated per design
+    neither = run("predict", str(ids[0]), "--server", url)
+    assert neither.exit_code != 0 and "give exactly one of `n_params` and `width`" in " ".join(
+        neither.output.split()
+    )
