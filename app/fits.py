@@ -114,9 +114,9 @@ class FitPoints:
 
     def x(self, law: str) -> Any:
         """The fit's x: N, or the (N, D) rows of a two-column law."""
-        if len(predictor.LAWS[law].columns) == 1:
-            return self.n_params
-        return np.column_stack([self.n_params, self.tokens])
+        if is_grid_law(law):
+            return np.column_stack([self.n_params, self.tokens])
+        return self.n_params
 
     def data_hash(self, law: str) -> str:
         fields: list[Any] = [FIT_METHOD, law, self.run_ids, self.n_params, self.losses, self.seed_labels]

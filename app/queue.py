@@ -451,6 +451,7 @@ def fail(
 
 
 RETRYABLE = (RunStatus.failed, RunStatus.cancelled)
+CANCELLABLE = (RunStatus.queued, RunStatus.running)
 
 
 def fresh_attempts() -> dict[str, Any]:
@@ -464,9 +465,6 @@ def fresh_attempts() -> dict[str, Any]:
         "progress_loss": None,
         "updated_at": utcnow(),
     }
-
-
-CANCELLABLE = (RunStatus.queued, RunStatus.running)
 
 
 def retry(session: Session, run_ids: Sequence[int]) -> list[int]:

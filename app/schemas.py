@@ -539,7 +539,9 @@ class CurvePoint(BaseModel):
     upper: float
 
 
-class FitPublic(Tabular):
+class FittedLaw(Tabular):
+    """What every stored fit served by the API states first: whose, which, and the law's parameters."""
+
     _table = "points"
     architecture_id: int
     fit_id: int
@@ -547,6 +549,9 @@ class FitPublic(Tabular):
     parameters: dict[str, float]
     stderr: dict[str, float | None]
     r2: float | None
+
+
+class FitPublic(FittedLaw):
     success: bool
     message: str
     at_bound: dict[str, bool]
@@ -606,17 +611,10 @@ class FrontierPoint(BaseModel):
     loss_upper: float
 
 
-class GridPublic(Tabular):
+class GridPublic(FittedLaw):
     """The (N, D) fit over a token-horizon sweep's branches: its points (`.to_pandas()`), the law along D
     per width, and the compute-optimal frontier with its bands."""
 
-    _table = "points"
-    architecture_id: int
-    fit_id: int
-    law: str
-    parameters: dict[str, float]
-    stderr: dict[str, float | None]
-    r2: float | None
     quality: FitQuality
     noise_model: str
     recipe: Recipe

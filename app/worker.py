@@ -259,12 +259,12 @@ class Worker:
             }
         return {}
 
-    def _prune_checkpoints(self, claimed: queue.ClaimedRun) -> None:
+    def _prune_checkpoints(self, session: Session, claimed: queue.ClaimedRun) -> None:
         """Remove the checkpoints every branch of the run's trunk has finished with."""
         trunk = claimed.id if claimed.role == RunRole.trunk else claimed.parent_run_id
         if claimed.role == RunRole.run or trunk is None:
             return
-        steps, everything = self._db(lambda s: horizon_queue.settled_checkpoints(s, trunk), "checkpoints")
+        steps, everything = horizon_queue.settled_checkpoints(session, trunk)
         self.checkpoints.prune(trunk, steps, everything=everything)
 
     def after_result(self, claimed: queue.ClaimedRun) -> None:
@@ -279,7 +279,7 @@ class Worker:
             ("refit", lambda s: refresh_fit(s, claimed.architecture_id, self.settings.min_runs_for_fit)),
             ("advance tunings", lambda s: tuning.advance_for_run(s, claimed.id)),
             ("settle branches", horizon_queue.settle_orphans),
-            ("prune checkpoints", lambda _: self._prune_checkpoints(claimed)),
+            ("prune checkpoints", lambda s: self._prune_checkpoints(s, claimed)),
         ]
         for what, step in steps:
             try:

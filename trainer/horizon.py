@@ -24,7 +24,7 @@ from __future__ import annotations
 import itertools
 from dataclasses import dataclass
 
-from trainer.spec import MAX_STEPS, ArchitectureSpec
+from trainer.spec import MAX_STEPS, ArchitectureSpec, decay_steps
 
 MAX_HORIZONS = 16
 
@@ -43,7 +43,7 @@ class HorizonPlan:
     batch_tokens: int  # tokens per step: T_i × batch_tokens is budget i
 
     def decay_steps(self, i: int) -> int:
-        return max(1, int(self.decay_fraction * self.steps[i]))
+        return decay_steps(self.decay_fraction, self.steps[i])
 
     def branch_point(self, i: int) -> int:
         """s_i: the trunk step branch i resumes from, where its decay starts."""
@@ -95,7 +95,7 @@ def plan_horizons(spec: ArchitectureSpec, token_budgets: list[int]) -> HorizonPl
             f"the largest token budget is {steps[-1]} steps of {t.batch_tokens} tokens, past the limit of "
             f"{MAX_STEPS} steps: lower it or raise training.batch_tokens"
         )
-    plan = HorizonPlan(steps, int(t.warmup_fraction * steps[0]), t.decay_fraction, t.batch_tokens)
+    plan = HorizonPlan(steps, t.warmup_steps_for(steps[0]), t.decay_fraction, t.batch_tokens)
     if plan.branch_point(0) < max(1, plan.warmup_steps):
         raise HorizonError(
             f"the smallest token budget ({token_budgets[0]} tokens, {steps[0]} steps) leaves no stable "

@@ -111,6 +111,12 @@ class ParametrizationSpec(BaseModel):
         return float(value)
 
 
+def decay_steps(decay_fraction: float, total_steps: int) -> int:
+    """Steps of a warmup-stable-decay run's final linear decay (at least one): train.lr_factor's, and
+    each token-horizon branch's cooldown (trainer/horizon.py)."""
+    return max(1, int(decay_fraction * total_steps))
+
+
 class TrainingSpec(BaseModel):
     """The training recipe, shared by every width (μP transfers it; no per-size search)."""
 
@@ -166,6 +172,11 @@ class TrainingSpec(BaseModel):
         le=2**24,
         description="Held-out tokens (fixed windows) the validation loss is measured on.",
     )
+
+    def warmup_steps_for(self, total_steps: int) -> int:
+        """The warmup of a run of `total_steps`: warmup_fraction of it (token-horizon branches share the
+        shortest budget's, trainer/horizon.py)."""
+        return int(self.warmup_fraction * total_steps)
 
     @field_validator("betas")
     @classmethod

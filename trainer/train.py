@@ -23,7 +23,7 @@ from trainer.memory import device_budget, micro_batch_size
 from trainer.model import build_model
 from trainer.mup import make_optimizer
 from trainer.result import Progress, RunResult, code_version
-from trainer.spec import ArchitectureSpec
+from trainer.spec import ArchitectureSpec, decay_steps
 from trainer.step import TrainStep, autocast
 
 MAX_CURVE_POINTS = 200
@@ -39,11 +39,11 @@ def lr_factor(spec: ArchitectureSpec, step: int, total_steps: int, warmup_steps:
     warmup is `warmup_steps`, or training.warmup_fraction of the run when None (token-horizon branches
     share one warmup whatever their length: trainer/horizon.py)."""
     t = spec.training
-    warmup = int(t.warmup_fraction * total_steps) if warmup_steps is None else warmup_steps
+    warmup = t.warmup_steps_for(total_steps) if warmup_steps is None else warmup_steps
     if step < warmup:
         return (step + 1) / warmup
     if t.schedule == "wsd":
-        decay = max(1, int(t.decay_fraction * total_steps))
+        decay = decay_steps(t.decay_fraction, total_steps)
         return min(1.0, (total_steps - step) / decay)
     progress = (step - warmup) / max(1, total_steps - warmup)
     return t.min_lr_ratio + (1 - t.min_lr_ratio) * 0.5 * (1 + math.cos(math.pi * progress))
@@ -145,7 +145,7 @@ def train(
         raise ValueError(f"stop_after must lie in 1..{total_steps} (the steps), not {stop_after}")
     if warmup_steps is not None and not 0 <= warmup_steps < total_steps:
         raise ValueError(f"warmup_steps must lie in 0..{total_steps - 1}, not {warmup_steps}")
-    warmup = int(spec.training.warmup_fraction * total_steps) if warmup_steps is None else warmup_steps
+    warmup = spec.training.warmup_steps_for(total_steps) if warmup_steps is None else warmup_steps
     if resume_from is not None:
         resume_from.check_matches(width=width, seed=seed, data_seed=data_seed, lr=base_lr)
         _check_same_schedule(spec, resume_from, total_steps, warmup, stop)
