@@ -32,7 +32,13 @@ def _train(job: tuple[dict[str, Any], Point, str, int]) -> dict[str, Any]:
     spec = trainer.ArchitectureSpec.model_validate(spec_dict).at_depth(point.shape.depth)
     corpus = _corpus(spec.dataset.model_dump_json())
     result = trainer.train(
-        spec, point.shape.width, seed=point.seed, lr=point.lr, corpus=corpus, device=device
+        spec,
+        point.shape.width,
+        seed=point.seed,
+        lr=point.lr,
+        corpus=corpus,
+        device=device,
+        steps=point.shape.steps,
     ).to_dict()
     result.pop("loss_curve", None)
     return result
@@ -40,8 +46,12 @@ def _train(job: tuple[dict[str, Any], Point, str, int]) -> dict[str, Any]:
 
 def run_key(spec: trainer.ArchitectureSpec, point: Point) -> str:
     return json.dumps(
-        [spec.spec_hash(), point.shape.width, point.shape.depth, point.seed, spec.training.steps, point.lr]
+        [spec.spec_hash(), point.shape.width, point.shape.depth, point.seed, steps_of(spec, point), point.lr]
     )
+
+
+def steps_of(spec: trainer.ArchitectureSpec, point: Point) -> int:
+    return spec.training.steps if point.shape.steps is None else point.shape.steps
 
 
 class CachedTuner:
@@ -69,7 +79,7 @@ class CachedTuner:
     ) -> list[Observation]:
         todo = [p for p in points if run_key(spec, p) not in self.done]
         # Widest first, so the pool ends on short runs.
-        todo.sort(key=lambda p: -(p.shape.width**2) * p.shape.depth)
+        todo.sort(key=lambda p: -(p.shape.width**2) * p.shape.depth * steps_of(spec, p))
         started = time.perf_counter()
         jobs = [(spec.model_dump(mode="json"), p, self.device, self.threads) for p in todo]
         for point, result in zip(todo, pool.map(_train, jobs), strict=True):
@@ -79,6 +89,7 @@ class CachedTuner:
                 f.write(json.dumps(row) + "\n")
             print(
                 f"  {spec.parametrization.mode} width {point.shape.width:5d} depth {point.shape.depth} "
+                f"steps {steps_of(spec, point)} "
                 f"lr {point.lr:.4g} seed {point.seed}: "
                 + (f"val loss {result['val_loss']:.4f}" if result["val_loss"] is not None else "diverged")
                 + f" ({result['wall_seconds']:.0f} s)",

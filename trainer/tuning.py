@@ -30,8 +30,15 @@ Outcome = Literal["ok", "diverged", "failed"]
 
 @dataclass(frozen=True, order=True)
 class Shape:
+    """What one LR curve is swept at. `steps` is the token horizon (tokens = steps × batch_tokens);
+    None: the recipe's own steps (a plan without a horizon check need not know them)."""
+
     width: int
     depth: int
+    steps: int | None = None
+
+
+Axis = Literal["width", "depth", "horizon"]
 
 
 @dataclass(frozen=True)
@@ -76,12 +83,17 @@ def check_grid(grid_points: int, grid_factor: float, seeds: Iterable[int], max_e
 
 @dataclass(frozen=True)
 class TuningPlan:
-    """What to sweep: the base shape and the larger widths and depths of the transfer check."""
+    """What to sweep: the base shape and the larger widths, depths and token horizons of the transfer
+    check. μP transfers η* across width (and Depth-μP / CompleteP across depth), but nothing in μP
+    accounts for the training horizon, and the optimal LR falls as training gets longer (Bjorck et al.
+    2025, "Scaling Optimal LR Across Token Horizons", ICLR; Shigida, Hanin & Gromov 2026, §3.3): the
+    horizon axis measures that at the base width and depth (trainer.tuning_result.HorizonRule)."""
 
     center_lr: float  # the grid's centre (the spec's LR unless given)
     base: Shape
     widths: tuple[int, ...] = ()  # transfer-check widths, at the base depth
     depths: tuple[int, ...] = ()  # transfer-check depths, at the base width
+    horizons: tuple[int, ...] = ()  # horizon-check steps, at the base width and depth (base.steps set)
     seeds: tuple[int, ...] = (0, 1)
     grid_factor: float = math.sqrt(2)
     grid_points: int = 5
@@ -92,13 +104,34 @@ class TuningPlan:
         if not (math.isfinite(self.center_lr) and self.center_lr > 0):
             raise ValueError(f"lr {self.center_lr} must be a positive number, e.g. the spec's training.lr")
         check_grid(self.grid_points, self.grid_factor, self.seeds, self.max_extensions)
+        if self.horizons and self.base.steps is None:
+            raise ValueError("a horizon check needs the base shape's steps (Shape(width, depth, steps))")
+        if any(h < 1 for h in self.horizons):
+            raise ValueError(f"horizons {list(self.horizons)} must be positive step counts")
 
     @property
     def shapes(self) -> tuple[Shape, ...]:
-        """The base shape first, then the larger widths, then the larger depths."""
-        by_width = [Shape(w, self.base.depth) for w in sorted(set(self.widths)) if w != self.base.width]
-        by_depth = [Shape(self.base.width, d) for d in sorted(set(self.depths)) if d != self.base.depth]
-        return (self.base, *by_width, *by_depth)
+        """The base shape first, then the other widths, depths and horizons (each at the base's others)."""
+        b = self.base
+        by_width = [Shape(w, b.depth, b.steps) for w in sorted(set(self.widths)) if w != b.width]
+        by_depth = [Shape(b.width, d, b.steps) for d in sorted(set(self.depths)) if d != b.depth]
+        by_horizon = [Shape(b.width, b.depth, h) for h in sorted(set(self.horizons)) if h != b.steps]
+        return (b, *by_width, *by_depth, *by_horizon)
+
+    def axis_of(self, shape: Shape) -> Axis | None:
+        """The one axis along which `shape` differs from the base (None: the base itself)."""
+        b = self.base
+        if shape.steps != b.steps:
+            return "horizon"
+        if shape.depth != b.depth:
+            return "depth"
+        return "width" if shape.width != b.width else None
+
+    def size(self, shape: Shape, axis: Axis) -> int:
+        """The shape's coordinate along `axis` (steps for the horizon: tokens are steps × batch)."""
+        value = {"width": shape.width, "depth": shape.depth, "horizon": shape.steps}[axis]
+        assert value is not None
+        return value
 
     def lr(self, index: float) -> float:
         return self.center_lr * self.grid_factor**index

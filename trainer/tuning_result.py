@@ -16,6 +16,7 @@ from scipy import stats
 
 from trainer.tuning import (
     ONE_STEP_LOG2,
+    Axis,
     Observation,
     Point,
     Shape,
@@ -64,10 +65,10 @@ class Curve:
 
 @dataclass(frozen=True)
 class Transfer:
-    """Does η* move along one axis (width or depth)?"""
+    """Does η* move along one axis (width, depth or token horizon)?"""
 
-    axis: Literal["width", "depth"]
-    sizes: list[int]  # the widths (or depths) with an η*
+    axis: Axis
+    sizes: list[int]  # the widths (depths, horizons in steps) with an η*
     lr_stars: list[float]
     slope: float | None  # d log2 η* / d log2 size
     lower: float | None
@@ -79,6 +80,42 @@ class Transfer:
 
 
 @dataclass(frozen=True)
+class HorizonRule:
+    """η* at another token horizon: η*(S) = η*(S0) · (S / S0)^exponent, S in steps at a fixed batch.
+
+    The optimal LR falls as a power law of the horizon, LR*(D) = B·D^(−β) (Bjorck et al. 2025,
+    "Scaling Optimal LR Across Token Horizons", ICLR: abstract and Fig. 1, η* per horizon from a
+    quadratic in log LR, as trainer.tuning_result._optimum does), and μP-style width rules do not remove
+    it: Shigida, Hanin & Gromov (2026, §3.3 "Token horizon corrections", §4.6 and Fig. 9) measure
+    η* ∝ iterations^(−1/3) at a fixed batch and build that correction into νGPT (Table 1, rule 1). Here
+    the exponent is not assumed but measured: the horizon check's slope of log2 η* against log2 steps
+    (the same as against log2 D at a fixed batch). The rule is anchored at the tuned η* of the base shape,
+    so that at the tuned horizon the ladder trains at exactly η*, and it is `applied` (the ladder's LR is
+    corrected) only when the check found a drift: a slope whose interval includes 0 with η* within one
+    grid step is no evidence of one.
+    """
+
+    base_steps: int
+    lr_star: float  # η* at base_steps
+    exponent: float  # d log2 η* / d log2 steps (−β in Bjorck et al.)
+    lower: float
+    upper: float
+    applied: bool
+    horizons: list[int]  # the steps the exponent was fitted over
+
+    def lr_at(self, steps: float) -> float:
+        """The LR for a run of `steps`: corrected when the rule applies, else η* unchanged."""
+        if not self.applied:
+            return self.lr_star
+        return self.lr_star * (steps / self.base_steps) ** self.exponent
+
+    def mismatch_log2(self, steps: float, trained_steps: float) -> float:
+        """How far (log2) the LR meant for `trained_steps` is from the one for `steps` under the
+        fitted exponent, whether or not the rule is applied."""
+        return abs(self.exponent * math.log2(steps / trained_steps))
+
+
+@dataclass(frozen=True)
 class TuningResult:
     status: Literal["running", "succeeded", "failed"]
     level: float
@@ -87,8 +124,9 @@ class TuningResult:
     upper: float | None
     ladder_lr: float | None  # η* rounded to 3 significant digits: the LR the ladder trains at
     curves: list[Curve]
-    transfer: dict[str, Transfer] = field(default_factory=dict)  # "width", "depth" when checked
+    transfer: dict[str, Transfer] = field(default_factory=dict)  # "width", "depth", "horizon" if checked
     reason: str | None = None
+    horizon_rule: HorizonRule | None = None  # once the horizon check has settled
 
     def to_dict(self) -> dict[str, Any]:
         return asdict(self)
@@ -106,8 +144,9 @@ def analyze(plan: TuningPlan, observations: Iterable[Observation]) -> TuningResu
     base = curves[0]
     settled = all(c.state != "extend" for c in curves)
     transfer = {}
-    for axis in ("width", "depth"):
-        on_axis = [c for c in curves[1:] if _on_axis(plan, c.shape, axis)]
+    axes: tuple[Axis, ...] = ("width", "depth", "horizon")
+    for axis in axes:
+        on_axis = [c for c in curves[1:] if plan.axis_of(c.shape) == axis]
         if on_axis and settled:
             transfer[axis] = _transfer(plan, axis, [base, *on_axis])
     if base.state == "failed":
@@ -125,6 +164,22 @@ def analyze(plan: TuningPlan, observations: Iterable[Observation]) -> TuningResu
         curves=curves,
         transfer=transfer,
         reason=base.reason if status == "failed" else None,
+        horizon_rule=_horizon_rule(plan, optimum, transfer.get("horizon")),
+    )
+
+
+def _horizon_rule(plan: TuningPlan, optimum: Optimum | None, check: Transfer | None) -> HorizonRule | None:
+    if optimum is None or check is None or check.slope is None or check.lower is None or check.upper is None:
+        return None
+    assert plan.base.steps is not None  # a plan with horizons has base steps (TuningPlan)
+    return HorizonRule(
+        base_steps=plan.base.steps,
+        lr_star=optimum.lr_star,
+        exponent=check.slope,
+        lower=check.lower,
+        upper=check.upper,
+        applied=check.verdict == "drifts",
+        horizons=check.sizes,
     )
 
 
@@ -135,10 +190,6 @@ def run_locally(plan: TuningPlan, train: Callable[[list[Point]], list[Observatio
     while points := plan.next_points(observations):
         observations += train(points)
     return analyze(plan, observations)
-
-
-def _on_axis(plan: TuningPlan, shape: Shape, axis: str) -> bool:
-    return shape.depth == plan.base.depth if axis == "width" else shape.width == plan.base.width
 
 
 def _curve(plan: TuningPlan, shape: Shape, observations: list[Observation]) -> Curve:
@@ -283,15 +334,16 @@ def _grid_optimum(
     )
 
 
-def _transfer(plan: TuningPlan, axis: Literal["width", "depth"], curves: list[Curve]) -> Transfer:
+def _transfer(plan: TuningPlan, axis: Axis, curves: list[Curve]) -> Transfer:
     """The slope of log2 η* against log2 size by weighted least squares, with a z interval inflated by
     the Birge ratio √(χ²/dof) when the points scatter more than their errors say."""
-    base_size = plan.base.width if axis == "width" else plan.base.depth
+    base_size = plan.size(plan.base, axis)
 
     def size(c: Curve) -> int:
-        return c.shape.width if axis == "width" else c.shape.depth
+        return plan.size(c.shape, axis)
 
-    found = [c for c in curves if c.optimum is not None]
+    unit = " steps" if axis == "horizon" else ""
+    found = sorted((c for c in curves if c.optimum is not None), key=size)
     unbracketed = [c for c in curves if c.state == "failed" and not c.crashed]
     sizes = [size(c) for c in found]
     lr_stars = [c.optimum.lr_star for c in found if c.optimum]
@@ -318,7 +370,7 @@ def _transfer(plan: TuningPlan, axis: Literal["width", "depth"], curves: list[Cu
         b, top = base_curve.optimum.curvature, largest.optimum.curvature
         ratio = top / b if b and top and b > 0 else None
     if unbracketed:
-        names = ", ".join(f"{axis} {size(c)}" for c in unbracketed)
+        names = ", ".join(f"{axis} {size(c)}{unit}" for c in unbracketed)
         verdict: Literal["transfers", "drifts", "inconclusive"] = "drifts"
         reason = f"η* at {names} lies outside the LR range the sweep could bracket"
     elif len(found) < 2 or slope is None or lower is None or upper is None:
@@ -329,7 +381,7 @@ def _transfer(plan: TuningPlan, axis: Literal["width", "depth"], curves: list[Cu
         verdict = "transfers" if steady and flat else "drifts"
         reason = (
             f"η* spans {spread:.2f} log2 units (one ×√2 step is {ONE_STEP_LOG2}) across {axis}s "
-            f"{min(sizes)}…{max(sizes)}; slope {slope:+.3f} per doubling, {plan.level:.0%} interval "
+            f"{min(sizes)}…{max(sizes)}{unit}; slope {slope:+.3f} per doubling, {plan.level:.0%} interval "
             f"[{lower:+.3f}, {upper:+.3f}] {'includes' if flat else 'excludes'} 0"
         )
     return Transfer(axis, sizes, lr_stars, slope, lower, upper, spread, ratio, verdict, reason)

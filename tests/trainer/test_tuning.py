@@ -186,9 +186,52 @@ def test_depth_shapes_are_swept_at_the_base_width() -> None:
     assert result.transfer["depth"].slope == pytest.approx(-0.5, abs=0.1)
 
 
+def test_horizon_shapes_are_swept_at_the_base_width_and_depth() -> None:
+    base = Shape(32, 2, 1000)
+    plan = TuningPlan(center_lr=0.01, base=base, widths=(64,), horizons=(250, 1000, 4000), seeds=(0, 1))
+    assert plan.shapes == (base, Shape(64, 2, 1000), Shape(32, 2, 250), Shape(32, 2, 4000))
+    assert [plan.axis_of(s) for s in plan.shapes] == [None, "width", "horizon", "horizon"]
+
+
+@pytest.mark.parametrize(
+    ("exponent", "verdict"),
+    [(0.0, "transfers"), (-0.3, "drifts")],
+    ids=["η* constant in the horizon", "η* ∝ steps^−0.3 (Bjorck et al.)"],
+)
+def test_the_horizon_check_fits_the_exponent_and_corrects_only_a_drift(exponent: float, verdict: str) -> None:
+    base = Shape(32, 2, 1000)
+    plan = TuningPlan(center_lr=0.01, base=base, horizons=(250, 4000, 16000), seeds=(0, 1))
+    truth = lambda s: 0.012 * ((s.steps or 1000) / 1000) ** exponent  # noqa: E731
+    result = run_locally(plan, basin(truth, noise=0.001, seed_offset=0.01))
+    check = result.transfer["horizon"]
+    assert check.sizes == [250, 1000, 4000, 16000]
+    assert check.verdict == verdict, check.reason
+    assert check.lower is not None and check.upper is not None
+    assert check.lower <= exponent <= check.upper
+    assert "steps" in check.reason
+    rule = result.horizon_rule
+    assert rule is not None and rule.base_steps == 1000 and rule.applied == (verdict == "drifts")
+    assert rule.lr_at(1000) == result.lr_star  # anchored at the tuned η*
+    if rule.applied:
+        # Extrapolated to 4× the longest horizon checked, within the truth's reach.
+        assert rule.lr_at(64000) == pytest.approx(truth(Shape(32, 2, 64000)), rel=0.25)
+        assert rule.mismatch_log2(4000, 1000) == pytest.approx(0.6, abs=0.15)
+    else:
+        assert rule.lr_at(64000) == result.lr_star
+    # The width axis is unaffected by the horizon shapes (none was asked for).
+    assert set(result.transfer) == {"horizon"}
+
+
+def test_a_tuning_without_a_horizon_check_has_no_horizon_rule() -> None:
+    result = run_locally(TuningPlan(center_lr=0.01, base=BASE, seeds=(0, 1)), basin(lambda s: 0.01))
+    assert result.horizon_rule is None and "horizon" not in result.transfer
+
+
 @pytest.mark.parametrize(
     ("fields", "message"),
     [
+        ({"horizons": (500,)}, "base shape's steps"),
+        ({"base": Shape(32, 2, 1000), "horizons": (0,)}, "positive step counts"),
         ({"grid_points": 2}, "cannot bracket"),
         ({"grid_factor": 1.0}, "grid_factor"),
         ({"seeds": (0, 0)}, "at least two different seeds"),
