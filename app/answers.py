@@ -197,8 +197,11 @@ def _width_for(spec: ArchitectureSpec, n_params: float) -> int | None:
 
 def lr_warnings(session: Session, arch: Architecture, spec: ArchitectureSpec, points: FitPoints) -> list[str]:
     """What the LR tuning says about this ladder: never tuned, still running, failed, or drifting."""
-    assert points.recipe is not None
-    return tuning.warnings(session, arch.id, spec, points.recipe.lr)
+    recipe = points.recipe
+    assert recipe is not None
+    batch = spec.training.batch_tokens
+    horizons = [b // batch for b in recipe.token_budgets] if recipe.token_budgets else [recipe.steps]
+    return tuning.warnings(session, arch.id, spec, recipe.lr, horizons)
 
 
 def comparison(

@@ -155,7 +155,8 @@ class Client:
 
     def create_tuning(self, architecture_id: int, **options: Any) -> TuningPublic:
         """Queue the LR sweep at the base shape and the transfer check (idempotent). Options as the API:
-        widths, depths, seeds, steps, lr, grid_factor, grid_points, max_extensions, level."""
+        widths, depths, token_budgets (the horizon check), seeds, steps, lr, grid_factor, grid_points,
+        max_extensions, level."""
         body = {k: v for k, v in options.items() if v is not None}
         return self._post(f"/v1/architectures/{architecture_id}/tuning", TuningPublic, body, idempotent=True)
 

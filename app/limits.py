@@ -11,6 +11,7 @@ from app.settings import BUILTIN, Settings
 from trainer import ArchitectureSpec, CorpusAccess
 from trainer.accounting import flops_per_token
 from trainer.data import source_allowed
+from trainer.spec import MAX_STEPS
 
 MAX_DEPTH = 256  # ArchitectureSpec.n_layers' bound
 
@@ -148,8 +149,19 @@ def check_tuning(spec: ArchitectureSpec, params: dict[str, Any], settings: Setti
     for depth in params["depths"]:
         if not 1 <= depth <= MAX_DEPTH:
             errors.append(field_error("body", "depths", msg=f"depth {depth} must lie in [1, {MAX_DEPTH}]"))
-    errors += _token_errors(spec, params["steps"], settings)
-    shapes = 1 + len(params["widths"]) + len(params["depths"])
+    horizons = params.get("horizons", [])
+    for steps in sorted({params["steps"], *horizons}):
+        errors += _token_errors(spec, steps, settings)
+    if any(h > MAX_STEPS for h in horizons):
+        errors.append(
+            field_error(
+                "body",
+                "token_budgets",
+                msg=f"horizons {[h for h in horizons if h > MAX_STEPS]} steps are past the limit of "
+                f"{MAX_STEPS} steps a run: lower the token budgets",
+            )
+        )
+    shapes = 1 + len(params["widths"]) + len(params["depths"]) + len(horizons)
     per_curve = params["grid_points"] + 2 * params["max_extensions"]
     most = shapes * per_curve * len(params["seeds"])
     if not errors:  # every shape can be built: what may the tuning cost?
@@ -158,6 +170,7 @@ def check_tuning(spec: ArchitectureSpec, params: dict[str, Any], settings: Setti
         costs += [
             (f"width {base}, depth {d}", run_flops(spec.at_depth(d), base, steps)) for d in params["depths"]
         ]
+        costs += [(f"width {base}, {h} steps", run_flops(spec, base, h)) for h in horizons]
         errors += _flop_errors(costs, per_curve * len(params["seeds"]), steps, settings, "LR tuning")
     if most > settings.max_runs_per_tuning:
         errors.append(
@@ -166,7 +179,8 @@ def check_tuning(spec: ArchitectureSpec, params: dict[str, Any], settings: Setti
                 "seeds",
                 msg=f"up to {most} runs ({shapes} shapes × up to {per_curve} LRs × {len(params['seeds'])} "
                 f"seeds) exceed the limit of {settings.max_runs_per_tuning} per tuning "
-                "(MUPREDICT_MAX_RUNS_PER_TUNING): use fewer widths, depths or seeds, or fewer max_extensions",
+                "(MUPREDICT_MAX_RUNS_PER_TUNING): use fewer widths, depths, token budgets or seeds, or fewer "
+                "max_extensions",
             )
         )
     if errors:

@@ -105,7 +105,7 @@ class Sweep(Base):
     seeds: Mapped[list[int]] = mapped_column(JSON)
     steps: Mapped[int]
     lr: Mapped[float] = mapped_column(Float)  # the base LR every run of the sweep trains at
-    lr_source: Mapped[str] = mapped_column(String(16))  # "tuned" (η*), "pinned" (the request) or "spec"
+    lr_source: Mapped[str] = mapped_column(String(16))  # "tuned" (η*), "tuned-horizon", "pinned" or "spec"
     data_seed: Mapped[int | None]  # one batch order for every run, or None: each run's order is its seed's
     # A token-horizon sweep's budgets (training tokens per run, increasing), or None: runs of `steps`.
     token_budgets: Mapped[list[int] | None] = mapped_column(JSON)

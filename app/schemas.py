@@ -235,7 +235,10 @@ class SweepPublic(Tabular):
     seeds: list[int]
     steps: int
     lr: float = Field(description="The base LR every run trains at.")
-    lr_source: str = Field(description="'tuned' (η* of the latest succeeded tuning), 'pinned' or 'spec'.")
+    lr_source: str = Field(
+        description="'tuned' (η* of the latest succeeded tuning), 'tuned-horizon' (η* moved to the sweep's "
+        "horizon by the tuning's horizon rule, when its horizon check found a drift), 'pinned' or 'spec'."
+    )
     data_seed: int | None = Field(description="The batch order every run shares, or null: each its seed's.")
     token_budgets: list[int] | None = Field(
         None, description="A token-horizon sweep's budgets (its runs: trunks and branches), else null."

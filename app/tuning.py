@@ -23,8 +23,9 @@ from sqlalchemy.orm import Session
 from app import queue
 from app.models import Architecture, Run, RunStatus, Tuning, TuningRun, TuningStatus, utcnow
 from trainer import ArchitectureSpec
-from trainer.tuning import Observation, Shape, TuningPlan
-from trainer.tuning_result import analyze, round_lr
+from trainer.horizon import lr_steps
+from trainer.tuning import Observation, Point, Shape, TuningPlan
+from trainer.tuning_result import HorizonRule, analyze, round_lr
 
 FINAL = (TuningStatus.succeeded, TuningStatus.failed)
 ACTIVE_RUN = (RunStatus.queued, RunStatus.running)
@@ -44,9 +45,10 @@ def default_depths(spec: ArchitectureSpec) -> list[int]:
 def plan_of(params: dict[str, Any]) -> TuningPlan:
     return TuningPlan(
         center_lr=params["center_lr"],
-        base=Shape(params["base_width"], params["base_depth"]),
+        base=Shape(params["base_width"], params["base_depth"], params["steps"]),
         widths=tuple(params["widths"]),
         depths=tuple(params["depths"]),
+        horizons=tuple(params.get("horizons", ())),  # absent from tunings stored before the horizon check
         seeds=tuple(params["seeds"]),
         grid_factor=params["grid_factor"],
         grid_points=params["grid_points"],
@@ -91,9 +93,11 @@ def create(session: Session, architecture: Architecture, params: dict[str, Any])
     return tuning, bool(inserted)
 
 
-def _queue_points(session: Session, tuning: Tuning, points: list[Any]) -> None:
+def _queue_points(session: Session, tuning: Tuning, points: list[Point]) -> None:
     steps = tuning.params["steps"]
-    keys = {p: queue.RunKey(p.shape.width, p.shape.depth, p.seed, steps, p.lr) for p in points}
+    keys = {
+        p: queue.RunKey(p.shape.width, p.shape.depth, p.seed, p.shape.steps or steps, p.lr) for p in points
+    }
     run_ids = queue.enqueue_runs(session, tuning.architecture_id, list(keys.values()))
     queue.insert_ignoring_duplicates(
         session,
@@ -105,7 +109,7 @@ def _queue_points(session: Session, tuning: Tuning, points: list[Any]) -> None:
 def _runs(session: Session, tuning_id: int) -> list[Any]:
     return list(
         session.execute(
-            select(TuningRun.lr_index, Run.width, Run.depth, Run.seed, Run.status, Run.val_loss)
+            select(TuningRun.lr_index, Run.width, Run.depth, Run.steps, Run.seed, Run.status, Run.val_loss)
             .join(Run, Run.id == TuningRun.run_id)
             .where(TuningRun.tuning_id == tuning_id)
         ).all()
@@ -115,8 +119,8 @@ def _runs(session: Session, tuning_id: int) -> list[Any]:
 def observations(rows: list[Any]) -> list[Observation]:
     """The finished runs as the plan sees them: a loss, a divergence, or a crash (no information)."""
     out = []
-    for index, width, depth, seed, status, val_loss in rows:
-        shape = Shape(width, depth)
+    for index, width, depth, steps, seed, status, val_loss in rows:
+        shape = Shape(width, depth, steps)
         if status == RunStatus.succeeded and val_loss is not None and math.isfinite(val_loss):
             out.append(Observation(shape, index, seed, "ok", float(val_loss)))
         elif status in (RunStatus.succeeded, RunStatus.diverged):
@@ -222,15 +226,29 @@ def started(session: Session, tuning_ids: Sequence[int]) -> set[int]:
     )
 
 
-def ladder_lr(tuning: Tuning | None) -> float | None:
-    """The LR a new sweep trains at after this tuning: η* at the base shape, to 3 significant digits."""
+def horizon_rule(tuning: Tuning | None) -> HorizonRule | None:
+    """The tuning's horizon rule (η* against the training horizon), once its horizon check settled."""
+    stored = (tuning.result or {}).get("horizon_rule") if tuning is not None else None
+    return HorizonRule(**stored) if stored else None
+
+
+def ladder_lr(tuning: Tuning | None, steps: int | None = None) -> float | None:
+    """The LR a new sweep of `steps` trains at after this tuning, to 3 significant digits: η* at the
+    base shape, moved along the horizon rule when the tuning's horizon check found a drift (None: at the
+    tuning's own horizon)."""
     if tuning is None or tuning.result is None or tuning.result.get("lr_star") is None:
         return None
+    rule = horizon_rule(tuning)
+    if rule is not None and steps is not None:
+        return round_lr(rule.lr_at(steps))
     return round_lr(float(tuning.result["lr_star"]))
 
 
-def warnings(session: Session, architecture_id: int, spec: ArchitectureSpec, trained_lr: float) -> list[str]:
-    """What a prediction from a ladder trained at `trained_lr` must say about the LR and its transfer."""
+def warnings(
+    session: Session, architecture_id: int, spec: ArchitectureSpec, trained_lr: float, horizons: Sequence[int]
+) -> list[str]:
+    """What a prediction from a ladder trained at `trained_lr` for `horizons` (its runs' steps: one
+    for whole runs, each budget's for a token-horizon grid) must say about the LR and its transfer."""
     tuning = latest(session, architecture_id)
     where = f"POST /v1/architectures/{architecture_id}/tuning"
     if tuning is None:
@@ -251,7 +269,7 @@ def warnings(session: Session, architecture_id: int, spec: ArchitectureSpec, tra
             f"lr {trained_lr:g}"
         ]
     out = []
-    tuned = ladder_lr(tuning)
+    tuned = ladder_lr(tuning, lr_steps(horizons))
     if tuned is not None and not math.isclose(trained_lr, tuned, rel_tol=1e-9):
         out.append(
             f"the ladder trained at lr {trained_lr:g}, not at the tuned η* {tuned:g}: launch a new sweep "
@@ -273,4 +291,49 @@ def warnings(session: Session, architecture_id: int, spec: ArchitectureSpec, tra
     depth = transfer.get("depth")
     if depth is not None and depth["verdict"] != "transfers":
         out.append(f"transfer across depth {depth['verdict']}: {depth['reason']}")
+    return out + horizon_warnings(tuning, spec, horizons, where)
+
+
+def horizon_warnings(
+    tuning: Tuning, spec: ArchitectureSpec, horizons: Sequence[int], where: str
+) -> list[str]:
+    """What the LR's horizon says about a ladder of `horizons` (steps): never checked although the
+    ladder trains at another horizon; the rule extrapolated; the budgets of a grid off their own η*."""
+    tuned_steps = tuning.params["steps"]
+    rule = horizon_rule(tuning)
+    shortest, longest = min(horizons), max(horizons)
+    if rule is None:
+        if shortest == longest == tuned_steps:
+            return []
+        asked = sorted({shortest, tuned_steps, longest})
+        return [
+            f"η* was tuned for {tuned_steps}-step runs but this ladder trains "
+            + (f"{shortest}-step runs" if shortest == longest else f"budgets of {shortest}…{longest} steps")
+            + ": the optimal LR falls as training gets longer (Bjorck et al. 2025; about steps^(−1/3) in "
+            "Shigida et al. 2026 §3.3) and μP does not carry it across horizons; check it with "
+            f"token_budgets {[s * spec.training.batch_tokens for s in asked]} ({where})"
+        ]
+    out = []
+    low, high = min(rule.horizons), max(rule.horizons)
+    if shortest < low or longest > high:
+        out.append(
+            f"the LR's horizon rule was fitted over {low}…{high} steps; this ladder trains "
+            f"{shortest}…{longest}: beyond the checked horizons it is an extrapolation"
+        )
+    if rule.applied and shortest < longest:
+        reference = lr_steps(horizons)
+        off = max(rule.mismatch_log2(s, reference) for s in (shortest, longest))
+        curves = (tuning.result or {}).get("curves") or [{}]
+        curvature = ((curves[0] or {}).get("optimum") or {}).get("curvature")
+        cost = (
+            f", which the LR curve's curvature at the base puts at about {0.5 * curvature * off * off:.3g} "
+            "nats of loss there"
+            if curvature
+            else ""
+        )
+        out.append(
+            f"the budgets share one trunk LR, set for {reference} steps by the horizon rule "
+            f"(η* ∝ steps^{rule.exponent:+.2f}): the shortest and the longest budget train ×{2**off:.2f} "
+            f"off their own η*{cost}; the grid's fit carries that"
+        )
     return out

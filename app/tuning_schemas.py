@@ -29,6 +29,15 @@ class TuningCreate(BaseModel):
         description="Depths of the depth-transfer check, at the base width. Default ×4 and ×8 the spec's "
         "depth when parametrization.depth_alpha > 0, else none.",
     )
+    token_budgets: list[StrictInteger] | None = Field(
+        None,
+        max_length=8,
+        description="Token horizons of the horizon check, at the base width and depth: each a whole run of "
+        "that many training tokens (multiples of batch_tokens); the tuning's own steps × batch_tokens is "
+        "always one. η* is found at each, and when it drifts with the horizon (the optimal LR falls as "
+        "training gets longer: Bjorck et al. 2025) new sweeps train at η* moved along the fitted rule "
+        "η* ∝ D^slope. Default: none (no horizon check).",
+    )
     seeds: list[StrictInteger] = Field(
         [0, 1], min_length=2, max_length=16, description="Seeds per grid point (≥ 2)."
     )
@@ -67,6 +76,8 @@ class LrPoint(BaseModel):
 class LrCurve(BaseModel):
     width: int
     depth: int
+    steps: int = Field(description="Steps of each run of the curve (its token horizon / batch_tokens).")
+    tokens: int = Field(description="Training tokens of each run of the curve: its horizon D.")
     state: str = Field(description="'extend' (more grid points queued), 'bracketed' or 'failed'.")
     reason: str | None
     extensions: int
@@ -92,6 +103,18 @@ class TransferPublic(BaseModel):
     reason: str
 
 
+class HorizonRulePublic(BaseModel):
+    """η* at another horizon: lr_star · (steps / base_steps)^exponent (trainer.tuning_result.HorizonRule)."""
+
+    base_steps: int
+    lr_star: float = Field(description="η* at base_steps: the rule's anchor.")
+    exponent: float = Field(description="Slope of log2 η* against log2 steps (or tokens): −β of LR* ∝ D^−β.")
+    lower: float
+    upper: float
+    applied: bool = Field(description="Whether new sweeps train at the rule's LR: only when η* drifts.")
+    horizons: list[int] = Field(description="The steps the exponent was fitted over.")
+
+
 class TuningPublic(Tabular):
     _table = "per_width"
     id: int
@@ -105,7 +128,15 @@ class TuningPublic(Tabular):
     ladder_lr: float | None = Field(description="η* to 3 significant digits: what a new sweep trains at.")
     per_width: list[LrCurve] = Field(description="The base shape, then the larger widths.")
     per_depth: list[LrCurve] = Field(description="The base shape, then the larger depths (if any).")
-    transfer: dict[str, TransferPublic] = Field(description="'width' and 'depth', once checked.")
+    per_horizon: list[LrCurve] = Field(
+        description="The base shape at each horizon of the horizon check, shortest first (if any)."
+    )
+    transfer: dict[str, TransferPublic] = Field(
+        description="'width', 'depth' and 'horizon', once checked (the horizon's sizes are steps)."
+    )
+    horizon_rule: HorizonRulePublic | None = Field(
+        description="How η* moves with the horizon, once the horizon check settled."
+    )
     runs: RunCounts
     error: str | None
     created_at: datetime

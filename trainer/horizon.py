@@ -22,6 +22,7 @@ Cost: s_k + Σ d_i steps, against Σ T_i for k independent runs.
 from __future__ import annotations
 
 import itertools
+from collections.abc import Sequence
 from dataclasses import dataclass
 
 from trainer.spec import MAX_STEPS, ArchitectureSpec, decay_steps
@@ -59,6 +60,14 @@ class HorizonPlan:
         return self.branch_point(len(self.steps) - 1)
 
     @property
+    def lr_steps(self) -> int:
+        """The horizon the shared trunk's LR is chosen for: the log-midpoint √(T_1·T_k) of the budgets.
+        Every branch shares the trunk's stable LR, so under a horizon rule η* ∝ T^(−γ)
+        (trainer.tuning_result.HorizonRule) branch i is off by γ·|log2(T_i / T_ref)|; the log-midpoint
+        makes the largest of those, at the shortest and the longest budget, as small as it can be."""
+        return lr_steps(self.steps)
+
+    @property
     def cost_steps(self) -> int:
         """Steps trained in all: the trunk, then every branch's decay."""
         return self.trunk_steps + sum(self.decay_steps(i) for i in range(len(self.steps)))
@@ -67,6 +76,12 @@ class HorizonPlan:
     def cost_ratio(self) -> float:
         """The plan's cost over one run of the longest horizon (Hägele et al.: close to 1)."""
         return self.cost_steps / self.steps[-1]
+
+
+def lr_steps(horizons: Sequence[int]) -> int:
+    """The one horizon an LR is chosen for when runs of every length in `horizons` share it (steps):
+    the log-midpoint of the shortest and the longest (HorizonPlan.lr_steps)."""
+    return round((min(horizons) * max(horizons)) ** 0.5)
 
 
 def plan_horizons(spec: ArchitectureSpec, token_budgets: list[int]) -> HorizonPlan:

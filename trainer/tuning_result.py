@@ -143,7 +143,7 @@ def analyze(plan: TuningPlan, observations: Iterable[Observation]) -> TuningResu
     curves = [_curve(plan, shape, grouped.get(shape, [])) for shape in plan.shapes]
     base = curves[0]
     settled = all(c.state != "extend" for c in curves)
-    transfer = {}
+    transfer: dict[str, Transfer] = {}
     axes: tuple[Axis, ...] = ("width", "depth", "horizon")
     for axis in axes:
         on_axis = [c for c in curves[1:] if plan.axis_of(c.shape) == axis]

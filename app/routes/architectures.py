@@ -205,11 +205,15 @@ def create_sweep(
     else:
         steps, cost_steps = horizons.steps[-1], horizons.cost_steps
     check_sweep(spec, widths, request.seeds, steps, settings, cost_steps)
-    tuned = tuning.ladder_lr(tuning.latest(session, arch.id, succeeded=True))
+    latest = tuning.latest(session, arch.id, succeeded=True)
+    lr_horizon = steps if horizons is None else horizons.lr_steps
+    tuned = tuning.ladder_lr(latest, lr_horizon)
     if request.lr is not None:
         lr, source = request.lr, "pinned"
     elif tuned is not None:
-        lr, source = tuned, "tuned"
+        rule = tuning.horizon_rule(latest)
+        corrected = rule is not None and rule.applied and lr_horizon != rule.base_steps
+        lr, source = tuned, "tuned-horizon" if corrected else "tuned"
     else:
         lr, source = spec.training.lr, "spec"
     sweep, _ = queue.enqueue_sweep(

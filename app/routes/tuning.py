@@ -8,13 +8,14 @@ from fastapi import APIRouter, Body, HTTPException, Request, status
 
 from app import architectures, coord_checks, tuning
 from app.deps import IdPath, SessionDep, SettingsDep, WriteAccess, WriteSessionDep
-from app.errors import get_or_404
+from app.errors import field_error, get_or_404, unprocessable
 from app.limits import check_stored_source, check_tuning
 from app.models import Architecture, Tuning
 from app.public import counts_of
 from app.tuning_schemas import (
     CoordCheckAxis,
     CoordCheckPublic,
+    HorizonRulePublic,
     LrCurve,
     TransferPublic,
     TuningCreate,
@@ -30,31 +31,59 @@ def resolve(spec: ArchitectureSpec, request: TuningCreate) -> dict[str, Any]:
     base_width, base_depth = spec.parametrization.base_width, spec.n_layers
     widths = tuning.default_widths(spec) if request.widths is None else request.widths
     depths = tuning.default_depths(spec) if request.depths is None else request.depths
-    return {
+    steps = request.steps or spec.training.steps
+    params = {
         "center_lr": spec.training.lr if request.lr is None else request.lr,
         "base_width": base_width,
         "base_depth": base_depth,
         "widths": sorted(set(widths) - {base_width}),
         "depths": sorted(set(depths) - {base_depth}),
         "seeds": sorted(set(request.seeds)),
-        "steps": request.steps or spec.training.steps,
+        "steps": steps,
         "grid_factor": request.grid_factor,
         "grid_points": request.grid_points,
         "max_extensions": request.max_extensions,
         "level": request.level,
     }
+    horizons = sorted(set(_horizon_steps(spec, request.token_budgets or [])) - {steps})
+    if horizons:  # only then: a tuning without a horizon check keeps the key it had before there was one
+        params["horizons"] = horizons
+    return params
+
+
+def _horizon_steps(spec: ArchitectureSpec, token_budgets: list[int]) -> list[int]:
+    """Each token budget in steps, or 422 naming the fix (each a positive multiple of batch_tokens)."""
+    batch = spec.training.batch_tokens
+    off = [b for b in token_budgets if b < batch or b % batch]
+    if off:
+        rounded = [max(1, round(b / batch)) * batch for b in off]
+        raise unprocessable(
+            field_error(
+                "body",
+                "token_budgets",
+                msg=f"token budgets {off} are not positive multiples of training.batch_tokens {batch}: each "
+                f"horizon is a whole number of steps (use {rounded})",
+            )
+        )
+    return [b // batch for b in token_budgets]
 
 
 def tuning_public(session: SessionDep, row: Tuning) -> TuningPublic:
     state, result, rows = tuning.current_result(session, row)
     params = row.params
     curves = []
+    arch = session.get(Architecture, row.architecture_id)
+    assert arch is not None  # a tuning is deleted with its architecture
+    batch = architectures.stored_spec(arch).training.batch_tokens
     for curve in result["curves"]:
         optimum = curve.get("optimum") or {}
+        steps = curve["shape"].get("steps") or params["steps"]  # results stored before the horizon check
         curves.append(
             LrCurve(
                 width=curve["shape"]["width"],
                 depth=curve["shape"]["depth"],
+                steps=steps,
+                tokens=steps * batch,
                 state=curve["state"],
                 reason=curve["reason"],
                 extensions=curve["extensions"],
@@ -77,9 +106,20 @@ def tuning_public(session: SessionDep, row: Tuning) -> TuningPublic:
         lower=result["lower"],
         upper=result["upper"],
         ladder_lr=result["ladder_lr"],
-        per_width=[c for c in curves if c.depth == params["base_depth"]],
-        per_depth=[c for c in curves if c.width == params["base_width"] and params["depths"]],
+        per_width=[c for c in curves if c.depth == params["base_depth"] and c.steps == params["steps"]],
+        per_depth=[
+            c
+            for c in curves
+            if c.width == params["base_width"] and c.steps == params["steps"] and params["depths"]
+        ],
+        per_horizon=sorted(
+            (c for c in curves if (c.width, c.depth) == (params["base_width"], params["base_depth"])),
+            key=lambda c: c.steps,
+        )
+        if params.get("horizons")
+        else [],
         transfer={axis: TransferPublic(**t) for axis, t in (result.get("transfer") or {}).items()},
+        horizon_rule=HorizonRulePublic(**result["horizon_rule"]) if result.get("horizon_rule") else None,
         runs=counts_of(rows),
         error=row.error,
         created_at=row.created_at,

@@ -275,9 +275,12 @@
       if (widths) body.widths = integers(widths, "widths");
       const steps = document.getElementById("tune-steps").value.trim();
       if (steps) body.steps = integers(steps, "steps")[0];
+      const budgets = document.getElementById("tune-budgets").value.trim();
+      if (budgets) body.token_budgets = integers(budgets, "token budgets");
       button.disabled = true;
       const tuning = await MU.api(`/v1/architectures/${id}/tuning`, { method: "POST", body });
-      const shapes = tuning.per_width.length + Math.max(0, tuning.per_depth.length - 1);
+      const shapes = tuning.per_width.length + Math.max(0, tuning.per_depth.length - 1) +
+        Math.max(0, tuning.per_horizon.length - 1);
       MU.notice(status, "ok", `LR tuning #${tuning.id} (${tuning.status}): ${shapes} shape(s), ` +
         `${MU.runCounts(tuning.runs)}.`);
       await poll();

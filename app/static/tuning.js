@@ -22,8 +22,12 @@ const MUTuning = (() => {
     const base = `width ${tuning.params.base_width}, depth ${tuning.params.base_depth}`;
     document.getElementById("lr-stars-level").textContent = `${level} interval`;
     if (tuning.status === "succeeded") {
+      const rule = tuning.horizon_rule;
       sweepLr.replaceChildren("Trains at ", el("strong", {}, `η* = ${MU.fmtLr(tuning.ladder_lr)}`),
-        ", the tuned LR: new sweeps default to it.");
+        rule && rule.applied
+          ? ` at ${rule.base_steps} steps, moved along η* ∝ steps^${MU.fmtSigned(rule.exponent)} for other ` +
+            "horizons (a token-horizon sweep: for the log-midpoint of its budgets)."
+          : ", the tuned LR: new sweeps default to it.");
       MU.notice(box, "ok", el("strong", {}, `η* = ${MU.fmtLr(tuning.lr_star)}`),
         ` [${MU.fmtLr(tuning.lower)}, ${MU.fmtLr(tuning.upper)}] (${level}) at ${base}; new sweeps train at ` +
         `${MU.fmtLr(tuning.ladder_lr)}.`);
@@ -49,10 +53,11 @@ const MUTuning = (() => {
     return Object.values(tuning.transfer).map((t) => {
       const ratio = t.curvature_ratio;
       const last = t.sizes[t.sizes.length - 1];
+      const unit = t.axis === "horizon" ? " steps" : "";
       return el("div", { class: "verdict", "data-axis": t.axis },
         el("p", {},
           el("span", { class: `badge ${t.verdict === "transfers" ? "ok" : "warn"}` }, t.verdict),
-          ` across ${t.axis} ${t.sizes.join(", ")}: log₂ η* moves ${MU.fmtSigned(t.slope)} per doubling, ` +
+          ` across ${t.axis} ${t.sizes.join(", ")}${unit}: log₂ η* moves ${MU.fmtSigned(t.slope)} per doubling, ` +
           `${level} interval [${MU.fmtSigned(t.lower)}, ${MU.fmtSigned(t.upper)}]`,
           ratio == null ? "." : `; the basin is ×${ratio.toPrecision(3)} as sharp at ${t.axis} ${last} as at ` +
             `${t.sizes[0]}${ratio > 1 ? " (sharpening)" : ""}.`),
@@ -132,8 +137,8 @@ const MUTuning = (() => {
   function lrStarRow(c) {
     const state = c.state === "extend" ? "extending the grid"
       : c.state === "failed" ? `failed: ${c.reason || ""}` : `bracketed (${c.method})`;
-    return el("tr", { "data-width": c.width, "data-depth": c.depth },
-      el("td", { class: "num" }, c.width), el("td", { class: "num" }, c.depth),
+    return el("tr", { "data-width": c.width, "data-depth": c.depth, "data-steps": c.steps },
+      el("td", { class: "num" }, c.width), el("td", { class: "num" }, c.depth), el("td", { class: "num" }, c.steps),
       el("td", { class: "num" }, MU.fmtLr(c.lr_star)),
       el("td", { class: "num" }, c.lower == null ? "—" : `[${MU.fmtLr(c.lower)}, ${MU.fmtLr(c.upper)}]`),
       el("td", { class: "num" }, c.curvature == null ? "—" : c.curvature.toPrecision(3)),
@@ -147,6 +152,9 @@ const MUTuning = (() => {
     const depthPlot = document.getElementById("lr-depth-plot");
     if (tuning.per_depth.length > 1) lost += await drawLrCurves(depthPlot, tuning.per_depth, "depth", relative);
     else depthPlot.hidden = true;
+    const horizonPlot = document.getElementById("lr-horizon-plot");
+    horizonPlot.hidden = tuning.per_horizon.length < 2;
+    if (!horizonPlot.hidden) lost += await drawLrCurves(horizonPlot, tuning.per_horizon, "steps", relative);
     document.getElementById("lr-note").textContent = "★ η* with its interval (dashed: η*); bars: ± sd over seeds" +
       (lost ? "; × at the top: every seed diverged or failed at that LR." : ".");
   }
@@ -159,7 +167,9 @@ const MUTuning = (() => {
     body.hidden = !tuning;
     if (!tuning) return;
     await drawLrFigures(tuning);
-    const rows = [...tuning.per_width, ...tuning.per_depth.slice(1)];
+    const base = (c) => c.width === tuning.params.base_width && c.depth === tuning.params.base_depth &&
+      c.steps === tuning.params.steps;
+    const rows = [...tuning.per_width, ...tuning.per_depth.slice(1), ...tuning.per_horizon.filter((c) => !base(c))];
     document.querySelector("#lr-stars tbody").replaceChildren(...rows.map(lrStarRow));
   }
 
@@ -203,6 +213,9 @@ const MUTuning = (() => {
       const depthPlot = document.getElementById("coord-depth-plot");
       if (check.depth) await drawCoordAxis(depthPlot, check.depth);
       else depthPlot.hidden = true;
+    const horizonPlot = document.getElementById("lr-horizon-plot");
+    horizonPlot.hidden = tuning.per_horizon.length < 2;
+    if (!horizonPlot.hidden) lost += await drawLrCurves(horizonPlot, tuning.per_horizon, "steps", relative);
     } catch (err) {
       MU.notice(status, "error", `No coordinate check: ${err.message}`);
     } finally {

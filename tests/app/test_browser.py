@@ -13,7 +13,7 @@ import csv
 import math
 import shutil
 from collections.abc import Iterator
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from urllib.parse import urlsplit
 
@@ -284,13 +284,19 @@ def _legend(page: Page, plot_id: str) -> list[str]:
     return page.evaluate(names)
 
 
-def _finish_on_basin(site: Site, arch_id: int, diverge_above: float = math.inf) -> None:
-    """Complete the architecture's queued runs with losses whose LR basin bottoms out at LR_STAR; runs
-    at a learning rate above `diverge_above` diverge."""
+def _finish_on_basin(
+    site: Site, arch_id: int, diverge_above: float = math.inf, horizon_exponent: float = 0.0
+) -> None:
+    """Complete the architecture's queued runs with losses whose LR basin bottoms out at LR_STAR (for
+    runs of the spec's default 300 steps; at other lengths η* ∝ steps^horizon_exponent); runs at a
+    learning rate above `diverge_above` diverge."""
     basin = lr_basin(lambda width: LR_STAR)
 
     def loss_of(claimed: queue.ClaimedRun, n_params: int) -> float | None:
-        return None if claimed.lr > diverge_above else basin(claimed, n_params)
+        if claimed.lr > diverge_above:
+            return None
+        shift = (claimed.steps / 300) ** horizon_exponent  # the basin's minimum, moved with the horizon
+        return basin(replace(claimed, lr=claimed.lr / shift), n_params)
 
     engine = make_engine(site.db_url)
     try:
@@ -388,6 +394,36 @@ def test_tune_form_reports_bad_input_then_tunes_and_polls_to_the_result(watched:
     assert "η* = " in page.locator("#tuning-status").inner_text()
     assert _legend(page, "lr-width-plot") == ["width 32", "width 64"]
     _screenshot(page, "architecture-tuning-polled")
+
+
+def test_the_horizon_check_gets_its_own_figure_and_moves_the_sweeps_lr(watched: Watched, site: Site) -> None:
+    headers = {"Authorization": f"Bearer {TOKEN}"}
+    # Head size 8: a spec of its own (the other tuned architectures' runs are not reused); 300 steps of 2048.
+    spec = spec_dict("horizon-lr", n_layers=1, head_dim=8, parametrization={"base_width": 32})
+    arch_id = httpx.post(f"{site.url}/v1/architectures", json=spec, headers=headers).json()["id"]
+    page = _open(watched, site, f"/architectures/{arch_id}")
+    page.fill("#api-token", TOKEN)
+    page.fill("#tune-widths", "64")
+    page.fill("#tune-budgets", "153600, 2457600")  # 75 and 1,200 steps; the spec's 300 is the base
+    page.click("#tune-submit")
+    page.wait_for_selector("#tune-status .notice.ok")
+    assert "4 shape(s), 0 done · 0 running · 40 queued" in page.locator("#tune-status").inner_text()
+    _finish_on_basin(site, arch_id, horizon_exponent=-0.5)  # η* 0.02 at 75 steps, 0.005 at 1,200
+    page.wait_for_selector("#tuning-status .notice.ok", timeout=15_000)
+    page.wait_for_selector("#tuning-transfer .verdict[data-axis=horizon]")
+    assert _legend(page, "lr-horizon-plot") == ["steps 75", "steps 300", "steps 1200"]
+    stars = page.evaluate(
+        """document.getElementById('lr-horizon-plot').data
+               .filter(t => t.name.endsWith('η*')).map(t => t.x[0])"""
+    )
+    assert stars == sorted(stars, reverse=True)  # η* falls as the horizon grows
+    horizon = page.locator("#tuning-transfer .verdict[data-axis=horizon]")
+    assert horizon.locator(".badge.warn").inner_text() == "drifts"
+    assert "across horizon 75, 300, 1200 steps" in horizon.inner_text()
+    assert "moved along η* ∝ steps^−0." in page.locator("#sweep-lr").inner_text()
+    steps = [page.locator("#lr-stars tbody tr").nth(i).get_attribute("data-steps") for i in range(4)]
+    assert steps == ["300", "300", "75", "1200"]  # base, width 64, then the horizons
+    _screenshot(page, "architecture-horizon-lr")
 
 
 def test_coordinate_check_runs_on_request_and_passes_under_mup(

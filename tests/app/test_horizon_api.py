@@ -190,3 +190,55 @@ def test_designs_compare_at_equal_compute_each_at_its_own_optimum(api: TestClien
     ]:
         refused = api.post("/v1/compare", json={"architecture_ids": [a, b], **body})
         assert refused.status_code == 422 and message in refused.text
+
+
+def test_the_horizon_check_sets_the_trunk_lr_and_the_grid_says_what_it_costs(api: TestClient) -> None:
+    """Issue 16 point 4: η* falls with the horizon as steps^−0.5 here; the tuning's horizon check finds
+    it, a token-horizon sweep trains its shared trunk at the rule's LR for the log-midpoint of its
+    budgets, and predictions from the grid state how far the extreme budgets are from their own η*."""
+    spec = spec_dict(
+        "tuned-grid",
+        training={"batch_tokens": BATCH, "schedule": "wsd", "decay_fraction": 0.2, "steps": 400, "lr": 0.01},
+    )
+    arch_id = int(api.post("/v1/architectures", json=spec).json()["id"])
+
+    def best_lr(steps: int) -> float:
+        return 0.01 * (steps / 400) ** -0.5
+
+    rng = np.random.default_rng(5)
+
+    def loss(claimed: queue.ClaimedRun, n: int) -> float:
+        basin = 0.06 * (np.log2(claimed.lr) - np.log2(best_lr(claimed.steps))) ** 2
+        return law(n, claimed.steps * BATCH) + basin + 0.002 * float(rng.standard_normal())
+
+    budgets = [BATCH * 100, BATCH * 1600]  # with the spec's 400 steps: three horizons
+    response = api.post(f"/v1/architectures/{arch_id}/tuning", json={"widths": [], "token_budgets": budgets})
+    assert response.status_code == 202, response.text
+    assert response.json()["params"]["horizons"] == [100, 1600]
+    finish_runs(api.app.state.engine, arch_id, loss_of=loss)  # type: ignore[attr-defined]
+    tuning = api.get(f"/v1/architectures/{arch_id}/tuning").json()
+    assert tuning["status"] == "succeeded", tuning["error"]
+    assert [(c["steps"], c["tokens"]) for c in tuning["per_horizon"]] == [
+        (s, s * BATCH) for s in (100, 400, 1600)
+    ]
+    assert [c["steps"] for c in tuning["per_width"]] == [400]  # the horizon curves are not widths
+    check = tuning["transfer"]["horizon"]
+    assert check["verdict"] == "drifts" and check["sizes"] == [100, 400, 1600], check["reason"]
+    assert check["lower"] <= -0.5 <= check["upper"]
+    rule = tuning["horizon_rule"]
+    assert rule["applied"] and rule["base_steps"] == 400 and rule["exponent"] == pytest.approx(-0.5, abs=0.1)
+
+    sweep = api.post(f"/v1/architectures/{arch_id}/sweeps", json={"seeds": [0, 1], "token_budgets": BUDGETS})
+    assert sweep.status_code == 202, sweep.text
+    trunk_steps = round((200 * 1600) ** 0.5)  # the log-midpoint of the budgets, 566 steps
+    expected = float(f"{rule['lr_star'] * (trunk_steps / 400) ** rule['exponent']:.3g}")
+    assert (sweep.json()["lr"], sweep.json()["lr_source"]) == (expected, "tuned-horizon")
+    assert expected < tuning["ladder_lr"]  # longer than the tuned horizon: a smaller LR
+    finish_runs(api.app.state.engine, arch_id, loss_of=loss)  # type: ignore[attr-defined]
+    predicted = _predict(api, architecture_id=arch_id, n_params=1e7, tokens=1e9)
+    notes = " ".join(predicted["warnings"])
+    assert "share one trunk LR, set for 566 steps" in notes, predicted["warnings"]
+    assert "nats of loss" in notes and "never tuned" not in notes and "not at the tuned" not in notes
+    # A whole-run sweep at the tuned horizon trains at η* itself.
+    plain = api.post(f"/v1/architectures/{arch_id}/sweeps", json={"widths": [32], "steps": 400}).json()
+    assert (plain["lr"], plain["lr_source"]) == (tuning["ladder_lr"], "tuned")

@@ -152,6 +152,22 @@ def _ladder(api: TestClient, settings: Settings) -> int:
     return other
 
 
+def test_a_ladder_at_another_horizon_says_the_horizon_was_never_checked(
+    api: TestClient, settings: Settings
+) -> None:
+    arch_id = _create(api)["id"]
+    api.post(f"/v1/architectures/{arch_id}/tuning", json={"widths": [128, 256]})
+    _finish(settings, arch_id, optimum=0.01)
+    tuning = api.get(f"/v1/architectures/{arch_id}/tuning").json()
+    assert tuning["horizon_rule"] is None and tuning["per_horizon"] == []
+    assert "horizons" not in tuning["params"]  # the key a tuning had before the horizon check existed
+    api.post(f"/v1/architectures/{arch_id}/sweeps", json={"widths": [32, 48, 64, 96], "steps": 1200})
+    _finish(settings, arch_id)
+    warned = api.post("/v1/predictions", json={"architecture_id": arch_id, "n_params": 1e8}).json()
+    horizon = [w for w in warned["warnings"] if "tuned for 300-step runs" in w]
+    assert horizon and "token_budgets [614400, 2457600]" in horizon[0], warned["warnings"]
+
+
 def test_a_tuning_that_cannot_bracket_fails_with_the_fix(api: TestClient, settings: Settings) -> None:
     arch_id = _create(api)["id"]
     api.post(f"/v1/architectures/{arch_id}/tuning", json={"widths": [], "max_extensions": 1})
@@ -175,6 +191,8 @@ def test_a_tuning_that_cannot_bracket_fails_with_the_fix(api: TestClient, settin
         ({"depths": [0]}, "depths", "must lie in [1, 256]"),
         ({"widths": [64, 128, 256, 512], "seeds": [0, 1, 2, 3]}, "seeds", "MUPREDICT_MAX_RUNS_PER_TUNING"),
         ({"steps": 10**7}, "steps", "MUPREDICT_MAX_TOKENS_PER_RUN"),
+        ({"token_budgets": [3000]}, "token_budgets", "not positive multiples of training.batch_tokens 2048"),
+        ({"token_budgets": [2048 * 10**7]}, "steps", "MUPREDICT_MAX_TOKENS_PER_RUN"),
         ({"speed": "fast"}, "speed", "Extra inputs are not permitted"),
     ],
 )
