@@ -1,7 +1,8 @@
 """trainer: μP-parametrized transformer proxies, trained on real offline data. Pure compute.
 
 Public surface: ArchitectureSpec, build_model, make_optimizer, count_params, train,
-RunResult, Progress, TrainingStopped, load_corpus, Corpus, CorpusAccess, CorpusError. N means
+RunResult, Progress, TrainingStopped, load_corpus, Corpus, CorpusAccess, CorpusError, and upscale /
+upscale_optimizer (μP upscaling of a trained proxy, trainer/upscale.py). N means
 non-embedding parameters throughout (trainer/accounting.py). Every μP rule is in trainer/mup.py.
 
 `import trainer` does not import torch: the spec, the parameter accounting, the corpus access rules and
@@ -23,6 +24,7 @@ if TYPE_CHECKING:
     from trainer.model import build_model
     from trainer.mup import make_optimizer
     from trainer.train import DeviceUnavailable, TrainingStopped, resolve_device, train
+    from trainer.upscale import UpscaleError, upscale, upscale_optimizer
 
 # Names that need torch, and the module each lives in.
 _LAZY = {
@@ -32,6 +34,9 @@ _LAZY = {
     "TrainingStopped": "trainer.train",
     "DeviceUnavailable": "trainer.train",
     "resolve_device": "trainer.train",
+    "upscale": "trainer.upscale",
+    "upscale_optimizer": "trainer.upscale",
+    "UpscaleError": "trainer.upscale",
 }
 
 
@@ -59,10 +64,13 @@ __all__ = [
     "RunResult",
     "TrainingSpec",
     "TrainingStopped",
+    "UpscaleError",
     "build_model",
     "count_params",
     "load_corpus",
     "make_optimizer",
     "resolve_device",
     "train",
+    "upscale",
+    "upscale_optimizer",
 ]
