@@ -25,6 +25,7 @@ from trainer.mup import make_optimizer
 from trainer.result import Progress, RunResult, code_version
 from trainer.spec import ArchitectureSpec, decay_steps
 from trainer.step import TrainStep, autocast
+from trainer.upscale import WarmStart, check_widths
 
 MAX_CURVE_POINTS = 200
 BLOWUP_FACTOR = 2.0  # a loss above 2 × the first step's loss is a blow-up, not noise
@@ -103,6 +104,7 @@ def train(
     checkpoint_at: Collection[int] = (),
     on_checkpoint: Callable[[TrainState], None] | None = None,
     resume_from: TrainState | None = None,
+    warm_start: WarmStart | None = None,
     warmup_steps: int | None = None,
     stop_after: int | None = None,
     log_every: int = 10,
@@ -124,6 +126,9 @@ def train(
     token-horizon branch resumes from its trunk (trainer/horizon.py). `warmup_steps` fixes the warmup
     (None: training.warmup_fraction of `steps`); `stop_after` ends the run after that many steps of the
     `steps` it is planned for (the trunk, which stops where the longest branch's decay starts).
+
+    `warm_start` starts from a narrower run's final state, widened to `width` (trainer/upscale.py): its
+    weights and Adam moments, with this run's own LR schedule, seed (the upscaling noise's) and batches.
     """
     started = time.perf_counter()
     spec.validate_width(width)
@@ -149,6 +154,10 @@ def train(
     if resume_from is not None:
         resume_from.check_matches(width=width, seed=seed, data_seed=data_seed, lr=base_lr)
         _check_same_schedule(spec, resume_from, total_steps, warmup, stop)
+        if warm_start is not None:
+            raise ValueError("give resume_from or warm_start, not both")
+    if warm_start is not None:
+        check_widths(spec, warm_start.state.width, width)
     dev = resolve_device(device)
     corpus = load_corpus(spec.dataset, corpus_access) if corpus is None else corpus
     if corpus.vocab_size > spec.vocab_size:
@@ -166,7 +175,8 @@ def train(
         micro_batch = micro_batch_size(spec, width, budget, half_precision=on_cuda)
 
     torch.manual_seed(seed)  # initialisation on the CPU, so CPU and CUDA runs start identical
-    model = build_model(spec, width)
+    widened = None if warm_start is None else warm_start.widen(spec, width, seed, base_lr)
+    model = build_model(spec, width) if widened is None else widened[0]
     if resume_from is not None:
         model.load_state_dict(resume_from.model)
     model.to(dev)
@@ -175,6 +185,9 @@ def train(
     if resume_from is not None:  # after LambdaLR, which resets each group's LR to its first step's
         optimizer.load_state_dict(resume_from.optimizer)
         schedule.load_state_dict(resume_from.schedule)
+    if widened is not None:  # the widened moments, onto the device; this run's own LRs and schedule
+        current = optimizer.state_dict()
+        optimizer.load_state_dict({**current, "state": widened[1].state_dict()["state"]})
     compiling = on_cuda if compile is None else compile
     forward = torch.compile(model) if compiling else model
     loss = loss_for(model, forward, micro_batch * spec.context_length, compiling)

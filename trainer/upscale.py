@@ -34,6 +34,7 @@ from dataclasses import dataclass
 import torch
 from torch import nn
 
+from trainer.checkpoint import TrainState
 from trainer.model import GPT, build_model
 from trainer.mup import make_optimizer, parameter_rule
 from trainer.spec import ArchitectureSpec
@@ -172,6 +173,27 @@ def upscale_optimizer(
             "exp_avg_sq": widen_tensor(name, state["exp_avg_sq"], spec, k, moment=2),
         }
     return new
+
+
+@dataclass(frozen=True)
+class WarmStart:
+    """Where a warm-started run begins (trainer.train(warm_start=...)): a trained narrower run's final
+    state, widened to the run's width with `noise`."""
+
+    state: TrainState
+    noise: float = 0.0
+
+    def widen(
+        self, spec: ArchitectureSpec, width: int, seed: int, lr: float
+    ) -> tuple[GPT, torch.optim.AdamW]:
+        """The widened model (on the CPU, noise drawn from `seed`) and an AdamW holding the widened
+        moments (at base LR `lr`)."""
+        parent = build_model(spec, self.state.width)
+        parent.load_state_dict(self.state.model)
+        parent_optimizer = make_optimizer(parent, spec, lr=self.state.lr)
+        parent_optimizer.load_state_dict(self.state.optimizer)
+        wide = upscale(parent, spec, width, noise=self.noise, seed=seed)
+        return wide, upscale_optimizer(parent_optimizer, parent, wide, spec, lr=lr)
 
 
 def same_function(model: nn.Module, wide: nn.Module, tokens: torch.Tensor) -> float:

@@ -149,3 +149,35 @@ def test_negative_noise_is_refused() -> None:
     model = build_model(spec, 16)
     with pytest.raises(UpscaleError, match="noise"):
         upscale(model, spec, 32, noise=-1.0)
+
+
+def test_train_warm_starts_from_a_widened_final_state() -> None:
+    """train(warm_start=...) begins where the proxy ended: with no noise and a vanishing LR its
+    validation loss is the proxy's final one; noise moves it; the wide run then trains on."""
+    import trainer
+    from trainer.checkpoint import TrainState
+    from trainer.upscale import WarmStart
+
+    torch.set_default_dtype(torch.float32)  # train() runs in float32
+    # No weight decay: it is independent of the LR here (trainer/mup.py), so it would move the weights.
+    spec = spec_of(training={"lr": 0.01, "steps": 12, "batch_tokens": 128, "weight_decay": 0.0})
+    corpus = trainer.load_corpus(spec.dataset)
+    states: list[TrainState] = []
+    proxy = trainer.train(
+        spec, 16, seed=0, corpus=corpus, device="cpu", checkpoint_at={12}, on_checkpoint=states.append
+    )
+    assert [s.step for s in states] == [12] and proxy.val_loss is not None
+
+    def warm(noise: float, lr: float, steps: int) -> float:
+        start = WarmStart(states[0], noise)
+        result = trainer.train(
+            spec, 32, seed=1, steps=steps, lr=lr, corpus=corpus, device="cpu", warm_start=start
+        )
+        assert result.status == "succeeded" and result.val_loss is not None
+        return result.val_loss
+
+    assert warm(0.0, 1e-12, 1) == pytest.approx(proxy.val_loss, abs=1e-4)
+    assert abs(warm(1.0, 1e-12, 1) - proxy.val_loss) > 2e-4  # a fresh μP init on top moves it
+    assert warm(0.1, 0.01, 12) < proxy.val_loss  # 12 more steps of the wider model
+    with pytest.raises(UpscaleError, match="whole multiple"):
+        trainer.train(spec, 40, corpus=corpus, device="cpu", warm_start=WarmStart(states[0]))
