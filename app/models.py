@@ -79,6 +79,9 @@ class RunRole(str, enum.Enum):
     run = "run"  # a whole run on its own
     trunk = "trunk"
     branch = "branch"
+    # A whole run that starts from its parent run's final state, widened (trainer/upscale.py): a
+    # different recipe from a run trained from scratch, so never pooled with those.
+    upscaled = "upscaled"
 
 
 class Architecture(Base):
@@ -109,6 +112,10 @@ class Sweep(Base):
     data_seed: Mapped[int | None]  # one batch order for every run, or None: each run's order is its seed's
     # A token-horizon sweep's budgets (training tokens per run, increasing), or None: runs of `steps`.
     token_budgets: Mapped[list[int] | None] = mapped_column(JSON)
+    # "upscale": each width after the smallest starts from the previous width's run, widened, with
+    # `noise` (trainer/upscale.py); null: every run from scratch.
+    warm_start: Mapped[str | None] = mapped_column(String(16))
+    noise: Mapped[float | None] = mapped_column(Float)
     created_at: Mapped[datetime] = mapped_column(default=utcnow)
 
     runs: Mapped[list[SweepRun]] = relationship(cascade="all, delete-orphan")
@@ -165,6 +172,7 @@ class Run(Base):
     warmup_steps: Mapped[int | None]
     stop_step: Mapped[int | None]
     resume_step: Mapped[int | None]
+    noise: Mapped[float | None] = mapped_column(Float)  # an upscaled run's: × a fresh μP init on the copies
     # The schedule's part of a run's identity (app.queue.RunKey.schedule): "" for a whole run, else the
     # role and its steps, so a trunk, a branch and a whole run of one length are three runs.
     schedule: Mapped[str] = mapped_column(String(64), default="")

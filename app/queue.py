@@ -49,8 +49,9 @@ class ClaimedRun:
     parent_run_id: int | None = None
     warmup_steps: int | None = None
     stop_step: int | None = None  # a trunk's last step
-    resume_step: int | None = None  # the trunk step a branch resumes from
-    checkpoint_steps: tuple[int, ...] = ()  # a trunk's: where its branches resume
+    resume_step: int | None = None  # the trunk step a branch resumes from; an upscaled run's parent's end
+    noise: float | None = None  # an upscaled run's upscaling noise
+    checkpoint_steps: tuple[int, ...] = ()  # where runs that resume from this one (branches, upscaled) start
 
 
 @dataclass(frozen=True)
@@ -67,6 +68,8 @@ class RunKey:
     warmup_steps: int | None = None  # None: the spec's warmup_fraction of `steps`
     stop_step: int | None = None
     resume_step: int | None = None
+    noise: float | None = None  # upscaled: the noise of the widening
+    source: int | None = None  # upscaled: the run whose final state it widens (part of its identity)
 
     @property
     def order(self) -> int:
@@ -79,6 +82,8 @@ class RunKey:
             return f"trunk warmup={self.warmup_steps} stop={self.stop_step}"
         if self.role == RunRole.branch:
             return f"branch warmup={self.warmup_steps} from={self.resume_step}"
+        if self.role == RunRole.upscaled:
+            return f"upscaled from=run-{self.source} noise={self.noise:g}"
         return ""
 
 
@@ -125,10 +130,11 @@ def enqueue_runs(
                 "steps": k.steps,
                 "lr": k.lr,
                 "role": k.role.value,
-                "parent_run_id": parents.get(k),
+                "parent_run_id": parents.get(k, k.source),
                 "warmup_steps": k.warmup_steps,
                 "stop_step": k.stop_step,
                 "resume_step": k.resume_step,
+                "noise": k.noise,
                 "schedule": k.schedule,
                 "status": RunStatus.queued.value,
                 "attempts": 0,
@@ -315,14 +321,15 @@ def claim(session: Session, worker_id: str, lease_seconds: float) -> ClaimedRun 
             Run.warmup_steps,
             Run.stop_step,
             Run.resume_step,
+            Run.noise,
         )
         .join(Architecture, Architecture.id == Run.architecture_id)
         .where(Run.id == run_id)
     ).one()
-    checkpoints: tuple[int, ...] = ()
-    if run.role == RunRole.trunk:
-        steps = session.scalars(select(Run.resume_step).where(Run.parent_run_id == run_id).distinct())
-        checkpoints = tuple(sorted(int(step) for step in steps if step is not None))
+    # Where runs resuming from this one start: a trunk's branch points, the end of a run that others
+    # are upscaled from (one queued later finds no checkpoint and has it rewritten: horizon_queue).
+    steps = session.scalars(select(Run.resume_step).where(Run.parent_run_id == run_id).distinct())
+    checkpoints = tuple(sorted(int(step) for step in steps if step is not None))
     session.commit()
     return ClaimedRun(**run._asdict(), checkpoint_steps=checkpoints)
 

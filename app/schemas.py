@@ -165,10 +165,20 @@ class RunSummary(BaseModel):
     steps: int
     lr: float
     role: str = Field(
-        "run", description="'run' (a whole run), or a token-horizon sweep's 'trunk' or 'branch'."
+        "run",
+        description="'run' (a whole run), a token-horizon sweep's 'trunk' or 'branch', or 'upscaled' (a run "
+        "that starts from its parent run's final state, widened).",
     )
-    parent_run_id: int | None = Field(None, description="A branch's trunk.")
-    resume_step: int | None = Field(None, description="The trunk step a branch resumes from.")
+    parent_run_id: int | None = Field(
+        None, description="A branch's trunk; the run an upscaled run is widened from."
+    )
+    resume_step: int | None = Field(
+        None,
+        description="The trunk step a branch resumes from; the step of its parent an upscaled run starts at.",
+    )
+    noise: float | None = Field(
+        None, description="An upscaled run's noise (× a fresh μP init on the copies)."
+    )
     stop_step: int | None = Field(None, description="The step a trunk stops at (its longest branch's).")
     status: str
     attempts: int
@@ -200,6 +210,35 @@ class RunSummary(BaseModel):
 class LossPoint(BaseModel):
     step: int
     train_loss: float
+
+
+class UpscaleCreate(BaseModel):
+    """A continuation of a finished run, widened (μP upscaling: trainer/upscale.py)."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    width: StrictInteger = Field(
+        ge=1, le=1 << 20, description="The new width: a whole multiple (×2 or more) of the run's width."
+    )
+    steps: StrictInteger | None = Field(
+        None, ge=1, le=MAX_STEPS, description="Steps the widened model trains; default: the run's steps."
+    )
+    lr: StrictNumber | None = Field(
+        None,
+        gt=0,
+        le=10,
+        description="Base LR; default: the run's (μP carries the base LR to the new width).",
+    )
+    noise: StrictNumber = Field(
+        1.0,
+        ge=0,
+        le=10,
+        description="× a fresh μP initialisation of the wide model added to the copies (0: the exact copy, "
+        "which trains on as the same function; 1: the authors' GPT-2 recipe).",
+    )
+    seed: StrictInteger | None = Field(
+        None, ge=0, lt=2**31, description="The noise's and the batch order's seed; default: the run's seed."
+    )
 
 
 class RunPublic(RunSummary):

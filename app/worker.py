@@ -36,6 +36,7 @@ from app.run_errors import source_of, stored_error
 from app.settings import Settings
 from app.wakeup import Wakeup
 from trainer.checkpoint import CheckpointError
+from trainer.upscale import WarmStart
 
 log = logging.getLogger(__name__)
 T = TypeVar("T")
@@ -183,16 +184,14 @@ class Worker:
                 corpus_access=self.corpus_access,
                 progress=beat.on_progress,
                 should_stop=lambda: self.stopping.is_set() or beat.lease_lost.is_set(),
-                **self._horizon(claimed),
+                **self._segment(claimed),
             )
         except CheckpointError as exc:
-            # A branch's checkpoint is missing, unreadable or from another schedule: its trunk trains
-            # again (rewriting it) and the branch waits for it.
+            # The checkpoint it resumes from is missing, unreadable or from another schedule: the run
+            # that writes it trains again (horizon_queue.checkpoint_lost) and this one waits for it.
             beat.stop()
             lost = str(exc)
-            log.warning(
-                "run %s: %s; its trunk (run %s) is queued again", claimed.id, lost, claimed.parent_run_id
-            )
+            log.warning("run %s: %s; the run that writes it is queued again", claimed.id, lost)
             self._db(
                 lambda s: horizon_queue.checkpoint_lost(
                     s, claimed.id, self.worker_id, lost, self.settings.max_attempts
@@ -241,29 +240,34 @@ class Worker:
             )
             self.after_result(claimed)
 
-    def _horizon(self, claimed: queue.ClaimedRun) -> dict[str, Any]:
-        """train()'s token-horizon arguments: a trunk stops at its last branch point and checkpoints at
-        each; a branch resumes from its trunk's checkpoint (CheckpointError when it cannot)."""
+    def _segment(self, claimed: queue.ClaimedRun) -> dict[str, Any]:
+        """train()'s arguments for runs that write or read checkpoints: a trunk stops at its last branch
+        point and checkpoints at each; a branch resumes from its trunk's checkpoint; an upscaled run
+        starts from its parent's final state, widened; a run others are upscaled from checkpoints its
+        end. Loading raises CheckpointError when a checkpoint is missing or unreadable."""
+        args: dict[str, Any] = {}
+        if claimed.checkpoint_steps:
+            args["checkpoint_at"] = set(claimed.checkpoint_steps)
+            args["on_checkpoint"] = lambda state: self.checkpoints.save(claimed.id, state)
         if claimed.role == RunRole.trunk:
-            return {
-                "warmup_steps": claimed.warmup_steps,
-                "stop_after": claimed.stop_step,
-                "checkpoint_at": set(claimed.checkpoint_steps),
-                "on_checkpoint": lambda state: self.checkpoints.save(claimed.id, state),
-            }
-        if claimed.role == RunRole.branch:
+            args |= {"warmup_steps": claimed.warmup_steps, "stop_after": claimed.stop_step}
+        elif claimed.role == RunRole.branch:
             assert claimed.parent_run_id is not None and claimed.resume_step is not None
-            return {
+            args |= {
                 "warmup_steps": claimed.warmup_steps,
                 "resume_from": self.checkpoints.load(claimed.parent_run_id, claimed.resume_step),
             }
-        return {}
+        elif claimed.role == RunRole.upscaled:
+            assert claimed.parent_run_id is not None and claimed.resume_step is not None
+            state = self.checkpoints.load(claimed.parent_run_id, claimed.resume_step)
+            args["warm_start"] = WarmStart(state, claimed.noise or 0.0)
+        return args
 
     def _prune_checkpoints(self, session: Session, claimed: queue.ClaimedRun) -> None:
         """Remove the checkpoints every branch of the run's trunk has finished with."""
         trunk = claimed.id if claimed.role == RunRole.trunk else claimed.parent_run_id
-        if claimed.role == RunRole.run or trunk is None:
-            return
+        if claimed.role not in (RunRole.trunk, RunRole.branch) or trunk is None:
+            return  # a final state that runs are upscaled from is kept (horizon_queue.settled_checkpoints)
         steps, everything = horizon_queue.settled_checkpoints(session, trunk)
         self.checkpoints.prune(trunk, steps, everything=everything)
 

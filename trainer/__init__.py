@@ -21,10 +21,11 @@ from trainer.result import Progress, RunResult
 from trainer.spec import ArchitectureSpec, DatasetSpec, ParametrizationSpec, TrainingSpec
 
 if TYPE_CHECKING:
+    from trainer.growth import UpscaleError
     from trainer.model import build_model
     from trainer.mup import make_optimizer
     from trainer.train import DeviceUnavailable, TrainingStopped, resolve_device, train
-    from trainer.upscale import UpscaleError, upscale, upscale_optimizer
+    from trainer.upscale import upscale, upscale_optimizer
 
 # Names that need torch, and the module each lives in.
 _LAZY = {
@@ -36,7 +37,7 @@ _LAZY = {
     "resolve_device": "trainer.train",
     "upscale": "trainer.upscale",
     "upscale_optimizer": "trainer.upscale",
-    "UpscaleError": "trainer.upscale",
+    "UpscaleError": "trainer.growth",
 }
 
 

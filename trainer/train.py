@@ -18,6 +18,7 @@ from trainer.accounting import count_params, flops_per_token, peak_flops
 from trainer.batches import Prefetcher
 from trainer.checkpoint import CheckpointError, TrainState, capture
 from trainer.data import Corpus, CorpusAccess, CorpusError, load_corpus
+from trainer.growth import check_widths
 from trainer.loss import LossFn, loss_for
 from trainer.memory import device_budget, micro_batch_size
 from trainer.model import build_model
@@ -25,7 +26,7 @@ from trainer.mup import make_optimizer
 from trainer.result import Progress, RunResult, code_version
 from trainer.spec import ArchitectureSpec, decay_steps
 from trainer.step import TrainStep, autocast
-from trainer.upscale import WarmStart, check_widths
+from trainer.upscale import WarmStart
 
 MAX_CURVE_POINTS = 200
 BLOWUP_FACTOR = 2.0  # a loss above 2 × the first step's loss is a blow-up, not noise

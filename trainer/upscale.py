@@ -35,13 +35,10 @@ import torch
 from torch import nn
 
 from trainer.checkpoint import TrainState
+from trainer.growth import UpscaleError, check_widths
 from trainer.model import GPT, build_model
 from trainer.mup import make_optimizer, parameter_rule
 from trainer.spec import ArchitectureSpec
-
-
-class UpscaleError(ValueError):
-    """A widening that cannot keep the function; the message names the fix."""
 
 
 @dataclass(frozen=True)
@@ -71,30 +68,6 @@ def axes_of(name: str, spec: ArchitectureSpec) -> Axes:
     if name.endswith("mlp.down.weight"):
         return Axes(("width", 1), ("ffn", 1), divide=True)
     raise UpscaleError(f"parameter {name!r} has no widening rule: add it to trainer/upscale.py axes_of")
-
-
-def check_widths(spec: ArchitectureSpec, width: int, to_width: int) -> int:
-    """k = to_width / width, or UpscaleError naming the fix."""
-    if spec.parametrization.mode != "mup":
-        raise UpscaleError(
-            "upscaling keeps the function only under μP (its readout multiplier 1/m absorbs the k copies); "
-            f"parametrization.mode is {spec.parametrization.mode!r}: train the proxy with mode 'mup'"
-        )
-    spec.validate_width(to_width)
-    if to_width <= width or to_width % width:
-        multiples = [width * k for k in (2, 3, 4)]
-        raise UpscaleError(
-            f"to_width {to_width} must be a whole multiple (×2 or more) of the proxy width {width}, so that "
-            f"every unit is copied the same number of times: use e.g. {multiples}"
-        )
-    k = to_width // width
-    if spec.ffn_hidden(to_width) != k * spec.ffn_hidden(width):
-        raise UpscaleError(
-            f"the FFN hidden size does not scale by ×{k} (ffn_ratio {spec.ffn_ratio}: "
-            f"{spec.ffn_hidden(width)} at width {width}, {spec.ffn_hidden(to_width)} at {to_width}): use an "
-            "ffn_ratio for which ffn_ratio × width is a whole number"
-        )
-    return k
 
 
 def _index(kind: str, blocks: int, size: int, k: int) -> torch.Tensor:

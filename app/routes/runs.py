@@ -8,13 +8,15 @@ from fastapi import APIRouter, HTTPException, Query, Response, status
 from sqlalchemy import select
 from sqlalchemy.orm import Session, selectinload
 
-from app import queue
-from app.deps import IdPath, IdQuery, SharedReadDep, WriteAccess, WriteSessionDep
-from app.errors import get_or_404
-from app.models import Run, RunStatus, SweepRun
+from app import architectures, horizon_queue, queue
+from app.deps import IdPath, IdQuery, SettingsDep, SharedReadDep, WriteAccess, WriteSessionDep
+from app.errors import field_error, get_or_404, unprocessable
+from app.limits import check_sweep
+from app.models import Run, RunRole, RunStatus, SweepRun
 from app.pagination import decode_cursor, encode_cursor
 from app.public import run_public, run_summary
-from app.schemas import MAX_ID, Page, RunPublic, RunSummary
+from app.schemas import MAX_ID, Page, RunPublic, RunSummary, UpscaleCreate
+from trainer.growth import check_widths
 
 router = APIRouter(prefix="/v1/runs", tags=["runs"])
 
@@ -84,6 +86,60 @@ def retry_run(run_id: IdPath, session: WriteSessionDep) -> RunPublic:
         )
     session.expire_all()
     return run_public(get_or_404(session, Run, run_id))
+
+
+@router.post(
+    "/{run_id}/upscale",
+    response_model=RunPublic,
+    status_code=status.HTTP_202_ACCEPTED,
+    dependencies=[WriteAccess],
+    responses={404: {}, 409: {}, 422: {}},
+)
+def upscale_run(
+    run_id: IdPath, request: UpscaleCreate, session: WriteSessionDep, settings: SettingsDep
+) -> RunPublic:
+    """Queue one continuation of a finished run, widened to `width` by μP upscaling (trainer/upscale.py):
+    it starts from the run's final weights and Adam moments, copied k-fold (the same function) plus
+    `noise` × a fresh μP init, and trains `steps` more at `lr`. Its result is a run of role 'upscaled'
+    (never pooled with runs trained from scratch). Idempotent: the same request returns the same run.
+    A run that kept no final checkpoint has it rewritten first (a trunk of its recipe is trained)."""
+    parent = get_or_404(session, Run, run_id)
+    if parent.role not in (RunRole.run, RunRole.upscaled):
+        raise HTTPException(
+            status.HTTP_409_CONFLICT,
+            f"run {run_id} is a token-horizon {parent.role.value}, not a whole run: upscale a run of a "
+            "whole-run sweep (role 'run') or an upscaled run",
+        )
+    if parent.status != RunStatus.succeeded:
+        raise HTTPException(
+            status.HTTP_409_CONFLICT,
+            f"run {run_id} is {parent.status.value}: only a succeeded run can be upscaled (its final "
+            "state is the start)",
+        )
+    spec = architectures.stored_spec(parent.architecture).at_depth(parent.depth)
+    try:
+        check_widths(spec, parent.width, request.width)
+    except ValueError as exc:
+        raise unprocessable(field_error("body", "width", msg=str(exc))) from None
+    seed = parent.seed if request.seed is None else request.seed
+    steps = request.steps or parent.steps
+    check_sweep(spec, [request.width], [seed], steps, settings)
+    key = queue.RunKey(
+        request.width,
+        parent.depth,
+        seed,
+        steps,
+        parent.lr if request.lr is None else request.lr,
+        role=RunRole.upscaled,
+        resume_step=parent.steps,
+        noise=float(request.noise),
+        source=parent.id,
+    )
+    # A final state rewritten for an earlier continuation is read from where it was written.
+    source = horizon_queue.final_state_source(session, parent)
+    new_id = queue.enqueue_runs(session, parent.architecture_id, [key], parents={key: source})[key]
+    session.commit()
+    return run_public(get_or_404(session, Run, new_id))
 
 
 @router.delete(
