@@ -18,7 +18,7 @@ import platform
 import statistics
 import sys
 import time
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 
 import numpy as np
@@ -276,16 +276,29 @@ def backtest(profile: Profile, runs: list[dict[str, object]]) -> tuple[list[str]
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--profile", choices=sorted(PROFILES), default="cpu")
+    parser.add_argument(
+        "--lr",
+        type=float,
+        default=None,
+        help="Train the grid at this LR instead of the profile's (bench/PROTOCOL.md's amendment: the trunk "
+        "LR the horizon check gives); its report and cache get an _lr<value> suffix.",
+    )
     args = parser.parse_args()
     profile = PROFILES[args.profile]
+    suffix = ""
+    if args.lr is not None:
+        training = {**profile.spec["training"], "lr": args.lr}  # type: ignore[dict-item]
+        profile = replace(profile, spec={**profile.spec, "training": training}, lr=args.lr)
+        suffix = f"_lr{args.lr:g}"
     RESULTS.mkdir(exist_ok=True)
     started = time.perf_counter()
-    runs = train_grid(profile, RESULTS / f"horizon_{args.profile}.runs.jsonl")
+    runs = train_grid(profile, RESULTS / f"horizon_{args.profile}{suffix}.runs.jsonl")
     cost, cost_ok = cost_lines(profile, runs)
     fit_lines, fit_ok = backtest(profile, runs)
     lines = [
         f"mupredict token horizons, profile {args.profile}",
-        f"command: python bench/horizon.py --profile {args.profile}",
+        f"command: python bench/horizon.py --profile {args.profile}"
+        + (f" --lr {args.lr:g}" if args.lr is not None else ""),
         f"machine: {machine()}",
         f"spec: {json.dumps(profile.spec)}",
         f"grid: widths {list(profile.widths)} × budgets {list(profile.budget_steps)} steps × seeds "
@@ -302,7 +315,7 @@ def main() -> None:
         f"wall time {time.perf_counter() - started:.0f} s (cached runs reused)",
     ]
     text = "\n".join(lines) + "\n"
-    (RESULTS / f"horizon_{args.profile}.txt").write_text(text)
+    (RESULTS / f"horizon_{args.profile}{suffix}.txt").write_text(text)
     print(text)
 
 
