@@ -196,12 +196,22 @@ def _width_for(spec: ArchitectureSpec, n_params: float) -> int | None:
 
 
 def lr_warnings(session: Session, arch: Architecture, spec: ArchitectureSpec, points: FitPoints) -> list[str]:
-    """What the LR tuning says about this ladder: never tuned, still running, failed, or drifting."""
+    """What the LR tuning says about this ladder (never tuned, still running, failed, or drifting), and
+    that it was built by upscaling when it was."""
     recipe = points.recipe
     assert recipe is not None
     batch = spec.training.batch_tokens
     horizons = [b // batch for b in recipe.token_budgets] if recipe.token_budgets else [recipe.steps]
-    return tuning.warnings(session, arch.id, spec, recipe.lr, horizons)
+    warm = (
+        [
+            f"the ladder was built by μP upscaling (sweep {recipe.sweep_id}): each rung above the smallest "
+            "started from the one below and trained its steps on top, so the curve is that of upscaled "
+            "training, not of models trained from scratch for those steps"
+        ]
+        if recipe.warm_start
+        else []
+    )
+    return warm + tuning.warnings(session, arch.id, spec, recipe.lr, horizons)
 
 
 def comparison(

@@ -84,6 +84,7 @@ def recipe_differences(
     on (N, D) grids (`grid`), each loss is at the D asked for, so the proxies' budgets do not matter."""
     contexts = [f"{s.context_length:,}" for s in specs]
     budgets = ["" if grid else f"{_proxy_tokens(s, c):,}" for s, c in zip(specs, currents, strict=True)]
+    starts = [_start(c) for c in currents]
     checks = (
         (
             contexts,
@@ -96,6 +97,13 @@ def recipe_differences(
             "token budgets per proxy run",
             "the loss at N also depends on how many tokens the proxies saw; train the ladders to the same "
             "budget (training.token_budget) to rank the designs alone",
+        ),
+        (
+            starts,
+            "how their ladders were built",
+            "an upscaled rung has also trained through its narrower ancestors, so its loss is not that of a "
+            "model trained from scratch for the same steps; build both ladders the same way to rank the "
+            "designs alone",
         ),
     )
     return [
@@ -110,6 +118,11 @@ def _differences(archs: list[Architecture], values: list[str]) -> str | None:
     if len(set(values)) < 2:
         return None
     return "; ".join(f"{a.name} (id {a.id}): {v}" for a, v in zip(archs, values, strict=True))
+
+
+def _start(current: CurrentFit) -> str:
+    recipe = current.points.recipe
+    return "upscaled rung by rung" if recipe is not None and recipe.warm_start else "from scratch"
 
 
 def _proxy_tokens(spec: ArchitectureSpec, current: CurrentFit) -> int:

@@ -24,7 +24,7 @@ from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
 import predictor
-from app.models import Architecture, Fit, Run, RunRole, RunStatus, Sweep
+from app.models import Architecture, Fit, Run, RunRole, RunStatus, Sweep, SweepRun
 from predictor.quality import Quality, assess
 from trainer.horizon import plan_horizons
 from trainer.spec import ArchitectureSpec
@@ -49,7 +49,8 @@ class LadderRecipe:
 
     An (N, D) grid (`token_budgets` set) pools instead the branches of the latest token-horizon sweep's
     recipe: its LR, the spec's depth and the branches' shared warmup (trainer/horizon.py), whatever
-    their budget; `steps` is then the longest budget's."""
+    their budget; `steps` is then the longest budget's. A warm-started ladder (`warm_start`) pools its
+    own sweep's rungs: upscaled runs are another recipe than runs trained from scratch, never mixed."""
 
     sweep_id: int
     lr: float
@@ -58,6 +59,7 @@ class LadderRecipe:
     depth: int
     token_budgets: tuple[int, ...] | None = None
     warmup_steps: int | None = None
+    warm_start: str | None = None  # "upscale": the sweep's own rungs, each widened from the one before
 
     @property
     def grid(self) -> bool:
@@ -184,15 +186,25 @@ def ladder_recipe(session: Session, architecture_id: int, grid: bool = False) ->
     """The recipe of the architecture's most recently created sweep of whole runs (None before the
     first), or with `grid` of its latest token-horizon sweep (its branches are fitted in (N, D))."""
     rows = session.execute(
-        select(Sweep.id, Sweep.lr, Sweep.lr_source, Sweep.steps, Sweep.token_budgets, Architecture.spec)
+        select(
+            Sweep.id,
+            Sweep.lr,
+            Sweep.lr_source,
+            Sweep.steps,
+            Sweep.token_budgets,
+            Sweep.warm_start,
+            Architecture.spec,
+        )
         .join(Architecture, Architecture.id == Sweep.architecture_id)
         .where(Sweep.architecture_id == architecture_id)
         .order_by(Sweep.id.desc())
     )
-    for sweep_id, lr, source, steps, budgets, spec in rows:
+    for sweep_id, lr, source, steps, budgets, warm_start, spec in rows:
         if bool(budgets) != grid:
             continue
-        recipe = LadderRecipe(sweep_id, float(lr), source, int(steps), int(spec["n_layers"]))
+        recipe = LadderRecipe(
+            sweep_id, float(lr), source, int(steps), int(spec["n_layers"]), warm_start=warm_start
+        )
         if not grid:
             return recipe
         plan = plan_horizons(ArchitectureSpec.model_validate(spec), list(budgets))
@@ -201,6 +213,8 @@ def ladder_recipe(session: Session, architecture_id: int, grid: bool = False) ->
 
 
 def in_recipe(recipe: LadderRecipe) -> Any:
+    if recipe.warm_start is not None:
+        return Run.id.in_(select(SweepRun.run_id).where(SweepRun.sweep_id == recipe.sweep_id))
     if recipe.grid:
         return and_(
             Run.lr == recipe.lr,

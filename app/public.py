@@ -73,6 +73,8 @@ def sweep_public(session: Session, sweep: Sweep) -> SweepPublic:
         lr_source=sweep.lr_source,
         data_seed=sweep.data_seed,
         token_budgets=sweep.token_budgets or None,
+        warm_start=sweep.warm_start,
+        noise=sweep.noise,
         created_at=sweep.created_at,
         counts=counts_of(runs),
         done=all(r.status in FINISHED for r in runs),

@@ -177,11 +177,13 @@ def enqueue_sweep(
     lr_source: str,
     data_seed: int | None = None,
     horizons: HorizonPlan | None = None,
+    upscale_noise: float | None = None,
 ) -> tuple[Sweep, bool]:
     """One run per (width, seed) at `steps`, `depth` and `lr` (all on batch order `data_seed` when given,
     else each on its seed's); returns the sweep and whether anything new was created. With `horizons`,
     each (width, seed) is instead a trunk and a branch per token budget (trainer/horizon.py), and
-    `steps` is the longest budget's.
+    `steps` is the longest budget's. With `upscale_noise` (a warm-started ladder) the smallest width
+    trains from scratch and each larger one is upscaled from the previous width's run of its seed.
 
     The same request twice creates nothing new: runs are unique per (architecture, shape, seed, steps,
     LR, schedule) and an identical sweep is returned as it is.
@@ -196,10 +198,16 @@ def enqueue_sweep(
             Sweep.data_seed.is_(None) if data_seed is None else Sweep.data_seed == data_seed,
         )
     ).all()
+    warm_start = None if upscale_noise is None else "upscale"
     for sweep in existing:
-        if sweep.widths == widths and sweep.seeds == seeds and (sweep.token_budgets or None) == budgets:
+        same = sweep.widths == widths and sweep.seeds == seeds and (sweep.token_budgets or None) == budgets
+        if same and sweep.warm_start == warm_start and sweep.noise == upscale_noise:
             return sweep, False
-    if horizons is None:
+    if upscale_noise is not None:
+        run_ids = _enqueue_rungs(
+            session, architecture.id, widths, seeds, steps, depth, lr, data_seed, upscale_noise
+        )
+    elif horizons is None:
         keys = [RunKey(w, depth, s, steps, lr, data_seed) for w in widths for s in seeds]
         run_ids = list(enqueue_runs(session, architecture.id, keys).values())
     else:
@@ -213,12 +221,53 @@ def enqueue_sweep(
         lr_source=lr_source,
         data_seed=data_seed,
         token_budgets=budgets,
+        warm_start=warm_start,
+        noise=upscale_noise,
     )
     session.add(sweep)
     session.flush()
     session.execute(insert(SweepRun), [{"sweep_id": sweep.id, "run_id": rid} for rid in run_ids])
     session.flush()
     return sweep, True
+
+
+def _enqueue_rungs(
+    session: Session,
+    architecture_id: int,
+    widths: list[int],
+    seeds: list[int],
+    steps: int,
+    depth: int,
+    lr: float,
+    data_seed: int | None,
+    noise: float,
+) -> list[int]:
+    """A warm-started ladder: per seed, the smallest width from scratch, then each width upscaled from
+    the one before (trainer/upscale.py), each claimable once the run it widens has succeeded."""
+    run_ids: list[int] = []
+    previous: dict[int, int] = {}  # seed -> the previous rung's run id
+    for i, width in enumerate(widths):
+        keys = {
+            s: RunKey(width, depth, s, steps, lr, data_seed)
+            if i == 0
+            else RunKey(
+                width,
+                depth,
+                s,
+                steps,
+                lr,
+                data_seed,
+                RunRole.upscaled,
+                resume_step=steps,
+                noise=noise,
+                source=previous[s],
+            )
+            for s in seeds
+        }
+        ids = enqueue_runs(session, architecture_id, list(keys.values()))
+        previous = {s: ids[key] for s, key in keys.items()}
+        run_ids += previous.values()
+    return run_ids
 
 
 def _enqueue_horizons(

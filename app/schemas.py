@@ -138,6 +138,19 @@ class SweepCreate(BaseModel):
         "decay starts and a cooldown branch per budget (Hägele et al. 2024), about one long run's cost. "
         "Needs training.schedule 'wsd'; `steps` is then the largest budget's and may not be given.",
     )
+    warm_start: Literal["upscale"] | None = Field(
+        None,
+        description="'upscale': build the ladder rung by rung (μP upscaling, Ma et al. 2026): the smallest "
+        "width trains from scratch and each larger one starts from the previous width's run (same seed), "
+        "widened, then trains `steps` more. Each width must be a whole multiple of the one before. Its "
+        "runs (role 'upscaled') are a recipe of their own: fitted apart from from-scratch ladders.",
+    )
+    noise: StrictNumber | None = Field(
+        None,
+        ge=0,
+        le=10,
+        description="With warm_start: × a fresh μP init added to each widened copy (default 1).",
+    )
     retry_failed: bool = Field(
         False,
         description="Queue this sweep's failed or cancelled runs again, each with a fresh set of attempts "
@@ -146,6 +159,10 @@ class SweepCreate(BaseModel):
 
     @model_validator(mode="after")
     def _non_negative(self) -> SweepCreate:
+        if self.noise is not None and self.warm_start is None:
+            raise ValueError('noise goes with warm_start "upscale": give both, or neither')
+        if self.warm_start is not None and self.token_budgets is not None:
+            raise ValueError("give warm_start or token_budgets, not both: upscaled rungs are whole runs")
         if self.widths is not None and any(w < 1 for w in self.widths):
             raise ValueError("widths must be positive integers")
         if any(s < 0 or s >= 2**31 for s in self.seeds):
@@ -282,6 +299,10 @@ class SweepPublic(Tabular):
     token_budgets: list[int] | None = Field(
         None, description="A token-horizon sweep's budgets (its runs: trunks and branches), else null."
     )
+    warm_start: str | None = Field(
+        None, description="'upscale': each width after the smallest starts from the previous one's run."
+    )
+    noise: float | None = Field(None, description="A warm-started sweep's upscaling noise.")
     created_at: datetime
     counts: RunCounts
     done: bool = Field(description="Every run has finished (succeeded, diverged, failed or cancelled).")
@@ -383,6 +404,9 @@ class Recipe(BaseModel):
     depth: int
     token_budgets: list[int] | None = None
     warmup_steps: int | None = None
+    warm_start: str | None = Field(
+        None, description="'upscale': the ladder was built rung by rung from its smallest width."
+    )
 
 
 class ExcludedRun(BaseModel):

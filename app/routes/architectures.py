@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import itertools
 from collections.abc import Sequence
 from typing import Annotated, Any
 
@@ -45,6 +46,7 @@ from app.schemas import (
     TuningSummary,
 )
 from trainer import ArchitectureSpec, count_params
+from trainer.growth import check_widths
 from trainer.horizon import HorizonError, HorizonPlan, plan_horizons
 from trainer.spec import Text
 
@@ -205,6 +207,7 @@ def create_sweep(
     else:
         steps, cost_steps = horizons.steps[-1], horizons.cost_steps
     check_sweep(spec, widths, request.seeds, steps, settings, cost_steps)
+    noise = _upscale_noise(spec, widths, request)
     latest = tuning.latest(session, arch.id, succeeded=True)
     lr_horizon = steps if horizons is None else horizons.lr_steps
     tuned = tuning.ladder_lr(latest, lr_horizon)
@@ -227,12 +230,39 @@ def create_sweep(
         lr_source=source,
         data_seed=request.data_seed,
         horizons=horizons,
+        upscale_noise=noise,
     )
     session.commit()
     if request.retry_failed:
         queue.retry(session, [link.run_id for link in sweep.runs])
         session.refresh(sweep)
     return sweep_public(session, sweep)
+
+
+def _upscale_noise(spec: ArchitectureSpec, widths: list[int], request: SweepCreate) -> float | None:
+    """A warm-started ladder's noise (None: every run from scratch), or 422 naming what to change: each
+    width must be one the width before it can be upscaled to (trainer.growth)."""
+    if request.warm_start is None:
+        return None
+    ordered = sorted(set(widths))
+    if len(ordered) < 2:
+        raise unprocessable(
+            field_error("body", "widths", msg="a warm-started ladder needs at least two widths to upscale")
+        )
+    doubling = [ordered[0] * 2**i for i in range(len(ordered))]
+    for small, large in itertools.pairwise(ordered):
+        try:
+            check_widths(spec, small, large)
+        except ValueError as exc:
+            raise unprocessable(
+                field_error(
+                    "body",
+                    "widths",
+                    msg=f"widths {ordered}: {large} cannot be upscaled from {small} ({exc}); with warm_start "
+                    f"each width must be a whole multiple of the one before, e.g. {doubling}",
+                )
+            ) from None
+    return 1.0 if request.noise is None else float(request.noise)
 
 
 def _horizons(spec: ArchitectureSpec, request: SweepCreate) -> HorizonPlan | None:

@@ -46,11 +46,15 @@
 
   /** A run's row; a failed run gets a second row with its error and a Retry button. */
   function runRows(run) {
-    // A token-horizon sweep's trunk and branches say so beside their id, with their length in steps.
+    // A token-horizon sweep's trunk and branches say so beside their id, with their length in steps;
+    // an upscaled run names the run it was widened from (its lineage, one link at a time).
     const role = run.role === "trunk" ? `trunk to ${run.stop_step} of ${run.steps} steps`
-      : run.role === "branch" ? `branch of ${run.parent_run_id}, ${run.steps} steps` : null;
+      : run.role === "branch" ? `branch of ${run.parent_run_id}, ${run.steps} steps`
+      : run.role === "upscaled" ? `upscaled from run ${run.parent_run_id} (noise ${run.noise}), then ${run.steps} steps`
+      : null;
     const row = el("tr", { "data-run-id": run.id },
-      el("td", { class: "num" }, run.id, role ? el("div", { class: "muted small-print", title: role }, run.role) : null),
+      el("td", { class: "num" }, run.id, role ? el("div", { class: "muted small-print", title: role },
+        run.role === "upscaled" ? `↑ from ${run.parent_run_id}` : run.role) : null),
       el("td", { class: "num" }, run.width),
       el("td", { class: "num" }, run.depth),
       el("td", { class: "num" }, MU.fmtLr(run.lr)),
@@ -254,6 +258,7 @@
       };
       const steps = document.getElementById("sweep-steps").value.trim();
       if (steps) body.steps = integers(steps, "steps")[0];
+      if (document.getElementById("sweep-upscale").checked) body.warm_start = "upscale";
       button.disabled = true;
       const sweep = await MU.api(`/v1/architectures/${id}/sweeps`, { method: "POST", body });
       MU.notice(status, "ok", `Sweep #${sweep.id}: ${sweep.runs.length} run(s), ${MU.runCounts(sweep.counts)}.`);

@@ -234,6 +234,32 @@ def test_waiting_architecture_says_why_and_extends_its_sweep(watched: Watched, s
     _screenshot(page, "architecture-waiting")
 
 
+def test_a_ladder_built_by_upscaling_marks_each_rungs_parent(watched: Watched, site: Site) -> None:
+    headers = {"Authorization": f"Bearer {TOKEN}"}
+    spec = spec_dict("upscaled-ladder", n_layers=1, head_dim=8, parametrization={"base_width": 16})
+    arch_id = httpx.post(f"{site.url}/v1/architectures", json=spec, headers=headers).json()["id"]
+    page = _open(watched, site, f"/architectures/{arch_id}")
+    page.fill("#api-token", TOKEN)
+    page.fill("#sweep-widths", "16, 32, 64")
+    page.fill("#sweep-seeds", "0")
+    page.check("#sweep-upscale")
+    page.click("#sweep-submit")
+    page.wait_for_selector("#sweep-status .notice.ok")
+    page.wait_for_function("document.querySelectorAll('#runs tbody tr').length === 3")
+    _finish_on_basin(site, arch_id)
+    runs = httpx.get(f"{site.url}/v1/runs", params={"architecture_id": arch_id}).json()["items"]
+    by_width = {r["width"]: r for r in runs}
+    assert [by_width[w]["role"] for w in (16, 32, 64)] == ["run", "upscaled", "upscaled"]
+    page.reload()
+    page.wait_for_selector("body[data-ready=true]")
+    for small, large in ((16, 32), (32, 64)):
+        mark = page.locator(f"#runs tr[data-run-id='{by_width[large]['id']}'] td").first.locator("div")
+        assert mark.inner_text() == f"↑ from {by_width[small]['id']}"
+        assert f"upscaled from run {by_width[small]['id']}" in (mark.get_attribute("title") or "")
+    assert page.locator(f"#runs tr[data-run-id='{by_width[16]['id']}'] td").first.locator("div").count() == 0
+    _screenshot(page, "architecture-upscaled-ladder")
+
+
 def test_unknown_architecture_is_a_404_page(watched: Watched, site: Site) -> None:
     response = watched.page.goto(f"{site.url}/architectures/999999")
     assert response is not None and response.status == 404

@@ -31,6 +31,7 @@ def settings(fresh_db_url: str, tmp_path: Path) -> Settings:
         cache_dir=tmp_path / "cache",
         retry_backoff_seconds=0,
         max_width=256,
+        fit_gate=False,  # 16-step proxies: the point is which runs a fit pools, not its trend
     )
 
 
@@ -143,3 +144,64 @@ def test_bad_upscale_requests_say_what_to_change(api: TestClient, settings: Sett
     assert Worker(settings, device="cpu", poll_seconds=0.05).run(once=True) == 1
     refused = api.post(f"/v1/runs/{sp_sweep['runs'][0]['id']}/upscale", json={"width": 32})
     assert refused.status_code == 422 and "only under μP" in refused.text
+
+
+def test_a_warm_started_ladder_is_built_rung_by_rung_and_fitted_apart(
+    api: TestClient, settings: Settings, tmp_path: Path
+) -> None:
+    arch_id = api.post("/v1/architectures", json=spec(tmp_path)).json()["id"]
+    body = {"widths": [16, 32, 64, 128], "seeds": [0, 1], "steps": 16, "warm_start": "upscale", "noise": 0.5}
+    created = api.post(f"/v1/architectures/{arch_id}/sweeps", json=body)
+    assert created.status_code == 202, created.text
+    sweep = created.json()
+    assert (sweep["warm_start"], sweep["noise"]) == ("upscale", 0.5)
+    runs = {(r["width"], r["seed"]): r for r in sweep["runs"]}
+    assert [runs[16, s]["role"] for s in (0, 1)] == ["run", "run"]  # the smallest rung from scratch
+    for seed in (0, 1):  # each larger rung widened from the one below, same seed
+        for small, large in ((16, 32), (32, 64), (64, 128)):
+            assert runs[large, seed]["role"] == "upscaled"
+            assert runs[large, seed]["parent_run_id"] == runs[small, seed]["id"]
+    assert api.post(f"/v1/architectures/{arch_id}/sweeps", json=body).json()["id"] == sweep["id"]
+
+    assert Worker(settings, device="cpu", poll_seconds=0.05).run(once=True) == 8  # rung after rung
+    done = api.get("/v1/runs", params={"sweep_id": sweep["id"]}).json()["items"]
+    assert {r["status"] for r in done} == {"succeeded"}
+    assert len(list((tmp_path / "artifacts").rglob("*.pt"))) == 6  # the ends of rungs 16 to 64, kept
+    warm = api.post("/v1/predictions", json={"architecture_id": arch_id, "n_params": 1e6})
+    assert warm.status_code == 200, warm.text
+    assert warm.json()["provenance"]["recipe"]["warm_start"] == "upscale"
+    assert sorted(warm.json()["provenance"]["run_ids"]) == sorted(r["id"] for r in done)
+    assert any("built by μP upscaling" in w for w in warm.json()["warnings"])
+
+    # A from-scratch ladder of the same widths is another recipe: its fit never takes an upscaled rung.
+    scratch = api.post(
+        f"/v1/architectures/{arch_id}/sweeps", json={**body, "warm_start": None, "noise": None}
+    )
+    assert scratch.status_code == 202, scratch.text
+    assert Worker(settings, device="cpu", poll_seconds=0.05).run(once=True) == 6  # width 16 is shared
+    answered = api.post("/v1/predictions", json={"architecture_id": arch_id, "n_params": 1e6})
+    assert answered.status_code == 200, answered.text
+    cold = answered.json()
+    assert cold["provenance"]["recipe"]["warm_start"] is None
+    roles = {
+        r["id"]: r["role"] for r in api.get("/v1/runs", params={"architecture_id": arch_id}).json()["items"]
+    }
+    assert {roles[i] for i in cold["provenance"]["run_ids"]} == {"run"}
+    assert not any("upscaling" in w for w in cold["warnings"])
+
+
+@pytest.mark.parametrize(
+    ("body", "message"),
+    [
+        ({"widths": [16, 24], "warm_start": "upscale"}, "24 cannot be upscaled from 16"),
+        ({"widths": [16], "warm_start": "upscale"}, "at least two widths"),
+        ({"widths": [16, 32], "noise": 1.0}, "noise goes with warm_start"),
+        ({"widths": [16, 32], "warm_start": "grow"}, "Input should be 'upscale'"),
+    ],
+)
+def test_bad_warm_started_sweeps_say_what_to_change(
+    api: TestClient, tmp_path: Path, body: dict, message: str
+) -> None:
+    arch_id = api.post("/v1/architectures", json=spec(tmp_path)).json()["id"]
+    refused = api.post(f"/v1/architectures/{arch_id}/sweeps", json=body)
+    assert refused.status_code == 422 and message in refused.text, refused.text
