@@ -213,10 +213,14 @@ class Client:
         data_seed: int | None = None,
         retry_failed: bool = False,
         token_budgets: list[int] | None = None,
+        warm_start: str | None = None,
+        noise: float | None = None,
     ) -> SweepPublic:
         """Queue proxy runs at the tuned η* (else the spec's LR) unless `lr` pins one (idempotent: runs
         that exist are reused, an identical sweep is returned). `token_budgets` (training tokens,
-        increasing) makes it an (N, D) grid: per (width, seed) a trunk and a cooldown branch per budget."""
+        increasing) makes it an (N, D) grid: per (width, seed) a trunk and a cooldown branch per budget.
+        `warm_start="upscale"` builds the ladder rung by rung, each width upscaled from the one before
+        (with `noise`)."""
         body: dict[str, Any] = {
             "widths": widths,
             "steps": steps,
@@ -225,6 +229,8 @@ class Client:
             "retry_failed": retry_failed,
             "token_budgets": token_budgets,
         }
+        if warm_start is not None:
+            body |= {"warm_start": warm_start, "noise": noise}
         if seeds is not None:
             body["seeds"] = seeds
         return self._post(f"/v1/architectures/{architecture_id}/sweeps", SweepPublic, body, idempotent=True)
@@ -243,6 +249,21 @@ class Client:
     def retry_run(self, run_id: int) -> RunPublic:
         """Queue a failed or cancelled run again, with fresh attempts."""
         return self._post(f"/v1/runs/{run_id}/retry", RunPublic, {}, idempotent=False)
+
+    def upscale_run(
+        self,
+        run_id: int,
+        width: int,
+        *,
+        steps: int | None = None,
+        lr: float | None = None,
+        noise: float = 1.0,
+        seed: int | None = None,
+    ) -> RunPublic:
+        """Queue a continuation of a succeeded run widened to `width` (a whole multiple of its width) by
+        μP upscaling, `noise` × a fresh μP init on the copies (idempotent: the same request, the same run)."""
+        body = {"width": width, "steps": steps, "lr": lr, "noise": noise, "seed": seed}
+        return self._post(f"/v1/runs/{run_id}/upscale", RunPublic, body, idempotent=True)
 
     def delete_architecture(self, architecture_id: int) -> None:
         """Delete the architecture with its sweeps, runs, fits and tunings (not undoable)."""

@@ -8,13 +8,15 @@ from __future__ import annotations
 
 import json
 import re
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
 
+import httpx
 import pytest
 from fastapi.testclient import TestClient
 
 from app.api import create_app
+from app.client import Client
 from app.settings import Settings
 from app.worker import Worker
 
@@ -39,6 +41,21 @@ def settings(fresh_db_url: str, tmp_path: Path) -> Settings:
 def api(settings: Settings) -> Iterator[TestClient]:
     with TestClient(create_app(settings)) as client:
         yield client
+
+
+def forward(api: TestClient) -> Callable[[httpx.Request], httpx.Response]:
+    """An httpx handler that serves the client's requests with the app."""
+
+    def handle(request: httpx.Request) -> httpx.Response:
+        served = api.request(
+            request.method,
+            request.url.raw_path.decode(),
+            content=request.content,
+            headers=dict(request.headers),
+        )
+        return httpx.Response(served.status_code, headers=served.headers, content=served.content)
+
+    return handle
 
 
 def spec(tmp_path: Path, **fields: object) -> dict:
@@ -144,6 +161,17 @@ def test_bad_upscale_requests_say_what_to_change(api: TestClient, settings: Sett
     assert Worker(settings, device="cpu", poll_seconds=0.05).run(once=True) == 1
     refused = api.post(f"/v1/runs/{sp_sweep['runs'][0]['id']}/upscale", json={"width": 32})
     assert refused.status_code == 422 and "only under μP" in refused.text
+    # The client asks the same (a continuation, and a ladder built by upscaling).
+    with Client("http://testserver", transport=httpx.MockTransport(forward(api))) as client:
+        upscaled = client.upscale_run(run_id, 32, steps=2, noise=0.0)
+        assert (upscaled.role, upscaled.width, upscaled.parent_run_id, upscaled.noise) == (
+            "upscaled",
+            32,
+            run_id,
+            0.0,
+        )
+        ladder = client.create_sweep(arch_id, widths=[16, 32], seeds=[0], warm_start="upscale", noise=0.25)
+        assert (ladder.warm_start, ladder.noise) == ("upscale", 0.25)
 
 
 def test_a_warm_started_ladder_is_built_rung_by_rung_and_fitted_apart(
