@@ -1,8 +1,10 @@
-"""Where workers keep token-horizon trunks' checkpoints: one folder per trunk run under the artifact
-directory (MUPREDICT_ARTIFACT_DIR), shared by every worker that may train one of its branches (a
-shared file system or a mounted bucket across machines). Files are written atomically
-(trainer.checkpoint.save_state: a temporary name, then a rename) and removed once every branch that
-resumes from them has finished (app.horizon_queue.settled_checkpoints).
+"""Where workers keep checkpoints: one folder per run under the artifact directory
+(MUPREDICT_ARTIFACT_DIR), shared by every worker that may train a run resuming from it (a shared file
+system or a mounted bucket across machines): a token-horizon trunk's state at each branch point, and
+the final state of a run that upscaled runs start from. Files are written atomically
+(trainer.checkpoint.save_state: a temporary name, then a rename); a trunk's are removed once every
+branch that resumes from them has finished, a final state that runs are upscaled from is kept
+(app.horizon_queue.settled_checkpoints).
 
 One artifact directory per database: folders are named by run id."""
 

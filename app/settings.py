@@ -106,9 +106,10 @@ class Settings(BaseSettings):
     )
     artifact_dir: Path = Field(
         Path("data/artifacts"),
-        description="Where workers write token-horizon checkpoints (a trunk's state where each branch "
-        "resumes), removed once their branches are stored; workers on several machines share it (NFS, a "
-        "mounted bucket). One folder per database. A relative folder is taken from the working directory.",
+        description="Where workers write checkpoints: a token-horizon trunk's state where each branch "
+        "resumes (removed once its branches are stored) and the final state of a run that upscaled runs "
+        "start from (kept); workers on several machines share it (NFS, a mounted bucket). One folder per "
+        "database. A relative folder is taken from the working directory.",
     )
     max_attempts: int = Field(3, ge=1, description="Claims of one run before it is marked failed.")
     retry_backoff_seconds: float = Field(
