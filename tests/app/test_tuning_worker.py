@@ -87,6 +87,7 @@ def test_tune_then_ladder_then_predict_with_a_real_worker(
         "depth": 1,
         "token_budgets": None,  # a whole-run ladder, not a token-horizon grid
         "warmup_steps": None,
+        "warm_start": None,  # trained from scratch, not built by upscaling
     }
     assert any("transfer across width was never checked" in w for w in body["warnings"]), body["warnings"]
     assert not any("never tuned" in w for w in body["warnings"])
