@@ -12,6 +12,7 @@ from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from app import architectures, listing, queue, tuning
+from app.checkpoints import CheckpointStore
 from app.cost import recent_throughput
 from app.deps import (
     IdPath,
@@ -25,7 +26,7 @@ from app.deps import (
 from app.errors import field_error, get_or_404, unprocessable
 from app.fits import proxies_report
 from app.limits import check_source, check_stored_source, check_sweep, run_flops
-from app.models import Architecture
+from app.models import Architecture, Run
 from app.pagination import decode_cursor, encode_cursor
 from app.public import sweep_public
 from app.schemas import (
@@ -177,11 +178,14 @@ async def get_architecture(architecture_id: IdPath, read: SharedReadDep) -> Resp
     dependencies=[WriteAccess],
     responses={404: {}},
 )
-def delete_architecture(architecture_id: IdPath, session: WriteSessionDep) -> Response:
-    """Delete the architecture with its sweeps, runs, fits and tunings. Not undoable; a run in training
-    is dropped by its worker at the next heartbeat."""
+def delete_architecture(architecture_id: IdPath, session: WriteSessionDep, settings: SettingsDep) -> Response:
+    """Delete the architecture with its sweeps, runs, fits, tunings and its runs' checkpoints in the
+    artifact directory (where this process sees it). Not undoable; a run in training is dropped by its
+    worker at the next heartbeat."""
+    run_ids = list(session.scalars(select(Run.id).where(Run.architecture_id == architecture_id)))
     if not architectures.delete(session, architecture_id):
         raise HTTPException(status.HTTP_404_NOT_FOUND, f"no architecture with id {architecture_id}")
+    CheckpointStore(settings.artifact_dir).drop(run_ids)
     return Response(status_code=status.HTTP_204_NO_CONTENT)
 
 

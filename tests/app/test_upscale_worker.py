@@ -216,6 +216,9 @@ def test_a_warm_started_ladder_is_built_rung_by_rung_and_fitted_apart(
     }
     assert {roles[i] for i in cold["provenance"]["run_ids"]} == {"run"}
     assert not any("upscaling" in w for w in cold["warnings"])
+    # Deleting the architecture removes its runs' kept final states too.
+    assert api.delete(f"/v1/architectures/{arch_id}").status_code == 204
+    assert not list((tmp_path / "artifacts").rglob("*.pt"))
 
 
 @pytest.mark.parametrize(
