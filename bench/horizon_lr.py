@@ -26,7 +26,7 @@ sys.path.insert(0, str(ROOT))
 
 from bench.horizon import PROFILES as GRIDS  # noqa: E402
 from bench.mup_transfer import machine  # noqa: E402
-from bench.tuning_runs import CachedTuner, default_jobs  # noqa: E402
+from bench.tuning_runs import CachedTuner, curve_lines, default_jobs  # noqa: E402
 from trainer import ArchitectureSpec  # noqa: E402
 from trainer.tuning import Shape, TuningPlan  # noqa: E402
 from trainer.tuning_result import TuningResult  # noqa: E402
@@ -72,18 +72,7 @@ def plan_for(profile: Profile, spec: ArchitectureSpec, horizons: tuple[int, ...]
 def curves(result: TuningResult) -> list[str]:
     lines = []
     for curve in sorted(result.curves, key=lambda c: c.shape.steps or 0):
-        o = curve.optimum
-        head = f"  steps {curve.shape.steps:5d}: {curve.state}, {curve.extensions} extension(s)"
-        if o is not None:
-            curvature = f"{o.curvature:.3f}" if o.curvature is not None else "n/a"
-            head += f"; η* {o.lr_star:.4g} [{o.lower:.4g}, {o.upper:.4g}] ({o.method}); curvature {curvature}"
-        lines.append(head)
-        if curve.reason:
-            lines.append(f"    {curve.reason}")
-        for p in curve.points:
-            loss = "diverged" if p.loss_mean is None else f"{p.loss_mean:.4f}"
-            sd = f" ± {p.loss_sd:.4f}" if p.loss_sd is not None else ""
-            lines.append(f"      lr {p.lr:<9.4g} {loss}{sd}  (n={p.n}, diverged {p.diverged})")
+        lines += curve_lines(curve, f"steps {curve.shape.steps:5d}")
     return lines
 
 

@@ -25,7 +25,7 @@ import torch
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
-from bench.tuning_runs import CachedTuner, default_jobs  # noqa: E402
+from bench.tuning_runs import CachedTuner, curve_lines, default_jobs  # noqa: E402
 from trainer import ArchitectureSpec  # noqa: E402
 from trainer.tuning import Shape, TuningPlan  # noqa: E402
 from trainer.tuning_result import TuningResult  # noqa: E402
@@ -100,19 +100,7 @@ def machine(device: str) -> str:
 def report(mode: str, result: TuningResult) -> tuple[list[str], bool | None]:
     lines = [f"{mode}: tuning {result.status}" + (f" ({result.reason})" if result.reason else "")]
     for curve in result.curves:
-        o = curve.optimum
-        head = f"  width {curve.shape.width:5d}: {curve.state}, {curve.extensions} extension(s)"
-        if o is not None:
-            curvature = f"{o.curvature:.3f}" if o.curvature is not None else "n/a"
-            head += f"; η* {o.lr_star:.4g} [{o.lower:.4g}, {o.upper:.4g}] ({o.method}); curvature {curvature}"
-        lines.append(head)
-        if curve.reason:
-            lines.append(f"    {curve.reason}")
-        for p in curve.points:
-            loss = "diverged" if p.loss_mean is None else f"{p.loss_mean:.4f}"
-            sd = f" ± {p.loss_sd:.4f}" if p.loss_sd is not None else ""
-            mark = " <- best" if o is not None and abs(p.lr - o.lr_star) / o.lr_star < 1e-9 else ""
-            lines.append(f"      lr {p.lr:<9.4g} {loss}{sd}  (n={p.n}, diverged {p.diverged}){mark}")
+        lines += curve_lines(curve, f"width {curve.shape.width:5d}")
     transfer = result.transfer.get("width")
     if transfer is None or transfer.slope is None or transfer.lower is None or transfer.upper is None:
         lines.append("  transfer: not measured")

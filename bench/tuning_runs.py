@@ -18,7 +18,7 @@ import torch
 
 import trainer
 from trainer.tuning import Observation, Point, TuningPlan
-from trainer.tuning_result import TuningResult, run_locally
+from trainer.tuning_result import Curve, TuningResult, run_locally
 
 
 @cache
@@ -108,3 +108,20 @@ def _observation(point: Point, row: dict[str, Any]) -> Observation:
 
 def default_jobs() -> int:
     return max(1, min(2, os.cpu_count() or 1))
+
+
+def curve_lines(curve: Curve, label: str) -> list[str]:
+    """One tuned LR curve as report lines: `label` (e.g. "width    16"), its state, η* with its interval
+    and curvature, then every grid point's mean loss ± seed sd (the best one marked)."""
+    o = curve.optimum
+    head = f"  {label}: {curve.state}, {curve.extensions} extension(s)"
+    if o is not None:
+        curvature = f"{o.curvature:.3f}" if o.curvature is not None else "n/a"
+        head += f"; η* {o.lr_star:.4g} [{o.lower:.4g}, {o.upper:.4g}] ({o.method}); curvature {curvature}"
+    lines = [head] + ([f"    {curve.reason}"] if curve.reason else [])
+    for p in curve.points:
+        loss = "diverged" if p.loss_mean is None else f"{p.loss_mean:.4f}"
+        sd = f" ± {p.loss_sd:.4f}" if p.loss_sd is not None else ""
+        mark = " <- best" if o is not None and abs(p.lr - o.lr_star) / o.lr_star < 1e-9 else ""
+        lines.append(f"      lr {p.lr:<9.4g} {loss}{sd}  (n={p.n}, diverged {p.diverged}){mark}")
+    return lines

@@ -34,7 +34,7 @@ sys.path.insert(0, str(ROOT))
 import predictor  # noqa: E402
 import trainer  # noqa: E402
 from bench.mup_transfer import machine  # noqa: E402
-from bench.tuning_runs import default_jobs  # noqa: E402
+from bench.tuning_runs import curve_lines, default_jobs  # noqa: E402
 from trainer.checkpoint import TrainState, load_state, save_state  # noqa: E402
 from trainer.tuning import Observation, Point, Shape, TuningPlan  # noqa: E402
 from trainer.tuning_result import TuningResult, run_locally  # noqa: E402
@@ -315,14 +315,7 @@ def main(argv: list[str] | None = None) -> int:
     lines.append(f"criterion 2 (reached within S/2 = {p.steps // 2} steps): {'PASS' if ok2 else 'FAIL'}")
     lines += ["", "LR transfer for ×2 upscaled continuations (S/2 steps each, product's tuning planner):"]
     for curve in tuned.curves:
-        o = curve.optimum
-        lines.append(
-            f"  target width {curve.shape.width:4d}: {curve.state}, {curve.extensions} extension(s)"
-            + (f"; η* {o.lr_star:.4g} [{o.lower:.4g}, {o.upper:.4g}] ({o.method})" if o else "")
-        )
-        for pt in curve.points:
-            loss = "diverged" if pt.loss_mean is None else f"{pt.loss_mean:.4f}"
-            lines.append(f"      lr {pt.lr:<9.4g} {loss}  (n={pt.n}, diverged {pt.diverged})")
+        lines += curve_lines(curve, f"target width {curve.shape.width:4d}")
     check = tuned.transfer.get("width")
     ok1 = False
     if check is not None and check.slope is not None and check.lower is not None and check.upper is not None:
