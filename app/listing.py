@@ -31,8 +31,13 @@ def summaries(
         setattr(counts[arch_id], RunStatus(status).value, int(n))
     for arch_id, widths in session.execute(
         select(Run.architecture_id, func.count(func.distinct(Run.width)))
-        # Whole runs: the widths a whole-run ladder fit can use (trunks and branches are fitted in (N, D)).
-        .where(Run.architecture_id.in_(ids), Run.status == RunStatus.succeeded, Run.role == RunRole.run)
+        # Whole runs, from scratch or upscaled: the widths a whole-run ladder can use (trunks and
+        # branches are fitted in (N, D)); which of them one fit pools is its recipe's business.
+        .where(
+            Run.architecture_id.in_(ids),
+            Run.status == RunStatus.succeeded,
+            Run.role.in_([RunRole.run, RunRole.upscaled]),
+        )
         .group_by(Run.architecture_id)
     ):
         counts[arch_id].succeeded_widths = int(widths)

@@ -54,7 +54,7 @@
       : null;
     const row = el("tr", { "data-run-id": run.id },
       el("td", { class: "num" }, run.id, role ? el("div", { class: "muted small-print", title: role },
-        run.role === "upscaled" ? `↑ from ${run.parent_run_id}` : run.role) : null),
+        run.role === "upscaled" ? `from ${run.parent_run_id}` : run.role) : null),
       el("td", { class: "num" }, run.width),
       el("td", { class: "num" }, run.depth),
       el("td", { class: "num" }, MU.fmtLr(run.lr)),

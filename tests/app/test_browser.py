@@ -254,9 +254,11 @@ def test_a_ladder_built_by_upscaling_marks_each_rungs_parent(watched: Watched, s
     page.wait_for_selector("body[data-ready=true]")
     for small, large in ((16, 32), (32, 64)):
         mark = page.locator(f"#runs tr[data-run-id='{by_width[large]['id']}'] td").first.locator("div")
-        assert mark.inner_text() == f"↑ from {by_width[small]['id']}"
+        assert mark.inner_text() == f"from {by_width[small]['id']}"
         assert f"upscaled from run {by_width[small]['id']}" in (mark.get_attribute("title") or "")
     assert page.locator(f"#runs tr[data-run-id='{by_width[16]['id']}'] td").first.locator("div").count() == 0
+    # The fit card counts the upscaled rungs among the finished widths (3 of the 4 a fit needs).
+    assert "3 of 4 proxy widths finished" in page.locator("#fit-status").inner_text()
     _screenshot(page, "architecture-upscaled-ladder")
 
 
