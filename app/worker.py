@@ -29,7 +29,7 @@ import trainer
 from app import horizon_queue, queue, tuning
 from app.checkpoints import CheckpointStore
 from app.db import make_engine, session_factory
-from app.fits import refresh_fit
+from app.fits import DEFAULT_LAW, GRID_LAW, refresh_fit
 from app.limits import corpus_access
 from app.models import RunRole
 from app.run_errors import source_of, stored_error
@@ -272,15 +272,18 @@ class Worker:
         self.checkpoints.prune(trunk, steps, everything=everything)
 
     def after_result(self, claimed: queue.ClaimedRun) -> None:
-        """Refit now, off the request path (predictions read the cached fit and never refit), and
-        advance the tunings the run belongs to (they may queue their next grid points).
+        """Refit now, off the request path (predictions read the cached fit and never refit; a branch's
+        result refits the (N, D) grid), and advance the tunings the run belongs to (they may queue their
+        next grid points).
 
         The result is already stored; a failure here (say, data no law fits yet) is logged and retried
         later (the next prediction refits, the idle loop advances stalled tunings), and must never take
         the worker down with it.
         """
+        # A token-horizon branch changes the (N, D) grid's fit, any other run the whole-run ladder's.
+        law = GRID_LAW if claimed.role == RunRole.branch else DEFAULT_LAW
         steps: list[tuple[str, Callable[[Session], object]]] = [
-            ("refit", lambda s: refresh_fit(s, claimed.architecture_id, self.settings.min_runs_for_fit)),
+            ("refit", lambda s: refresh_fit(s, claimed.architecture_id, self.settings.min_runs_for_fit, law)),
             ("advance tunings", lambda s: tuning.advance_for_run(s, claimed.id)),
             ("settle branches", horizon_queue.settle_orphans),
             ("prune checkpoints", lambda s: self._prune_checkpoints(s, claimed)),

@@ -242,3 +242,44 @@ def test_the_horizon_check_sets_the_trunk_lr_and_the_grid_says_what_it_costs(api
     # A whole-run sweep at the tuned horizon trains at η* itself.
     plain = api.post(f"/v1/architectures/{arch_id}/sweeps", json={"widths": [32], "steps": 400}).json()
     assert (plain["lr"], plain["lr_source"]) == (tuning["ladder_lr"], "tuned")
+
+
+def test_a_stored_branch_refits_the_grid_off_the_request_path(api: TestClient) -> None:
+    """The worker's after-result step fits the (N, D) grid when a branch is stored, so the first
+    prediction in tokens finds the fit cached (as a whole run does for the whole-run ladder)."""
+    from sqlalchemy import select
+    from sqlalchemy.orm import Session
+
+    from app.models import Fit, Run, RunRole
+    from app.worker import Worker
+
+    arch_id = _grid(api)  # finished through the queue, without a worker's after-result step
+    engine = api.app.state.engine  # type: ignore[attr-defined]
+    with Session(engine) as session:
+        assert session.scalar(select(Fit).where(Fit.architecture_id == arch_id)) is None
+        branch = session.scalars(
+            select(Run).where(Run.architecture_id == arch_id, Run.role == RunRole.branch)
+        ).first()
+        assert branch is not None
+        claimed = queue.ClaimedRun(
+            id=branch.id,
+            architecture_id=arch_id,
+            spec={},
+            width=branch.width,
+            depth=branch.depth,
+            seed=branch.seed,
+            data_seed=branch.data_seed,
+            steps=branch.steps,
+            lr=branch.lr,
+            attempts=1,
+            role=RunRole.branch,
+            parent_run_id=branch.parent_run_id,
+        )
+    worker = Worker(api.app.state.settings, device="cpu")  # type: ignore[attr-defined]
+    try:
+        worker.after_result(claimed)
+    finally:
+        worker.engine.dispose()
+    with Session(engine) as session:
+        laws = set(session.scalars(select(Fit.law).where(Fit.architecture_id == arch_id)))
+    assert laws == {"chinchilla"}
