@@ -1,5 +1,6 @@
 """The one `mupredict` command line: serve, worker, demo, train, fit, migrate, data prepare
-(app/cli_data.py), and the client commands submit, status, predict and compare (app/cli_client.py)."""
+(app/cli_data.py), and the client commands submit, status, predict, compare and upscale
+(app/cli_client.py)."""
 
 from __future__ import annotations
 
@@ -326,7 +327,7 @@ def _data_commands() -> typer.Typer:
 
 cli.add_typer(_data_commands(), name="data")
 
-# The client commands: submit, status, predict, compare (app/cli_client.py).
+# The client commands: submit, status, predict, compare, upscale (app/cli_client.py).
 for _command in _client_commands():
     cli.command()(_command)
 

@@ -195,7 +195,24 @@ def compare(
     print_table(Console(), result, title)
 
 
-COMMANDS: tuple[Callable[..., None], ...] = (submit, status, predict, compare)
+def upscale(
+    run_id: int = typer.Argument(..., help="A succeeded run (from `status` or the API)."),
+    width: int = typer.Option(..., help="The new width: a whole multiple (×2 or more) of the run's."),
+    steps: int | None = typer.Option(None, help="Steps the widened model trains; default: the run's."),
+    noise: float = typer.Option(1.0, help="× a fresh μP init added to the copies (0: the exact copy)."),
+    server: str = SERVER,
+) -> None:
+    """Queue a continuation of a finished run, widened by μP upscaling (its weights and Adam state copied;
+    the same function before `noise`); follow it with the API's GET /v1/runs/{id}."""
+    with connected(server) as client:
+        run = client.upscale_run(run_id, width, steps=steps, noise=noise)
+    Console().print(
+        f"run {run.id} ({run.status}): width {run.width}, upscaled from run {run.parent_run_id} "
+        f"(noise {run.noise:g}), {run.steps} steps at lr {run.lr:g}"
+    )
+
+
+COMMANDS: tuple[Callable[..., None], ...] = (submit, status, predict, compare, upscale)
 
 
 def print_sweep(console: Console, sweep: SweepPublic) -> None:

@@ -68,6 +68,14 @@ def test_submit_status_predict_and_compare(server: tuple[str, str], tmp_path: Pa
     assert ranked.exit_code == 0, ranked.output
     assert "P(best)" in ranked.output and "swiglu-cli wins with probability" in ranked.output
 
+    # A finished proxy, widened by μP upscaling and queued to train on.
+    first = httpx.get(f"{url}/v1/runs", params={"architecture_id": ids[0], "width": 32}).json()["items"][0]
+    upscaled = run("upscale", str(first["id"]), "--width", "64", "--steps", "50", "--server", url)
+    assert upscaled.exit_code == 0, upscaled.output
+    assert f"width 64, upscaled from run {first['id']} (noise 1), 50 steps" in upscaled.output
+    refused = run("upscale", str(first["id"]), "--width", "48", "--server", url)
+    assert refused.exit_code != 0 and "whole multiple" in refused.output
+
 
 def test_errors_are_one_line_with_an_exit_code(server: tuple[str, str], tmp_path: Path) -> None:
     url, _ = server
