@@ -212,9 +212,10 @@ def test_the_readme_client_commands_run_in_order(server: tuple[str, Engine]) -> 
     url, engine = server
     blocks = re.findall(r"```bash\n(.*?)```", README[README.index("### Command line") :], flags=re.S)
     commands = _commands(blocks[1])
-    assert [c.split()[1] for c in commands] == ["submit", "submit", "status", "predict", "compare"]
+    assert [c.split()[1] for c in commands] == ["submit", "submit", "status", "predict", "compare", "upscale"]
     mupredict = Path(sys.executable).with_name("mupredict")
     env = {**os.environ, "MUPREDICT_SERVER": url}
+    printed = {}
     with StandInWorker(engine):
         for command in commands:
             done = subprocess.run(
@@ -226,7 +227,9 @@ def test_the_readme_client_commands_run_in_order(server: tuple[str, Engine]) -> 
                 timeout=300,
             )
             assert done.returncode == 0, f"{command}: {done.stderr[-2000:]}"
-    assert "wins with probability" in done.stdout  # the last one, compare, printed its table
+            printed[command.split()[1]] = done.stdout
+    assert "wins with probability" in printed["compare"]  # compare printed its table
+    assert "width 32, upscaled from run 1" in printed["upscale"]
 
 
 def test_the_readme_concepts_block_runs(server: tuple[str, Engine]) -> None:
