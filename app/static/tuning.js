@@ -213,9 +213,6 @@ const MUTuning = (() => {
       const depthPlot = document.getElementById("coord-depth-plot");
       if (check.depth) await drawCoordAxis(depthPlot, check.depth);
       else depthPlot.hidden = true;
-    const horizonPlot = document.getElementById("lr-horizon-plot");
-    horizonPlot.hidden = tuning.per_horizon.length < 2;
-    if (!horizonPlot.hidden) lost += await drawLrCurves(horizonPlot, tuning.per_horizon, "steps", relative);
     } catch (err) {
       MU.notice(status, "error", `No coordinate check: ${err.message}`);
     } finally {
