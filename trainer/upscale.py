@@ -32,7 +32,6 @@ import math
 from dataclasses import dataclass
 
 import torch
-from torch import nn
 
 from trainer.checkpoint import TrainState
 from trainer.growth import UpscaleError, check_widths
@@ -167,10 +166,3 @@ class WarmStart:
         parent_optimizer.load_state_dict(self.state.optimizer)
         wide = upscale(parent, spec, width, noise=self.noise, seed=seed)
         return wide, upscale_optimizer(parent_optimizer, parent, wide, spec, lr=lr)
-
-
-def same_function(model: nn.Module, wide: nn.Module, tokens: torch.Tensor) -> float:
-    """Largest |logit difference| between the two models on `tokens` (B, T): 0 up to rounding when the
-    widening kept the function."""
-    with torch.no_grad():
-        return float((model(tokens) - wide(tokens)).abs().max())
