@@ -74,9 +74,21 @@ class CachedTuner:
         with ProcessPoolExecutor(self.jobs, mp_context=context) as pool:
             return run_locally(plan, lambda points: self._observe(pool, spec, points))
 
+    def train(self, spec: trainer.ArchitectureSpec, points: list[Point]) -> list[dict[str, Any]]:
+        """Each point's result row (trained now unless cached), in the order given."""
+        context = multiprocessing.get_context("spawn")
+        _corpus(spec.dataset.model_dump_json())
+        with ProcessPoolExecutor(self.jobs, mp_context=context) as pool:
+            return self._rows(pool, spec, points)
+
     def _observe(
         self, pool: ProcessPoolExecutor, spec: trainer.ArchitectureSpec, points: list[Point]
     ) -> list[Observation]:
+        return [_observation(p, row) for p, row in zip(points, self._rows(pool, spec, points), strict=True)]
+
+    def _rows(
+        self, pool: ProcessPoolExecutor, spec: trainer.ArchitectureSpec, points: list[Point]
+    ) -> list[dict[str, Any]]:
         todo = [p for p in points if run_key(spec, p) not in self.done]
         # Widest first, so the pool ends on short runs.
         todo.sort(key=lambda p: -(p.shape.width**2) * p.shape.depth * steps_of(spec, p))
@@ -97,7 +109,7 @@ class CachedTuner:
             )
         self.trained += len(todo)
         self.seconds += time.perf_counter() - started
-        return [_observation(p, self.done[run_key(spec, p)]) for p in points]
+        return [self.done[run_key(spec, p)] for p in points]
 
 
 def _observation(point: Point, row: dict[str, Any]) -> Observation:
