@@ -132,7 +132,8 @@ def ladder_lines(
     ]
     for d in profile.fit_depths:
         mean = statistics.fmean(float(r["val_loss"]) for r in by_depth[d] if r["val_loss"] is not None)
-        lines.append(f"  depth {d:3d} (fitted): N {by_depth[d][0]['n_params_non_embedding']:>8}, mean loss {mean:.4f}")
+        n_depth = by_depth[d][0]["n_params_non_embedding"]
+        lines.append(f"  depth {d:3d} (fitted): N {n_depth:>8}, mean loss {mean:.4f}")
     errors, covered = [], []
     for d in profile.held_out_depths:
         target = [float(r["val_loss"]) for r in by_depth[d] if r["val_loss"] is not None]
@@ -179,9 +180,8 @@ def main(argv: list[str] | None = None) -> int:
     base_lr = None
     for alpha in profile.alphas:
         spec = spec_for(profile, alpha)
-        plan = TuningPlan(
-            center_lr=profile.center_lr, base=Shape(profile.width, profile.depths[0]), depths=profile.depths[1:]
-        )
+        base = Shape(profile.width, profile.depths[0])
+        plan = TuningPlan(center_lr=profile.center_lr, base=base, depths=profile.depths[1:])
         body, ok, lr = transfer_lines(alpha, tuner.tune(spec, plan))
         if ok is not None:
             verdicts.append(ok)
