@@ -11,9 +11,7 @@ from app.settings import BUILTIN, Settings
 from trainer import ArchitectureSpec, CorpusAccess
 from trainer.accounting import flops_per_token
 from trainer.data import source_allowed
-from trainer.spec import MAX_STEPS
-
-MAX_DEPTH = 256  # ArchitectureSpec.n_layers' bound
+from trainer.spec import MAX_DEPTH, MAX_STEPS
 
 
 def corpus_access(settings: Settings) -> CorpusAccess:

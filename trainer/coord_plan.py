@@ -6,7 +6,7 @@ from __future__ import annotations
 import math
 
 from trainer.accounting import count_params
-from trainer.spec import ArchitectureSpec
+from trainer.spec import MAX_DEPTH, ArchitectureSpec
 
 
 def default_widths(spec: ArchitectureSpec) -> list[int]:
@@ -14,9 +14,6 @@ def default_widths(spec: ArchitectureSpec) -> list[int]:
     start = max(64, spec.parametrization.base_width)
     start = math.ceil(start / spec.head_dim) * spec.head_dim
     return [start * k for k in (1, 2, 4, 8)]
-
-
-MAX_DEPTH = 256  # ArchitectureSpec.n_layers' bound
 
 
 def default_depths(spec: ArchitectureSpec) -> list[int]:

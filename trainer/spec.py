@@ -32,6 +32,7 @@ DEFAULT_BPE_VOCAB_SIZE = 4096
 UINT16_VOCAB_SIZE = 65536  # ids of the train-time tokenizers and of .bin files are stored as uint16
 MAX_VOCAB_SIZE = 262144  # prepared corpora store uint32 ids: Llama 3's 128,256, Gemma's 256,000 fit
 MAX_STEPS = 10_000_000  # optimizer steps of one run, given or derived from a token budget
+MAX_DEPTH = 256  # transformer blocks of one model: n_layers' bound
 MAX_PATH_CHARS = 4096  # a dataset source: Linux's PATH_MAX (a 50 MB source string was stored and served)
 
 # Numbers as JSON numbers, and finite: lax parsing read `true` as 1 and "5" as 5, and let NaN, Infinity
@@ -288,6 +289,9 @@ class DatasetSpec(BaseModel):
         return self
 
 
+_LATER_FIELDS = {"block": "transformer", "proxy_depths": None}
+
+
 class ArchitectureSpec(BaseModel):
     """A decoder-only, pre-norm transformer family: everything except the width."""
 
@@ -295,7 +299,9 @@ class ArchitectureSpec(BaseModel):
 
     name: Text = Field(..., min_length=1, max_length=200, description="Display name (not part of the hash).")
     family: Literal["gpt"] = Field("gpt", description="Model family: decoder-only pre-norm transformer.")
-    n_layers: StrictInteger = Field(2, ge=1, le=256, description="Number of transformer blocks (depth).")
+    n_layers: StrictInteger = Field(
+        2, ge=1, le=MAX_DEPTH, description="Number of transformer blocks (depth)."
+    )
     head_dim: StrictInteger = Field(
         16, ge=1, le=1024, description="Head size, fixed across widths: n_heads = width / head_dim."
     )
@@ -305,8 +311,16 @@ class ArchitectureSpec(BaseModel):
         le=64,
         description="FFN hidden size = round(ffn_ratio × width), so the FFN scales with width.",
     )
-    activation: Literal["gelu", "swiglu", "relu2"] = Field(
-        "gelu", description="FFN nonlinearity: 'gelu', 'swiglu' (gated SiLU) or 'relu2' (squared ReLU)."
+    activation: Literal["gelu", "swiglu", "relu2", "abs"] = Field(
+        "gelu",
+        description="FFN nonlinearity: 'gelu', 'swiglu' (gated SiLU), 'relu2' (squared ReLU) or 'abs' "
+        "(|x|, which maximises feature diversity in one-layer blocks: Tensor Programs VI).",
+    )
+    block: Literal["transformer", "single"] = Field(
+        "transformer",
+        description="'transformer': attention and MLP branches, two layers each. 'single': one linear layer "
+        "per residual branch and no attention (the block depth of one where Tensor Programs VI proves "
+        "Depth-μP optimal): a model to reproduce that result, which sees one token at a time.",
     )
     norm: Literal["layernorm", "rmsnorm"] = Field("layernorm", description="Normalisation layer.")
     norm_gains: bool = Field(
@@ -325,6 +339,13 @@ class ArchitectureSpec(BaseModel):
         min_length=1,
         max_length=64,
         description="Default proxy ladder: the widths (d_model) a sweep trains.",
+    )
+    proxy_depths: list[Annotated[StrictInteger, Field(ge=1, le=MAX_DEPTH)]] | None = Field(
+        None,
+        min_length=1,
+        max_length=64,
+        description="Default depths a sweep trains at every proxy width: a ladder over depth (one width) "
+        "or a (width, depth) grid. Default: n_layers alone (a ladder over width).",
     )
 
     @model_validator(mode="after")
@@ -347,7 +368,19 @@ class ArchitectureSpec(BaseModel):
             raise ValueError(f"proxy_widths {self.proxy_widths} repeats a width: list each width once")
         for width in self.proxy_widths:
             self.validate_width(width)
+        if self.proxy_depths is not None and len(set(self.proxy_depths)) != len(self.proxy_depths):
+            raise ValueError(f"proxy_depths {self.proxy_depths} repeats a depth: list each depth once")
+        if self.block == "single" and self.activation == "swiglu":
+            raise ValueError(
+                "block 'single' has one linear layer per branch, so no gate for 'swiglu': use 'abs' "
+                "(Tensor Programs VI's choice), 'gelu' or 'relu2'"
+            )
         return self
+
+    @property
+    def ladder_depths(self) -> list[int]:
+        """The depths a default sweep trains: proxy_depths, or n_layers alone."""
+        return list(self.proxy_depths) if self.proxy_depths is not None else [self.n_layers]
 
     @property
     def vocab_size(self) -> int:
@@ -395,6 +428,11 @@ class ArchitectureSpec(BaseModel):
         """Every field that affects training (defaults filled, keys sorted); `name` is left out."""
         # token_budget is left out too: it is resolved into training.steps, which the hash covers.
         fields = self.model_dump(mode="json", exclude={"name": True, "training": {"token_budget"}})
+        # Fields added after specs were first stored are left out at their defaults, so every stored
+        # spec keeps its hash (the API deduplicates on it).
+        for name, default in _LATER_FIELDS.items():
+            if fields[name] == default:
+                del fields[name]
         return json.dumps(fields, sort_keys=True, separators=(",", ":"))
 
     def spec_hash(self) -> str:
