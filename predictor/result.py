@@ -138,11 +138,7 @@ class FitResult:
         log_x = np.log(rows)
         log_mean, gradient = self.log_value_and_gradient(log_x)  # (m,), (m, p)
         components = [(np.einsum("mp,pq,mq->m", gradient, self.covariance, gradient), float(self.sigma_dof))]
-        noise = self.noise
-        if noise.level_shift > 0:
-            components.append((np.full(len(rows), noise.level_shift), float(max(noise.n_seeds - 1, 1))))
-        if interval == "run":
-            components.append((noise.new_run(log_x[:, 0]) / seeds, float(max(noise.new_run_dof, 1))))
+        components += self.noise_components(log_x[:, 0], interval, seeds)
         variance = np.sum([v for v, _ in components], axis=0)
         dof = satterthwaite(components)
         half = stats.t.ppf(0.5 + level / 2.0, dof) * np.sqrt(variance)
@@ -175,6 +171,17 @@ class FitResult:
             log_sd=shaped(np.sqrt(variance)),
             dof=shaped(dof),
         )
+
+    def noise_components(self, log_n: Array, interval: str, seeds: int) -> list[tuple[Array, float]]:
+        """The seed-noise variances (log loss) an interval adds to the parameters' at log N, each with its
+        dof: the ladder's level shift from shared seeds, and for "run" one new run's noise / seeds."""
+        noise = self.noise
+        components = []
+        if noise.level_shift > 0:
+            components.append((np.full(len(log_n), noise.level_shift), float(max(noise.n_seeds - 1, 1))))
+        if interval == "run":
+            components.append((noise.new_run(log_n) / seeds, float(max(noise.new_run_dof, 1))))
+        return components
 
     def _profile_halves(
         self, rows: Array, level: float, components: list[tuple[Array, float]]
