@@ -31,8 +31,10 @@ from app.schemas import (
 )
 from app.settings import Settings
 from predictor.frontier import at_ratio, compute_of, compute_optimal
+from predictor.shape import predict_with_shape
 from trainer import ArchitectureSpec, count_params
 from trainer.accounting import flops_per_token
+from trainer.shapes import non_embedding, shape_for
 
 CurrentOf = Callable[[Session, int], CurrentFit]  # (session, architecture id) -> its current fit
 
@@ -45,14 +47,21 @@ def prediction(
     arch = get_or_404(session, Architecture, arch_id)
     spec = architectures.stored_spec(arch)
     n_params: float | None = None
+    depth = None
+    aspect = request.aspect_ratio
     if request.width is not None:
         try:
             spec.validate_width(request.width)
         except ValueError as exc:
             raise unprocessable(field_error("body", "width", msg=str(exc))) from None
-        n_params = float(count_params(spec, request.width)[1])
+        depth = request.depth or spec.n_layers
+        n_params = float(non_embedding(spec, request.width, depth))
+        aspect = request.width / depth
     elif request.n_params is not None:
         n_params = request.n_params
+        if aspect is not None:
+            nearest = shape_for(spec, n_params, aspect)
+            depth = None if nearest is None else nearest[1]
     current = current_fit(session, arch.id)
     if settings.fit_gate and not current.quality.ok:
         raise NoScalingTrend(arch.id, arch.name, current.quality)
@@ -64,14 +73,42 @@ def prediction(
         )
     assert n_params is not None
     at = n_params if tokens is None else [n_params, tokens]
-    predicted = result.predict(
-        at, level=request.level, interval=request.interval, seeds=request.seeds, method=request.method
-    )
+    shape, shape_notes = current.shape, []
+    corrected = tokens is None and shape is not None and shape.needed and aspect is not None
+    if corrected:
+        assert shape is not None and aspect is not None
+        predicted = predict_with_shape(
+            result,
+            shape,
+            n_params,
+            aspect,
+            level=request.level,
+            interval=request.interval,
+            seeds=request.seeds,
+        )
+    else:
+        predicted = result.predict(
+            at, level=request.level, interval=request.interval, seeds=request.seeds, method=request.method
+        )
+        if tokens is None and shape is not None and shape.needed:
+            shape_notes.append(
+                f"shape matters for this ladder ({shape.reason}) but the prediction was asked by N alone: "
+                "give `width` and `depth`, or `aspect_ratio`, for a shape-corrected answer"
+            )
+    deepest = max(points.depths) if points.depths else spec.n_layers
+    if depth is not None and depth > deepest and tokens is None:
+        shape_notes.append(
+            f"depth {depth} is {depth / deepest:.3g}× the deepest proxy ({deepest}): extrapolated in depth "
+            "(bench/depth.py measures how far one holds)"
+        )
     assert points.recipe is not None  # a fit exists, so a sweep does
     return PredictionPublic(
         architecture_id=arch.id,
         n_params=n_params,
         width=request.width,
+        depth=depth,
+        aspect_ratio=aspect,
+        shape_corrected=corrected,
         tokens=tokens,
         compute=None if tokens is None else float(compute_of(n_params, tokens)),
         allocation=allocation,
@@ -91,8 +128,8 @@ def prediction(
         excluded_runs=[ExcludedRun(run_id=e.run_id, reason=e.reason) for e in points.excluded],
         n_params_range=(float(result.x_range[0]), float(result.x_range[1])),
         extrapolation_factor=float(predicted.extrapolation_factor),
-        extrapolation=extrapolation(spec, points, n_params, request.width, tokens),
-        warnings=[*predicted.warnings, *lr_warnings(session, arch, spec, points)],
+        extrapolation=extrapolation(spec, points, n_params, request.width, tokens, depth),
+        warnings=[*predicted.warnings, *shape_notes, *lr_warnings(session, arch, spec, points)],
         provenance=Provenance(
             fit_id=current.fit_id,
             run_ids=current.run_ids,
@@ -144,19 +181,27 @@ def _allocate(
 
 
 def extrapolation(
-    spec: ArchitectureSpec, points: FitPoints, n_params: float, width: int | None, tokens: float | None = None
+    spec: ArchitectureSpec,
+    points: FitPoints,
+    n_params: float,
+    width: int | None,
+    tokens: float | None = None,
+    depth: int | None = None,
 ) -> Extrapolation:
-    """The target against the largest proxy in N, total parameters, width and FLOPs (at the proxies'
-    token budget, or at `tokens`), and for an (N, D) fit in D and 6ND against the fitted runs' largest.
-    Asked by N, the width is the one on the head-size grid whose N is nearest."""
+    """The target against the largest proxy in N, total parameters, width, depth and FLOPs (at the
+    proxies' token budget, or at `tokens`), and for an (N, D) fit in D and 6ND against the fitted runs'
+    largest. Asked by N, the width is the one on the head-size grid whose N is nearest (at `depth`,
+    else the spec's)."""
     largest = max(range(len(points.n_params)), key=points.n_params.__getitem__)
-    target_width = width if width is not None else _width_for(spec, n_params)
+    shaped = spec.at_depth(depth) if depth is not None else spec
+    target_width = width if width is not None else _width_for(shaped, n_params)
     total = flops = None
     if target_width is not None:
-        total = float(count_params(spec, target_width)[0])
+        total = float(count_params(shaped, target_width)[0])
         assert points.recipe is not None
         budget = tokens if tokens is not None else points.recipe.steps * spec.training.batch_tokens
-        flops = float(flops_per_token(spec, target_width) * budget)
+        flops = float(flops_per_token(shaped, target_width) * budget)
+    target_depth = depth if depth is not None else spec.n_layers
 
     def ratio(value: float | None, proxy: float) -> float | None:
         return value / proxy if value is not None and proxy > 0 else None
@@ -168,6 +213,8 @@ def extrapolation(
         width=ratio(None if target_width is None else float(target_width), float(points.widths[largest])),
         flops=ratio(flops, points.flops[largest]),
         target_width=target_width,
+        depth=ratio(float(target_depth), float(max(points.depths))) if points.depths else None,
+        target_depth=target_depth,
         tokens=ratio(tokens, max(points.tokens)) if grid else None,
         compute=(
             ratio(

@@ -19,14 +19,16 @@ from datetime import datetime
 from typing import Any, TypeVar
 
 import numpy as np
-from sqlalchemy import and_, func, select
+from sqlalchemy import and_, func, or_, select
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
 import predictor
 from app.models import Architecture, Fit, Run, RunRole, RunStatus, Sweep, SweepRun
 from predictor.quality import Quality, assess
+from predictor.shape import ShapeTest, shape_test
 from trainer.horizon import plan_horizons
+from trainer.shapes import ladder_shapes
 from trainer.spec import ArchitectureSpec
 
 DEFAULT_LAW = "mu_scaling"
@@ -44,8 +46,9 @@ V = TypeVar("V")
 
 @dataclass(frozen=True)
 class LadderRecipe:
-    """What a fit pools: the runs at the latest sweep's LR and steps, at the spec's depth. Tuning runs
-    (other LRs and depths) and earlier ladders at another LR are never mixed into one fit.
+    """What a fit pools: the runs at the latest sweep's LR and steps, at its depths (the spec's depth,
+    unless the sweep was a ladder over depth: trainer/shapes.py). Tuning runs (other LRs) and earlier
+    ladders at another LR are never mixed into one fit.
 
     An (N, D) grid (`token_budgets` set) pools instead the branches of the latest token-horizon sweep's
     recipe: its LR, the spec's depth and the branches' shared warmup (trainer/horizon.py), whatever
@@ -56,7 +59,10 @@ class LadderRecipe:
     lr: float
     lr_source: str
     steps: int
-    depth: int
+    depth: int  # the spec's n_layers
+    depths: tuple[int, ...]  # the depths a whole-run ladder pools (the spec's alone, unless a depth sweep)
+    aspect_ratio: float | None = None  # a ladder along width / depth: only those (width, depth) pairs
+    widths: tuple[int, ...] = ()  # the sweep's widths (what an aspect-ratio ladder's pairs are made of)
     token_budgets: tuple[int, ...] | None = None
     warmup_steps: int | None = None
     warm_start: str | None = None  # "upscale": the sweep's own rungs, each widened from the one before
@@ -95,14 +101,16 @@ class FitPoints:
     excluded: list[Excluded] = field(default_factory=list)
     data_seeds: list[int] = field(default_factory=list)  # each run's batch-order seed
     tokens: list[float] = field(default_factory=list)  # each run's training tokens D ((N, D) grids)
+    depths: list[int] = field(default_factory=list)  # each run's depth (blocks)
     # The corpus's text and validation bytes per token, when every pooled run knows them (a prepared
     # corpus): what puts the ladder's losses in bits per byte (answers.comparison).
     text_fingerprint: str | None = None
     val_bytes_per_token: float | None = None
 
     @property
-    def distinct_widths(self) -> int:
-        return len(set(self.widths))
+    def distinct_sizes(self) -> int:
+        """Distinct (width, depth): the ladder's sizes (one per width, or per depth at one width)."""
+        return len(set(zip(self.widths, self.depths or [0] * len(self.widths), strict=True)))
 
     @property
     def seed_labels(self) -> list[int]:
@@ -151,7 +159,7 @@ class NotEnoughRuns(Exception):
         usable_part = f"{usable} usable of " if usable is not None and usable < finished else ""
         # The id in the message: a comparison blocked by one candidate must say which.
         super().__init__(
-            f"architecture {architecture_id}: {usable_part}{finished} proxy width(s) finished, "
+            f"architecture {architecture_id}: {usable_part}{finished} proxy size(s) finished, "
             f"{needed} needed to fit ({counts.get('running', 0)} running, {counts.get('queued', 0)} queued, "
             f"{counts.get('failed', 0)} failed): launch or wait for a sweep "
             f"(POST /v1/architectures/{architecture_id}/sweeps).{left_out}"
@@ -193,17 +201,32 @@ def ladder_recipe(session: Session, architecture_id: int, grid: bool = False) ->
             Sweep.steps,
             Sweep.token_budgets,
             Sweep.warm_start,
+            Sweep.widths,
+            Sweep.depths,
+            Sweep.aspect_ratio,
             Architecture.spec,
         )
         .join(Architecture, Architecture.id == Sweep.architecture_id)
         .where(Sweep.architecture_id == architecture_id)
         .order_by(Sweep.id.desc())
     )
-    for sweep_id, lr, source, steps, budgets, warm_start, spec in rows:
+    for sweep_id, lr, source, steps, budgets, warm_start, widths, depths, ratio, spec in rows:
         if bool(budgets) != grid:
             continue
+        n_layers = int(spec["n_layers"])
+        pooled = (
+            tuple(d for _, d in ladder_shapes(widths, [], ratio)) if ratio else tuple(depths or [n_layers])
+        )
         recipe = LadderRecipe(
-            sweep_id, float(lr), source, int(steps), int(spec["n_layers"]), warm_start=warm_start
+            sweep_id,
+            float(lr),
+            source,
+            int(steps),
+            n_layers,
+            tuple(sorted(set(pooled))),
+            aspect_ratio=ratio,
+            widths=tuple(widths),
+            warm_start=warm_start,
         )
         if not grid:
             return recipe
@@ -222,9 +245,11 @@ def in_recipe(recipe: LadderRecipe) -> Any:
             Run.role == RunRole.branch,
             Run.warmup_steps == recipe.warmup_steps,
         )
-    return and_(
-        Run.lr == recipe.lr, Run.steps == recipe.steps, Run.depth == recipe.depth, Run.role == RunRole.run
-    )
+    whole = and_(Run.lr == recipe.lr, Run.steps == recipe.steps, Run.role == RunRole.run)
+    if recipe.aspect_ratio is not None:
+        pairs = ladder_shapes(recipe.widths, [], recipe.aspect_ratio)
+        return and_(whole, or_(*(and_(Run.width == w, Run.depth == d) for w, d in pairs)))
+    return and_(whole, Run.depth.in_(recipe.depths))
 
 
 def fit_points(session: Session, architecture_id: int, law: str = DEFAULT_LAW) -> FitPoints:
@@ -240,6 +265,7 @@ def fit_points(session: Session, architecture_id: int, law: str = DEFAULT_LAW) -
             Run.n_params_non_embedding,
             Run.val_loss,
             Run.width,
+            Run.depth,
             Run.seed,
             Run.data_seed,
             Run.corpus_fingerprint,
@@ -289,6 +315,7 @@ def fit_points(session: Session, architecture_id: int, law: str = DEFAULT_LAW) -
         n_params=[float(r.n_params_non_embedding) for r in kept],
         losses=[float(r.val_loss) for r in kept],
         widths=[int(r.width) for r in kept],
+        depths=[int(r.depth) for r in kept],
         seeds=[int(r.seed) for r in kept],
         data_seeds=[int(r.data_seed) for r in kept],
         corpus_fingerprints=[corpus] if kept and corpus else [],
@@ -311,12 +338,10 @@ def run_counts(session: Session, architecture_id: int, recipe: LadderRecipe | No
     counts = {status.value: 0 for status in RunStatus}
     for status, n in session.execute(select(Run.status, func.count()).where(*where).group_by(Run.status)):
         counts[RunStatus(status).value] = int(n)
-    counts["succeeded_widths"] = int(
-        session.scalar(
-            select(func.count(func.distinct(Run.width))).where(*where, Run.status == RunStatus.succeeded)
-        )
-        or 0
+    sizes = (
+        select(Run.width, Run.depth).where(*where, Run.status == RunStatus.succeeded).distinct().subquery()
     )
+    counts["succeeded_widths"] = int(session.scalar(select(func.count()).select_from(sizes)) or 0)
     return counts
 
 
@@ -329,10 +354,10 @@ def refresh_fit(
 ) -> Fit | None:
     """The cached fit for the architecture's current results, computing and storing it if needed.
 
-    None when fewer than `min_widths` proxy widths have finished.
+    None when fewer than `min_widths` proxy sizes (width, depth) have finished.
     """
     points = points or fit_points(session, architecture_id, law)
-    if points.distinct_widths < min_widths or (is_grid_law(law) and points.distinct_budgets < MIN_BUDGETS):
+    if points.distinct_sizes < min_widths or (is_grid_law(law) and points.distinct_budgets < MIN_BUDGETS):
         return None
     key = points.data_hash(law)
     cached = session.scalar(
@@ -381,6 +406,7 @@ class CurrentFit:
     result: predictor.FitResult
     points: FitPoints
     quality: Quality  # the gate a fit passes before it is served (predictor.quality)
+    shape: ShapeTest | None = None  # does shape matter at fixed N (a law in N over several depths)
 
 
 def current_fit(
@@ -398,9 +424,14 @@ def current_fit(
             else None
         )
         raise NotEnoughRuns(
-            architecture_id, counts, min_widths, points.distinct_widths, points.excluded, budgets
+            architecture_id, counts, min_widths, points.distinct_sizes, points.excluded, budgets
         )
     result = predictor.FitResult.from_dict(fit.result)
+    # The shape test is a few milliseconds of least squares on the fitted points: computed with the
+    # fit's load, so it always matches the fit it is served beside.
+    shape = None
+    if not is_grid_law(law) and len(set(points.depths)) > 1:
+        shape = shape_test(result, points.widths, points.depths)
     return CurrentFit(
         fit.id,
         list(fit.run_ids),
@@ -409,6 +440,7 @@ def current_fit(
         result,
         points,
         assess(result),
+        shape,
     )
 
 
@@ -421,7 +453,9 @@ def proxies_report(points: FitPoints) -> str:
             "",
             "[[Proxies]] (extrapolation ratios are taken against the largest)",
             f"    widths             = {', '.join(str(w) for w in sorted(set(points.widths)))}",
-            f"    largest            = width {points.widths[largest]}: N {points.n_params[largest]:.4g} "
+            f"    depths             = {', '.join(str(d) for d in sorted(set(points.depths)))}",
+            f"    largest            = width {points.widths[largest]}, depth {points.depths[largest]}: "
+            f"N {points.n_params[largest]:.4g} "
             f"non-embedding, {points.total_params[largest]:.4g} total parameters, "
             f"{points.flops[largest]:.4g} training FLOPs",
         ]

@@ -192,24 +192,33 @@ def check_sweep(
     steps: int,
     settings: Settings,
     cost_steps: int | None = None,
+    shapes: list[tuple[int, int]] | None = None,
 ) -> None:
     """Raise 422 with one field-level entry per violated limit; each message names the fix. `steps` is
     one run's length; `cost_steps` the steps trained per (width, seed) when that differs (a token-
-    horizon sweep's trunk and branches: trainer.horizon.HorizonPlan.cost_steps)."""
+    horizon sweep's trunk and branches: trainer.horizon.HorizonPlan.cost_steps). `shapes`: the
+    (width, depth) pairs of a ladder over depth (default: every width at the spec's depth)."""
     errors = _width_errors(spec, widths, settings)
-    n_runs = len(set(widths)) * len(set(seeds))
+    shapes = shapes or [(w, spec.n_layers) for w in sorted(set(widths))]
+    n_runs = len(shapes) * len(set(seeds))
     if n_runs > settings.max_runs_per_sweep:
         errors.append(
             field_error(
                 "body",
                 "seeds",
-                msg=f"{n_runs} runs (widths × seeds) exceed the limit of {settings.max_runs_per_sweep} "
-                "per sweep (MUPREDICT_MAX_RUNS_PER_SWEEP): split the sweep or use fewer seeds",
+                msg=f"{n_runs} runs (shapes × seeds) exceed the limit of {settings.max_runs_per_sweep} "
+                "per sweep (MUPREDICT_MAX_RUNS_PER_SWEEP): split the sweep or use fewer seeds or depths",
             )
         )
     errors += _token_errors(spec, steps, settings)
     if not errors:  # every width can be built: what does the sweep cost?
-        costs = [(f"width {w}", run_flops(spec, w, cost_steps or steps)) for w in sorted(set(widths))]
+        costs = [
+            (
+                f"width {w}" if d == spec.n_layers else f"width {w}, depth {d}",
+                run_flops(spec.at_depth(d), w, cost_steps or steps),
+            )
+            for w, d in shapes
+        ]
         errors += _flop_errors(costs, len(set(seeds)), steps, settings, f"sweep ({n_runs} runs)")
     if errors:
         raise unprocessable(*errors)

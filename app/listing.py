@@ -29,16 +29,20 @@ def summaries(
         .group_by(Run.architecture_id, Run.status)
     ):
         setattr(counts[arch_id], RunStatus(status).value, int(n))
-    for arch_id, widths in session.execute(
-        select(Run.architecture_id, func.count(func.distinct(Run.width)))
-        # Whole runs, from scratch or upscaled: the widths a whole-run ladder can use (trunks and
-        # branches are fitted in (N, D)); which of them one fit pools is its recipe's business.
+    # Whole runs, from scratch or upscaled: the sizes (width, depth) a whole-run ladder can use (trunks
+    # and branches are fitted in (N, D)); which of them one fit pools is its recipe's business.
+    sizes = (
+        select(Run.architecture_id, Run.width, Run.depth)
         .where(
             Run.architecture_id.in_(ids),
             Run.status == RunStatus.succeeded,
             Run.role.in_([RunRole.run, RunRole.upscaled]),
         )
-        .group_by(Run.architecture_id)
+        .distinct()
+        .subquery()
+    )
+    for arch_id, widths in session.execute(
+        select(sizes.c.architecture_id, func.count()).group_by(sizes.c.architecture_id)
     ):
         counts[arch_id].succeeded_widths = int(widths)
     newest = (

@@ -116,6 +116,10 @@ class Sweep(Base):
     # `noise` (trainer/upscale.py); null: every run from scratch.
     warm_start: Mapped[str | None] = mapped_column(String(16))
     noise: Mapped[float | None] = mapped_column(Float)
+    # A ladder over depth: every width at each of `depths`, or each width at depth = width /
+    # `aspect_ratio`; both null: every width at the spec's n_layers.
+    depths: Mapped[list[int] | None] = mapped_column(JSON)
+    aspect_ratio: Mapped[float | None] = mapped_column(Float)
     created_at: Mapped[datetime] = mapped_column(default=utcnow)
 
     runs: Mapped[list[SweepRun]] = relationship(cascade="all, delete-orphan")

@@ -115,6 +115,8 @@ class PredictionService:
         asked = (
             request.n_params,
             request.width,
+            request.depth,
+            request.aspect_ratio,
             request.tokens,
             request.compute,
             request.tokens_per_parameter,

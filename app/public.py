@@ -48,11 +48,12 @@ def run_public(run: Run) -> RunPublic:
 
 
 def counts_of(runs: Sequence[Any]) -> RunCounts:
-    """Runs per status and the distinct widths that succeeded, for rows with `status` and `width`."""
+    """Runs per status and the distinct sizes (width, depth) that succeeded, for rows with `status`,
+    `width` and `depth`."""
     counts = RunCounts()
     for run in runs:
         setattr(counts, run.status.value, getattr(counts, run.status.value) + 1)
-    counts.succeeded_widths = len({r.width for r in runs if r.status == RunStatus.succeeded})
+    counts.succeeded_widths = len({(r.width, r.depth) for r in runs if r.status == RunStatus.succeeded})
     return counts
 
 
@@ -75,6 +76,8 @@ def sweep_public(session: Session, sweep: Sweep) -> SweepPublic:
         token_budgets=sweep.token_budgets or None,
         warm_start=sweep.warm_start,
         noise=sweep.noise,
+        depths=sorted({r.depth for r in runs}),
+        aspect_ratio=sweep.aspect_ratio,
         created_at=sweep.created_at,
         counts=counts_of(runs),
         done=all(r.status in FINISHED for r in runs),

@@ -23,6 +23,7 @@ from app.models import Architecture, Run, RunMetric, RunRole, RunStatus, Sweep, 
 from app.run_record import CURVE, result_values
 from app.wakeup import announce
 from trainer.horizon import HorizonPlan
+from trainer.shapes import ladder_shapes
 
 log = logging.getLogger(__name__)
 
@@ -178,9 +179,13 @@ def enqueue_sweep(
     data_seed: int | None = None,
     horizons: HorizonPlan | None = None,
     upscale_noise: float | None = None,
+    depths: list[int] | None = None,
+    aspect_ratio: float | None = None,
 ) -> tuple[Sweep, bool]:
     """One run per (width, seed) at `steps`, `depth` and `lr` (all on batch order `data_seed` when given,
-    else each on its seed's); returns the sweep and whether anything new was created. With `horizons`,
+    else each on its seed's); returns the sweep and whether anything new was created. A ladder over
+    depth trains every width at each of `depths`, or each width at width / `aspect_ratio`
+    (trainer/shapes.py), instead of at `depth`. With `horizons`,
     each (width, seed) is instead a trunk and a branch per token budget (trainer/horizon.py), and
     `steps` is the longest budget's. With `upscale_noise` (a warm-started ladder) the smallest width
     trains from scratch and each larger one is upscaled from the previous width's run of its seed.
@@ -201,6 +206,7 @@ def enqueue_sweep(
     warm_start = None if upscale_noise is None else "upscale"
     for sweep in existing:
         same = sweep.widths == widths and sweep.seeds == seeds and (sweep.token_budgets or None) == budgets
+        same = same and sweep.depths == depths and sweep.aspect_ratio == aspect_ratio
         if same and sweep.warm_start == warm_start and sweep.noise == upscale_noise:
             return sweep, False
     if upscale_noise is not None:
@@ -208,7 +214,8 @@ def enqueue_sweep(
             session, architecture.id, widths, seeds, steps, depth, lr, data_seed, upscale_noise
         )
     elif horizons is None:
-        keys = [RunKey(w, depth, s, steps, lr, data_seed) for w in widths for s in seeds]
+        shapes = ladder_shapes(widths, depths or [depth], aspect_ratio)
+        keys = [RunKey(w, d, s, steps, lr, data_seed) for w, d in shapes for s in seeds]
         run_ids = list(enqueue_runs(session, architecture.id, keys).values())
     else:
         run_ids = _enqueue_horizons(session, architecture.id, widths, seeds, depth, lr, data_seed, horizons)
@@ -223,6 +230,8 @@ def enqueue_sweep(
         token_budgets=budgets,
         warm_start=warm_start,
         noise=upscale_noise,
+        depths=depths,
+        aspect_ratio=aspect_ratio,
     )
     session.add(sweep)
     session.flush()

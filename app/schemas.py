@@ -10,7 +10,7 @@ from pydantic import BaseModel, ConfigDict, Field, model_validator
 from app.tables import Tabular
 from predictor import DEFAULT_METHOD, Method
 from trainer import ArchitectureSpec
-from trainer.spec import MAX_STEPS, StrictInteger, StrictNumber
+from trainer.spec import MAX_DEPTH, MAX_STEPS, StrictInteger, StrictNumber
 
 T = TypeVar("T")
 
@@ -40,7 +40,11 @@ class RunCounts(BaseModel):
     failed: int = 0
     diverged: int = 0
     cancelled: int = 0
-    succeeded_widths: int = Field(0, description="Distinct proxy widths with a finished run.")
+    succeeded_widths: int = Field(
+        0,
+        description="Distinct proxy sizes (width, depth) with a finished run: one per width in a ladder over "
+        "width, one per depth in a ladder over depth.",
+    )
 
 
 class TuningSummary(BaseModel):
@@ -138,6 +142,20 @@ class SweepCreate(BaseModel):
         "decay starts and a cooldown branch per budget (Hägele et al. 2024), about one long run's cost. "
         "Needs training.schedule 'wsd'; `steps` is then the largest budget's and may not be given.",
     )
+    depths: list[Annotated[StrictInteger, Field(ge=1, le=MAX_DEPTH)]] | None = Field(
+        None,
+        min_length=1,
+        max_length=64,
+        description="Depths (blocks) to train at every width: a ladder over depth (one width) or a (width, "
+        "depth) grid. Default: the spec's proxy_depths, else its n_layers. N counts every layer.",
+    )
+    aspect_ratio: StrictNumber | None = Field(
+        None,
+        gt=0,
+        le=65536,
+        description="Instead of depths: train each width at depth = width / aspect_ratio (each must be a "
+        "whole depth), a ladder along one shape.",
+    )
     warm_start: Literal["upscale"] | None = Field(
         None,
         description="'upscale': build the ladder rung by rung (μP upscaling, Ma et al. 2026): the smallest "
@@ -163,6 +181,17 @@ class SweepCreate(BaseModel):
             raise ValueError('noise goes with warm_start "upscale": give both, or neither')
         if self.warm_start is not None and self.token_budgets is not None:
             raise ValueError("give warm_start or token_budgets, not both: upscaled rungs are whole runs")
+        if self.depths is not None and self.aspect_ratio is not None:
+            raise ValueError("give depths or aspect_ratio, not both: the ratio sets each width's depth")
+        if self.depths is not None and len(set(self.depths)) != len(self.depths):
+            raise ValueError(f"depths {self.depths} repeats a depth: list each depth once")
+        if (self.depths is not None or self.aspect_ratio is not None) and (
+            self.warm_start is not None or self.token_budgets is not None
+        ):
+            raise ValueError(
+                "a ladder over depth (depths or aspect_ratio) trains whole runs from scratch: drop "
+                "token_budgets and warm_start, or leave depths and aspect_ratio out"
+            )
         if self.widths is not None and any(w < 1 for w in self.widths):
             raise ValueError("widths must be positive integers")
         if any(s < 0 or s >= 2**31 for s in self.seeds):
@@ -303,6 +332,10 @@ class SweepPublic(Tabular):
         None, description="'upscale': each width after the smallest starts from the previous one's run."
     )
     noise: float | None = Field(None, description="A warm-started sweep's upscaling noise.")
+    depths: list[int] = Field(
+        description="The depths its runs train at (one per width along `aspect_ratio`, when that is set)."
+    )
+    aspect_ratio: float | None = Field(None, description="Each width at depth = width / aspect_ratio.")
     created_at: datetime
     counts: RunCounts
     done: bool = Field(description="Every run has finished (succeeded, diverged, failed or cancelled).")
@@ -347,6 +380,20 @@ class PredictionRequest(TokenTarget):
         None, gt=0, le=MAX_N_PARAMS, description="Non-embedding parameters to predict at; or give `width`."
     )
     width: StrictInteger | None = Field(None, ge=1, le=1 << 20, description="A model width to predict at.")
+    depth: StrictInteger | None = Field(
+        None,
+        ge=1,
+        le=MAX_DEPTH,
+        description="With `width`: the depth (blocks) of the target; default the spec's n_layers. N then "
+        "counts every layer of that shape.",
+    )
+    aspect_ratio: StrictNumber | None = Field(
+        None,
+        gt=0,
+        le=1 << 20,
+        description="With `n_params`: the target's width / depth, for a ladder whose fit found that shape "
+        "matters (the shape term is then applied); the shape on the head-size grid nearest N is reported.",
+    )
     level: StrictNumber = Field(0.9, gt=0, lt=1, description="Coverage of the interval.")
     interval: Literal["expected", "run"] = Field(
         "run",
@@ -374,6 +421,14 @@ class PredictionRequest(TokenTarget):
                 )
         elif (self.n_params is None) == (self.width is None):
             raise ValueError("give exactly one of `n_params` and `width` (or a `compute` budget)")
+        if self.depth is not None and self.width is None:
+            raise ValueError(
+                "`depth` goes with `width` (the shape asked for); with `n_params` give `aspect_ratio`"
+            )
+        if self.aspect_ratio is not None and self.n_params is None:
+            raise ValueError(
+                "`aspect_ratio` goes with `n_params`; with `width` give `depth` (the ratio is width / depth)"
+            )
         self.check_split()
         return self
 
@@ -394,14 +449,19 @@ class PredictionBatchRequest(BaseModel):
 
 
 class Recipe(BaseModel):
-    """The recipe of the ladder a fit pools: the latest sweep's LR and steps, at the spec's depth (for an
+    """The recipe of the ladder a fit pools: the latest sweep's LR and steps, at its depths (for an
     (N, D) fit: the latest token-horizon sweep's LR, budgets and warmup; steps the longest budget's)."""
 
     sweep_id: int
     lr: float
     lr_source: str
     steps: int
-    depth: int
+    depth: int = Field(description="The spec's depth (n_layers).")
+    depths: list[int] = Field(
+        description="The depths the ladder pools (the spec's alone, unless a depth sweep)."
+    )
+    aspect_ratio: float | None = Field(None, description="A ladder along width / depth = this ratio.")
+    widths: list[int] = Field(description="The sweep's widths.")
     token_budgets: list[int] | None = None
     warmup_steps: int | None = None
     warm_start: str | None = Field(
@@ -425,6 +485,10 @@ class Extrapolation(BaseModel):
     )
     target_width: int | None = Field(
         description="The width asked for, or the width on the head-size grid whose N is nearest the target."
+    )
+    depth: float | None = Field(None, description="× the deepest proxy's depth.")
+    target_depth: int | None = Field(
+        None, description="The depth asked for (or along `aspect_ratio`), else the spec's n_layers."
     )
     tokens: float | None = Field(
         None, description="(N, D) predictions: × the most training tokens of any fitted run."
@@ -465,6 +529,11 @@ class PredictionPublic(BaseModel):
     architecture_id: int
     n_params: float
     width: int | None
+    depth: int | None = Field(None, description="The target's depth, when asked by shape.")
+    aspect_ratio: float | None = Field(None, description="The target's width / depth, when known.")
+    shape_corrected: bool = Field(
+        False, description="The ladder's fit found that shape matters and the prediction applies its term."
+    )
     tokens: float | None = Field(None, description="D, for a prediction at (N, D) or at a compute budget.")
     compute: float | None = Field(None, description="6ND, for a prediction at (N, D) or at a compute budget.")
     allocation: Allocation | None = Field(None, description="How `compute` was split, when asked by it.")
@@ -590,12 +659,35 @@ class ComparePublic(Tabular):
 class FitPoint(BaseModel):
     run_id: int
     width: int
+    depth: int = Field(description="Blocks; N counts every layer.")
     seed: int
     data_seed: int
     n_params: float
     loss: float
     predicted: float
     residual: float
+
+
+class ShapeTestPublic(BaseModel):
+    """L(N) against L(N) + γ·log2(width / depth): the extra-sum-of-squares F test (predictor.shape)."""
+
+    testable: bool = Field(
+        description="False when the ladder's shape follows N (needs a (width, depth) grid)."
+    )
+    needed: bool = Field(description="The term is significant (p < 0.05): predictions by shape apply it.")
+    reason: str
+    residuals_by_depth: dict[str, float] = Field(
+        description="Mean log residual (≈ relative) of the L(N) fit at each depth: a trend in depth means "
+        "shape matters."
+    )
+    runs_by_depth: dict[str, int]
+    gamma: float | None = Field(description="Δ log loss per doubling of width / depth.")
+    gamma_lower: float | None
+    gamma_upper: float | None
+    f_statistic: float | None
+    p_value: float | None
+    dof: int | None
+    reference_aspect_ratio: float | None = Field(description="The width / depth where the term is 0.")
 
 
 class CurvePoint(BaseModel):
@@ -628,6 +720,9 @@ class FitPublic(FittedLaw):
     noise_model: str
     excluded_runs: list[ExcludedRun]
     points: list[FitPoint]
+    shape: ShapeTestPublic | None = Field(
+        None, description="Over several depths: whether shape matters at fixed N (predictor.shape)."
+    )
     level: float
     curve: list[CurvePoint] = Field(
         description="The fitted law and its band for the expected loss on a log grid from the smallest "

@@ -41,6 +41,7 @@ from app.schemas import (
     Page,
     ProxySize,
     RunCounts,
+    ShapeTestPublic,
     SpecCheck,
     SweepCreate,
     SweepPublic,
@@ -49,6 +50,7 @@ from app.schemas import (
 from trainer import ArchitectureSpec, count_params
 from trainer.growth import check_widths
 from trainer.horizon import HorizonError, HorizonPlan, plan_horizons
+from trainer.shapes import ladder_shapes
 from trainer.spec import Text
 
 router = APIRouter(prefix="/v1/architectures", tags=["architectures"])
@@ -210,7 +212,8 @@ def create_sweep(
         steps, cost_steps = request.steps or spec.training.steps, None
     else:
         steps, cost_steps = horizons.steps[-1], horizons.cost_steps
-    check_sweep(spec, widths, request.seeds, steps, settings, cost_steps)
+    depths, shapes = _depths(spec, widths, request)
+    check_sweep(spec, widths, request.seeds, steps, settings, cost_steps, shapes)
     noise = _upscale_noise(spec, widths, request)
     latest = tuning.latest(session, arch.id, succeeded=True)
     lr_horizon = steps if horizons is None else horizons.lr_steps
@@ -235,12 +238,37 @@ def create_sweep(
         data_seed=request.data_seed,
         horizons=horizons,
         upscale_noise=noise,
+        depths=depths,
+        aspect_ratio=request.aspect_ratio,
     )
     session.commit()
     if request.retry_failed:
         queue.retry(session, [link.run_id for link in sweep.runs])
         session.refresh(sweep)
     return sweep_public(session, sweep)
+
+
+def _depths(
+    spec: ArchitectureSpec, widths: list[int], request: SweepCreate
+) -> tuple[list[int] | None, list[tuple[int, int]]]:
+    """A ladder over depth: the sweep's depths (None: the spec's n_layers alone, as a width ladder) and
+    its (width, depth) shapes (trainer/shapes.py), or 422 naming what to change."""
+    depths = request.depths
+    if (
+        depths is None
+        and request.aspect_ratio is None
+        and request.token_budgets is None
+        and not request.warm_start
+    ):
+        depths = spec.proxy_depths
+    try:
+        shapes = ladder_shapes(widths, depths or [spec.n_layers], request.aspect_ratio)
+    except ValueError as exc:
+        field = "aspect_ratio" if request.aspect_ratio is not None else "depths"
+        raise unprocessable(field_error("body", field, msg=str(exc))) from None
+    if depths is not None and sorted(depths) == [spec.n_layers]:
+        depths = None  # the spec's own depth: an ordinary ladder over width
+    return (sorted(depths) if depths else None), shapes
 
 
 def _upscale_noise(spec: ArchitectureSpec, widths: list[int], request: SweepCreate) -> float | None:
@@ -328,6 +356,7 @@ def get_fit(
             FitPoint(
                 run_id=r,
                 width=w,
+                depth=depth,
                 seed=s,
                 data_seed=d,
                 n_params=n,
@@ -335,9 +364,10 @@ def get_fit(
                 predicted=float(p),
                 residual=float(y - p),
             )
-            for r, w, s, d, n, y, p in zip(
+            for r, w, depth, s, d, n, y, p in zip(
                 points.run_ids,
                 points.widths,
+                points.depths,
                 points.seeds,
                 points.data_seeds,
                 points.n_params,
@@ -346,6 +376,7 @@ def get_fit(
                 strict=True,
             )
         ],
+        shape=None if current.shape is None else ShapeTestPublic(**current.shape.to_dict()),
         level=level,
         curve=[
             CurvePoint(n_params=float(n), mean=float(m), lower=float(lo), upper=float(up))

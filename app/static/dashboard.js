@@ -134,7 +134,7 @@ const MU = (() => {
   /** Why an architecture has no prediction yet, and what to do about it. */
   function notFittedReason(runs) {
     const waiting = runs.running + runs.queued;
-    return `${runs.succeeded_widths} of ${minWidths} proxy widths finished — ` +
+    return `${runs.succeeded_widths} of ${minWidths} proxy sizes finished — ` +
       (waiting ? `${waiting} run(s) still queued or running` : "launch a sweep to fit");
   }
 

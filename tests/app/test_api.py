@@ -143,7 +143,7 @@ def test_prediction_needs_enough_runs_then_predicts(api: TestClient, settings: S
     early = api.post("/v1/predictions", json={"architecture_id": arch["id"], "n_params": 1e7})
     assert early.status_code == 409
     assert early.json()["runs"]["queued"] == 5 and early.json()["widths_needed"] == 4
-    assert "0 proxy width(s) finished, 4 needed" in early.json()["detail"]
+    assert "0 proxy size(s) finished, 4 needed" in early.json()["detail"]
 
     engine = api.app.state.engine  # type: ignore[attr-defined]
     run_ids = finish_runs(engine, arch["id"])
@@ -292,7 +292,7 @@ def test_a_blocked_comparison_names_the_architecture(api: TestClient) -> None:
         "/v1/compare", json={"architecture_ids": [ready["id"], waiting["id"]], "n_params": 1e8}
     )
     assert response.status_code == 409
-    assert response.json()["detail"].startswith(f"architecture {waiting['id']}: 0 proxy width(s) finished")
+    assert response.json()["detail"].startswith(f"architecture {waiting['id']}: 0 proxy size(s) finished")
     assert f"POST /v1/architectures/{waiting['id']}/sweeps" in response.json()["detail"]
 
 

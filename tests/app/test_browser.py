@@ -152,7 +152,7 @@ def test_home_ranks_every_architecture(watched: Watched, site: Site) -> None:
     ranked = [rows.nth(i).get_attribute("data-architecture-id") for i in range(3)]
     assert ranked == [str(site.ids[n]) for n in ("swiglu-rope", "gelu-base", "waiting-relu2")]
     assert "10 done · 0 running · 0 queued" in rows.nth(0).inner_text()
-    assert "0 of 4 proxy widths finished" in rows.nth(2).inner_text()
+    assert "0 of 4 proxy sizes finished" in rows.nth(2).inner_text()
     at_1b = rows.nth(0).locator("td.num").nth(1).inner_text()
     page.fill("#target-n", "10B")
     page.click("#target-form button[type=submit]")
@@ -218,7 +218,7 @@ def test_architecture_page_shows_runs_curves_and_fit(watched: Watched, site: Sit
 
 def test_waiting_architecture_says_why_and_extends_its_sweep(watched: Watched, site: Site) -> None:
     page = _open(watched, site, f"/architectures/{site.ids['waiting-relu2']}")
-    assert "Not fitted yet: 0 of 4 proxy widths finished" in page.locator("#fit-status").inner_text()
+    assert "Not fitted yet: 0 of 4 proxy sizes finished" in page.locator("#fit-status").inner_text()
     assert page.locator("#runs .badge.queued").count() == 10
     page.fill("#sweep-widths", "32, 64")
     page.fill("#sweep-seeds", "7")
@@ -258,7 +258,7 @@ def test_a_ladder_built_by_upscaling_marks_each_rungs_parent(watched: Watched, s
         assert f"upscaled from run {by_width[small]['id']}" in (mark.get_attribute("title") or "")
     assert page.locator(f"#runs tr[data-run-id='{by_width[16]['id']}'] td").first.locator("div").count() == 0
     # The fit card counts the upscaled rungs among the finished widths (3 of the 4 a fit needs).
-    assert "3 of 4 proxy widths finished" in page.locator("#fit-status").inner_text()
+    assert "3 of 4 proxy sizes finished" in page.locator("#fit-status").inner_text()
     _screenshot(page, "architecture-upscaled-ladder")
 
 

@@ -94,7 +94,7 @@ def test_extrapolation_is_stated_in_n_parameters_width_and_flops(api: TestClient
     report = api.get(f"/v1/architectures/{arch_id}/fit").json()["report"]
     assert "[[Proxies]]" in report
     assert (
-        f"largest            = width 128: N {largest_n:.4g} non-embedding, {largest_total:.4g} total"
+        f"largest            = width 128, depth {spec.n_layers}: N {largest_n:.4g} non-embedding, {largest_total:.4g} total"
         in report
     )
 
@@ -221,7 +221,7 @@ def test_a_sweep_can_share_one_batch_order_across_its_seeds(api: TestClient) -> 
 
 def test_too_few_usable_widths_name_the_runs_left_out(api: TestClient) -> None:
     """Widths that finished under another trainer version do not count toward a fit, and the 409 says
-    so (before, "5 proxy width(s) finished, 4 needed" read as a contradiction)."""
+    so (before, "5 proxy size(s) finished, 4 needed" read as a contradiction)."""
     arch_id = _ladder(api)
     runs = api.get("/v1/runs", params={"architecture_id": arch_id, "limit": 100}).json()["items"]
     widths = sorted({r["width"] for r in runs})
@@ -233,6 +233,6 @@ def test_too_few_usable_widths_name_the_runs_left_out(api: TestClient) -> None:
     refused = api.post("/v1/predictions", json={"architecture_id": arch_id, "n_params": 1e8})
     assert refused.status_code == 409
     detail = refused.json()["detail"]
-    assert f"{len(widths) - 2} usable of {len(widths)} proxy width(s) finished" in detail
+    assert f"{len(widths) - 2} usable of {len(widths)} proxy size(s) finished" in detail
     assert f"Left out of the fit: run {min(stale)}: trained by trainer-000000000000" in detail
     assert f"and {len(stale) - 3} more" in detail

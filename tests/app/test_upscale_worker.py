@@ -133,7 +133,7 @@ def test_an_upscaled_continuation_starts_from_the_parents_final_state(
     # None of these counts toward the from-scratch ladder: its fit pools whole runs trained from scratch.
     assert api.get(f"/v1/architectures/{arch_id}").json()["runs"]["succeeded_widths"] == 4  # 16…96, any way
     refused = api.post("/v1/predictions", json={"architecture_id": arch_id, "n_params": 1e6})
-    assert refused.status_code == 409 and "1 proxy width(s) finished" in refused.json()["detail"]
+    assert refused.status_code == 409 and "1 proxy size(s) finished" in refused.json()["detail"]
 
 
 def test_bad_upscale_requests_say_what_to_change(api: TestClient, settings: Settings, tmp_path: Path) -> None:
