@@ -167,7 +167,7 @@
       {
         name: "validation loss (runs)", type: "scatter", mode: "markers",
         x: fit.points.map((p) => p.n_params), y: fit.points.map((p) => p.loss),
-        text: fit.points.map((p) => `run ${p.run_id}, width ${p.width}, seed ${p.seed}`),
+        text: fit.points.map((p) => `run ${p.run_id}, width ${p.width}, depth ${p.depth}, seed ${p.seed}`),
         marker: { color, size: 8, line: { color: "#fff", width: 1 } },
         hovertemplate: "%{text}<br>N %{x:.3s}<br>loss %{y:.4f}<extra></extra>",
       },
@@ -186,6 +186,42 @@
       xaxis: { type: "log", title: { text: "non-embedding parameters N" }, exponentformat: "SI" },
       yaxis: { title: { text: "measured − fitted loss" }, zeroline: true },
       showlegend: false,
+    }), MU.plotConfig);
+    await drawDepth(fit, color);
+  }
+
+  /** A ladder over depth: validation loss against depth, one line per width, with the fitted law at
+   * each point's N (dashed) and the shape test's verdict (does shape matter at fixed N?). */
+  async function drawDepth(fit, color) {
+    const section = document.getElementById("depth-section");
+    const depths = [...new Set(fit.points.map((p) => p.depth))];
+    section.hidden = depths.length < 2;
+    if (section.hidden) return;
+    const shape = fit.shape;
+    document.getElementById("shape-test").textContent = shape == null ? "" :
+      `Does shape matter at fixed N? ${shape.reason}. Mean residual of L(N) by depth: ` +
+      Object.entries(shape.residuals_by_depth).map(([d, r]) => `${d}: ${(100 * r).toFixed(2)}%`).join(", ") + ".";
+    const widths = [...new Set(fit.points.map((p) => p.width))].sort((a, b) => a - b);
+    const traces = widths.flatMap((width, i) => {
+      const points = fit.points.filter((p) => p.width === width).sort((a, b) => a.depth - b.depth);
+      const c = widths.length === 1 ? color : MU.color(i);
+      return [
+        {
+          name: `width ${width}`, type: "scatter", mode: "markers", marker: { color: c, size: 8 },
+          x: points.map((p) => p.depth), y: points.map((p) => p.loss),
+          text: points.map((p) => `run ${p.run_id}, seed ${p.seed}, N ${MU.fmtN(p.n_params)}`),
+          hovertemplate: "%{text}<br>depth %{x}<br>loss %{y:.4f}<extra></extra>",
+        },
+        {
+          name: `fit, width ${width}`, type: "scatter", mode: "lines", line: { color: c, dash: "dash" },
+          x: points.map((p) => p.depth), y: points.map((p) => p.predicted), showlegend: false,
+          hovertemplate: "depth %{x}<br>fitted %{y:.4f}<extra></extra>",
+        },
+      ];
+    });
+    await Plotly.react("depth-plot", traces, MU.plotLayout({
+      xaxis: { type: "log", title: { text: "depth (blocks)" }, tickvals: depths.sort((a, b) => a - b) },
+      yaxis: { title: { text: "validation loss" } },
     }), MU.plotConfig);
   }
 
@@ -258,6 +294,8 @@
       };
       const steps = document.getElementById("sweep-steps").value.trim();
       if (steps) body.steps = integers(steps, "steps")[0];
+      const depths = document.getElementById("sweep-depths").value.trim();
+      if (depths) body.depths = integers(depths, "depths");
       if (document.getElementById("sweep-upscale").checked) body.warm_start = "upscale";
       button.disabled = true;
       const sweep = await MU.api(`/v1/architectures/${id}/sweeps`, { method: "POST", body });

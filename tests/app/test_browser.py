@@ -262,6 +262,41 @@ def test_a_ladder_built_by_upscaling_marks_each_rungs_parent(watched: Watched, s
     _screenshot(page, "architecture-upscaled-ladder")
 
 
+def test_a_grid_over_depth_is_launched_from_the_form_and_plotted_against_depth(
+    watched: Watched, site: Site
+) -> None:
+    headers = {"Authorization": f"Bearer {TOKEN}"}
+    spec = spec_dict("depth-grid", proxy_widths=[32, 64])
+    arch_id = httpx.post(f"{site.url}/v1/architectures", json=spec, headers=headers).json()["id"]
+    page = _open(watched, site, f"/architectures/{arch_id}")
+    page.fill("#api-token", TOKEN)
+    page.fill("#sweep-widths", "32, 64")
+    page.fill("#sweep-depths", "1, 2, 4")
+    page.fill("#sweep-seeds", "0, 1")
+    page.click("#sweep-submit")
+    page.wait_for_selector("#sweep-status .notice.ok")
+    page.wait_for_function("document.querySelectorAll('#runs tbody tr').length === 12")
+    engine = make_engine(site.db_url)
+    finish_runs(engine, arch_id)
+    engine.dispose()
+    page.reload()
+    page.wait_for_selector("body[data-ready=true]")
+    page.wait_for_selector("#depth-section:not([hidden])")
+    traces = page.evaluate(
+        "document.getElementById('depth-plot').data.map((t) => [t.name, t.x.length, t.mode])"
+    )
+    # Per width: its runs at each depth (two seeds each) and the fitted law at each of them.
+    assert traces == [
+        ["width 32", 6, "markers"],
+        ["fit, width 32", 6, "lines"],
+        ["width 64", 6, "markers"],
+        ["fit, width 64", 6, "lines"],
+    ]
+    assert "Does shape matter at fixed N?" in page.locator("#shape-test").inner_text()
+    assert "1: " in page.locator("#shape-test").inner_text()  # the residual at depth 1
+    _screenshot(page, "architecture-depth-grid")
+
+
 def test_unknown_architecture_is_a_404_page(watched: Watched, site: Site) -> None:
     response = watched.page.goto(f"{site.url}/architectures/999999")
     assert response is not None and response.status == 404
