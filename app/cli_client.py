@@ -123,16 +123,24 @@ def predict(
     tokens: float | None = TOKENS,
     compute: float | None = COMPUTE,
     tokens_per_parameter: float | None = RATIO,
+    width: int | None = typer.Option(None, help="Instead of --n: the target's width (N from its shape)."),
+    depth: int | None = typer.Option(None, help="With --width: the target's depth (default the spec's)."),
+    aspect_ratio: float | None = typer.Option(
+        None, help="With --n: the target's width / depth (shape-corrected when shape matters)."
+    ),
     interval: str = typer.Option("expected", help="expected (the expected loss) or run (a new run's)."),
     level: float = LEVEL,
     server: str = SERVER,
 ) -> None:
-    """The predicted loss of one architecture at N (or at (N, D), or at a compute budget), with its
-    interval and what it extrapolates over."""
+    """The predicted loss of one architecture at N or at a shape (--width, --depth), or at (N, D), or at
+    a compute budget, with its interval and what it extrapolates over."""
     with connected(server) as client:
         p = client.predict(
             architecture_id=architecture_id,
             n_params=n,
+            width=width,
+            depth=depth,
+            aspect_ratio=aspect_ratio,
             tokens=tokens,
             compute=compute,
             tokens_per_parameter=tokens_per_parameter,
@@ -141,6 +149,8 @@ def predict(
         )
     console = Console()
     title = f"Predicted loss at N = {p.n_params:.3g} non-embedding parameters"
+    if p.width is not None:
+        title += f" (width {p.width}, depth {p.depth})"
     if p.tokens is not None:
         title += f", D = {p.tokens:.3g} tokens (C = {p.compute:.3g} FLOPs)"
     table = Table(title=title)

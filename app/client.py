@@ -215,12 +215,15 @@ class Client:
         token_budgets: list[int] | None = None,
         warm_start: str | None = None,
         noise: float | None = None,
+        depths: list[int] | None = None,
+        aspect_ratio: float | None = None,
     ) -> SweepPublic:
         """Queue proxy runs at the tuned η* (else the spec's LR) unless `lr` pins one (idempotent: runs
         that exist are reused, an identical sweep is returned). `token_budgets` (training tokens,
         increasing) makes it an (N, D) grid: per (width, seed) a trunk and a cooldown branch per budget.
         `warm_start="upscale"` builds the ladder rung by rung, each width upscaled from the one before
-        (with `noise`)."""
+        (with `noise`). `depths` trains every width at each depth (a ladder over depth, or a (width,
+        depth) grid); `aspect_ratio` instead trains each width at depth = width / aspect_ratio."""
         body: dict[str, Any] = {
             "widths": widths,
             "steps": steps,
@@ -231,6 +234,8 @@ class Client:
         }
         if warm_start is not None:
             body |= {"warm_start": warm_start, "noise": noise}
+        if depths is not None or aspect_ratio is not None:
+            body |= {"depths": depths, "aspect_ratio": aspect_ratio}
         if seeds is not None:
             body["seeds"] = seeds
         return self._post(f"/v1/architectures/{architecture_id}/sweeps", SweepPublic, body, idempotent=True)
@@ -312,6 +317,8 @@ class Client:
         spec: ArchitectureSpec | dict[str, Any] | None = None,
         n_params: float | None = None,
         width: int | None = None,
+        depth: int | None = None,
+        aspect_ratio: float | None = None,
         tokens: float | None = None,
         compute: float | None = None,
         tokens_per_parameter: float | None = None,
@@ -324,11 +331,15 @@ class Client:
         or for what `seeds` new runs will show, averaged (`interval="run"`, the default); `method`
         "profile" takes the parameters' part from the profile likelihood instead of the delta method.
         With `tokens` the loss at (N, D), and with `compute` (FLOPs, 6ND) instead of N the loss at the
-        compute-optimal split, or at D = `tokens_per_parameter` × N: from the token-horizon grid's fit."""
+        compute-optimal split, or at D = `tokens_per_parameter` × N: from the token-horizon grid's fit.
+        `depth` (with `width`) asks at that shape; `aspect_ratio` (width / depth, with `n_params`) at N
+        for that shape: shape-corrected when the ladder's fit found that shape matters."""
         body: dict[str, Any] = {
             "architecture_id": architecture_id,
             "n_params": n_params,
             "width": width,
+            "depth": depth,
+            "aspect_ratio": aspect_ratio,
             "tokens": tokens,
             "compute": compute,
             "tokens_per_parameter": tokens_per_parameter,

@@ -64,6 +64,9 @@ def test_submit_status_predict_and_compare(server: tuple[str, str], tmp_path: Pa
     predicted = run("predict", str(ids[0]), "--n", "7e9", "--server", url)
     assert predicted.exit_code == 0, predicted.output
     assert "Predicted loss at N = 7e+09" in predicted.output and "90% interval (expected)" in predicted.output
+    by_shape = run("predict", str(ids[0]), "--width", "1024", "--depth", "8", "--server", url)
+    assert by_shape.exit_code == 0, by_shape.output
+    assert "(width 1024, depth 8)" in by_shape.output and "extrapolated in depth" in by_shape.output
     ranked = run("compare", str(ids[0]), str(ids[1]), "--n", "7e9", "--server", url)
     assert ranked.exit_code == 0, ranked.output
     assert "P(best)" in ranked.output and "swiglu-cli wins with probability" in ranked.output

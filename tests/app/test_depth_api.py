@@ -10,12 +10,14 @@ from __future__ import annotations
 import math
 from collections.abc import Iterator
 
+import httpx
 import numpy as np
 import pytest
 from fastapi.testclient import TestClient
 
 from app import queue
 from app.api import create_app
+from app.client import Client
 from app.settings import Settings
 from tests.app.api_helpers import finish_runs, law_loss, spec_dict
 from trainer import ArchitectureSpec, count_params
@@ -190,3 +192,25 @@ def test_proxy_depths_are_validated_and_keep_old_hashes(api: TestClient) -> None
     assert (
         plain.spec_hash() != ArchitectureSpec.model_validate(spec_dict("p", proxy_depths=[1, 2])).spec_hash()
     )
+
+
+def test_the_client_asks_for_depth_ladders_and_shapes(api: TestClient) -> None:
+    def forward(request: httpx.Request) -> httpx.Response:
+        served = api.request(
+            request.method,
+            request.url.raw_path.decode(),
+            content=request.content,
+            headers=dict(request.headers),
+        )
+        return httpx.Response(served.status_code, headers=served.headers, content=served.content)
+
+    spec = spec_dict("client", proxy_widths=[32, 64])
+    with Client("http://testserver", transport=httpx.MockTransport(forward)) as client:
+        arch = client.create_architecture(spec)
+        ratio = client.create_sweep(arch.id, aspect_ratio=32)
+        assert ratio.aspect_ratio == 32 and {(r.width, r.depth) for r in ratio.runs} == {(32, 1), (64, 2)}
+        sweep = client.create_sweep(arch.id, depths=[1, 2, 4], seeds=[0, 1])
+        assert sweep.depths == [1, 2, 4] and len(sweep.runs) == 12  # the ratio ladder's 2 runs shared
+        finish_runs(api.app.state.engine, arch.id)  # type: ignore[attr-defined]
+        answer = client.predict(architecture_id=arch.id, width=256, depth=8)
+        assert answer.depth == 8 and answer.n_params == n_of(spec, 256, 8)

@@ -94,8 +94,8 @@ def test_extrapolation_is_stated_in_n_parameters_width_and_flops(api: TestClient
     report = api.get(f"/v1/architectures/{arch_id}/fit").json()["report"]
     assert "[[Proxies]]" in report
     assert (
-        f"largest            = width 128, depth {spec.n_layers}: N {largest_n:.4g} non-embedding, {largest_total:.4g} total"
-        in report
+        f"largest            = width 128, depth {spec.n_layers}: "
+        f"N {largest_n:.4g} non-embedding, {largest_total:.4g} total" in report
     )
 
 
