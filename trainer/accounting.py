@@ -24,7 +24,9 @@ PEAK_BF16_FLOPS = (
 
 
 def block_params(spec: ArchitectureSpec, width: int) -> int:
-    """Parameters of one transformer block."""
+    """Parameters of one block: a transformer block, or block "single"'s one matrix and norm."""
+    if spec.block == "single":
+        return width * width + (width if spec.norm_gains else 0)
     hidden = spec.ffn_hidden(width)
     attention = 3 * width * width + width * width  # fused QKV + output projection
     ffn_matrices = 3 if spec.activation == "swiglu" else 2  # SwiGLU adds the gate
@@ -49,11 +51,12 @@ def flops_per_token(spec: ArchitectureSpec, width: int) -> int:
 
     The readout matmul counts (it costs compute although it is not in N); embedding lookups do not.
     Attention: 2 matmuls of T × width per token per layer, ×3 for forward and backward, without
-    halving for the causal mask (PaLM, Chowdhery et al. 2022, App. B).
+    halving for the causal mask (PaLM, Chowdhery et al. 2022, App. B); block "single" has none.
     """
     _, non_embedding = count_params(spec, width)
     readout = spec.vocab_size * width
-    attention = 6 * 2 * spec.n_layers * spec.context_length * width
+    attention_layers = 0 if spec.block == "single" else spec.n_layers
+    attention = 6 * 2 * attention_layers * spec.context_length * width
     return 6 * (non_embedding + readout) + attention
 
 

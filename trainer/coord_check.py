@@ -4,9 +4,10 @@ module's output is. Under μP the sizes stay flat as the width grows; under SP s
 check along depth tests the Depth-μP / CompleteP residual scaling (Tensor Programs VI; Dey et al. 2025).
 
 Recorded per module, after the last step, as mean |x| over the batch: the embedding output, each block's
-attention logits (q·k × scale), attention output and MLP output (before the residual multiplier), each
-block's residual stream, and the logits; and the same for Δx = x_t − x_0, the change since
-initialisation (TP-V's "Δh"), which is what μP keeps Θ(1) for every layer that learns.
+attention logits (q·k × scale), attention output and MLP output (before the residual multiplier), or a
+block "single"'s branch output MS(φ(W h)) (before its multiplier), each block's residual stream, and the
+logits; and the same for Δx = x_t − x_0, the change since initialisation (TP-V's "Δh"), which is what μP
+keeps Θ(1) for every layer that learns.
 
 The batch is random tokens from the vocabulary: the check is about how activation sizes scale with
 width, which the data does not change, and it must run anywhere (the API process reads no training
@@ -23,7 +24,7 @@ import torch
 import torch.nn.functional as F
 
 from trainer.coord_plan import default_depths, default_widths
-from trainer.model import GPT, Block, CausalSelfAttention, build_model
+from trainer.model import GPT, Block, CausalSelfAttention, SingleBlock, build_model
 from trainer.mup import make_optimizer
 from trainer.spec import ArchitectureSpec
 
@@ -183,12 +184,15 @@ def _activations(model: GPT, x: torch.Tensor) -> dict[str, torch.Tensor]:
 
         return hook
 
-    blocks: list[Block] = list(model.blocks)  # type: ignore[arg-type]
+    blocks: list[Block | SingleBlock] = list(model.blocks)  # type: ignore[arg-type]
     hooks.append(blocks[0].register_forward_pre_hook(embedding))
     for i, block in enumerate(blocks):
-        hooks.append(block.attn.register_forward_hook(attention_logits(i)))
-        hooks.append(block.attn.register_forward_hook(keep(f"block {i} attention output")))
-        hooks.append(block.mlp.register_forward_hook(keep(f"block {i} MLP output")))
+        if isinstance(block, SingleBlock):
+            hooks.append(block.perceptron.register_forward_hook(keep(f"block {i} branch output")))
+        else:
+            hooks.append(block.attn.register_forward_hook(attention_logits(i)))
+            hooks.append(block.attn.register_forward_hook(keep(f"block {i} attention output")))
+            hooks.append(block.mlp.register_forward_hook(keep(f"block {i} MLP output")))
         hooks.append(block.register_forward_hook(keep(f"block {i} residual stream")))
     try:
         seen["logits"] = model(x)  # (B, T, V)

@@ -3,6 +3,10 @@
 Width is d_model. The head size is fixed, so n_heads = width / head_dim grows with width, and the FFN
 hidden size is round(ffn_ratio × width): μP needs every hidden dimension to grow together. All μP
 behaviour lives in trainer/mup.py; this file only multiplies by the floats it hands over.
+
+spec.block picks the residual block: `Block` (attention and MLP branches, two matrices each) or
+`SingleBlock` (one branch of one width × width matrix, no attention: Tensor Programs VI's block depth 1,
+the case where it proves Depth-μP optimal). With "single" each token is processed on its own.
 """
 
 from __future__ import annotations
@@ -88,6 +92,17 @@ class CausalSelfAttention(nn.Module):
         return self.out(y)
 
 
+def activate(h: torch.Tensor, activation: str) -> torch.Tensor:
+    """φ elementwise: 'gelu', 'relu2' (squared ReLU) or 'abs' (|x|). Even φ such as |x| make φ'(h) = sign(h)
+    decorrelate the gradients of neighbouring blocks, which maximises feature diversity (Tensor Programs
+    VI, §8.3). SwiGLU is gated, so MLP applies it itself."""
+    if activation == "relu2":
+        return F.relu(h).square()
+    if activation == "abs":
+        return h.abs()
+    return F.gelu(h)
+
+
 class MLP(nn.Module):
     def __init__(self, width: int, hidden: int, activation: str) -> None:
         super().__init__()
@@ -101,10 +116,8 @@ class MLP(nn.Module):
         if self.activation == "swiglu":
             gate, value = h.chunk(2, dim=-1)
             h = F.silu(gate) * value
-        elif self.activation == "relu2":
-            h = F.relu(h).square()
         else:
-            h = F.gelu(h)
+            h = activate(h, self.activation)
         return self.down(h)  # (B, T, C)
 
 
@@ -123,6 +136,38 @@ class Block(nn.Module):
         return x
 
 
+class Perceptron(nn.Module):
+    """Tensor Programs VI's residual branch of block depth 1: MS(φ(W h)), one width × width matrix and no
+    bias (§6.3 and the §10.2 experiments). φ comes after the matrix: the pre-nonlinearity form W φ(h)
+    learns far less with depth (§8.2). MS, mean subtraction across the width, removes the mean of φ,
+    which for |x|, squared ReLU or GELU is positive and would pile up over the L blocks (§6.3)."""
+
+    def __init__(self, width: int, activation: str) -> None:
+        super().__init__()
+        self.activation = activation
+        self.linear = nn.Linear(width, width, bias=False)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        h = activate(self.linear(x), self.activation)  # (B, T, C)
+        return h - h.mean(dim=-1, keepdim=True)  # (B, T, C)
+
+
+class SingleBlock(nn.Module):
+    """x + m_L^(−α) · MS(φ(W · norm(x))): TP-VI's x^l = x^(l−1) + a L^(−α) MS(φ(W^l x^(l−1))) (§10.2; its
+    Eq. (1) for α = ½), with a = 1 and L / base_depth for L, and the pre-norm of its LayerNorm experiments
+    (§10.2, Fig. 12: LN on x^(l−1) before W^l, MS kept after φ). No attention, so no mixing across tokens."""
+
+    def __init__(self, spec: ArchitectureSpec, width: int, multipliers: mup.ForwardMultipliers) -> None:
+        super().__init__()
+        self.residual = multipliers.residual  # m_L^(−α) (trainer/mup.py)
+        self.norm = Norm(spec.norm, width, spec.norm_gains)
+        self.perceptron = Perceptron(width, spec.activation)
+
+    def forward(self, x: torch.Tensor, rope: tuple[torch.Tensor, torch.Tensor] | None) -> torch.Tensor:
+        del rope  # positions only matter to attention, which this block has not
+        return x + scaled(self.perceptron(self.norm(x)), self.residual)  # (B, T, C)
+
+
 class GPT(nn.Module):
     """tokens (B, T) -> logits (B, T, V)."""
 
@@ -134,7 +179,8 @@ class GPT(nn.Module):
         self.logit_mult = multipliers.logits  # α_out / m under μP
         self.wte = nn.Embedding(spec.vocab_size, width)
         self.wpe = nn.Embedding(spec.context_length, width) if spec.positions == "learned" else None
-        self.blocks = nn.ModuleList(Block(spec, width, multipliers) for _ in range(spec.n_layers))
+        block = SingleBlock if spec.block == "single" else Block
+        self.blocks = nn.ModuleList(block(spec, width, multipliers) for _ in range(spec.n_layers))
         self.norm_f = Norm(spec.norm, width, spec.norm_gains)
         self.lm_head = None if spec.tie_embeddings else nn.Linear(width, spec.vocab_size, bias=False)
         if spec.positions == "rope":

@@ -10,7 +10,10 @@ Sources cited below:
               layer.py (`MuReadout`: logits × output_mult / width_mult), README (zero-init query and
               readout, attention 1/d instead of 1/√d).
   [TP-V]      Yang et al. 2022, Tensor Programs V, Table 8 (μP for Adam) and Table 3 (SP).
-  [TP-VI]     Yang et al. 2023, Tensor Programs VI (Depth-μP): branches × L^(−½), Adam LR × L^(−½).
+  [TP-VI]     Yang et al. 2023, Tensor Programs VI (arXiv 2310.02244; Depth-μP): branches × L^(−½) and
+              Adam LR × L^(−½) (§1 Eq. (1) and Table 1); in general branches × L^(−α), LR × L^(−γ), stable
+              and nontrivial iff α ≥ ½ and α + γ = 1 (§7, Claims 7.1–7.2), i.e. CompleteP's LR rule; with
+              one matrix per block (trainer/model.py SingleBlock), α = γ = ½ is the optimum (Claim 7.5).
   [CompleteP] Dey et al. 2025, Table 1: the α-family — branches × m_L^(−α), hidden Adam LR
               × m_L^(α−1), Adam ε × m_N^(−1) m_L^(−α), norm-gain LR × m_L^(α−1). Its reference code
               (EleutherAI/nanoGPT-mup, branch completep, `configure_optimizers`, fix of 2025-01-19
@@ -97,9 +100,10 @@ def parameter_role(name: str) -> Role:
         return "readout"
     if name == "norm_f.weight":
         return "final_gain"
-    if name.startswith("blocks.") and (".norm1." in name or ".norm2." in name):
+    if name.startswith("blocks.") and any(f".{norm}." in name for norm in ("norm1", "norm2", "norm")):
         return "block_gain"
-    if name.startswith("blocks.") and name.endswith(("qkv.weight", "out.weight", "up.weight", "down.weight")):
+    hidden = ("qkv.weight", "out.weight", "up.weight", "down.weight", "perceptron.linear.weight")
+    if name.startswith("blocks.") and name.endswith(hidden):
         return "hidden"
     raise ValueError(f"parameter {name!r} has no μP rule: add it to trainer/mup.py parameter_role")
 
@@ -148,7 +152,10 @@ def parameter_rule(spec: ArchitectureSpec, width: int, name: str) -> ParameterRu
         # [mup layer.py MuReadout]; ε × 1/m [CompleteP reference code].
         return ParameterRule(role, 0.0, 1.0, outer_eps, weight_decay=True)
     # Hidden matrices: init σ/√m ∝ 1/√fan_in [TP-V Table 8]; Adam LR × 1/m [mup optim.py MuAdam] and
-    # × m_L^(α−1) [CompleteP Table 1]; Adam ε × 1/m × m_L^(−α) [CompleteP Table 1; Everett].
+    # × m_L^(α−1) [CompleteP Table 1; TP-VI §6.3 and Claim 7.2: LR η n^(−1) L^(−γ), γ = 1 − α, so
+    # L^(−½) for Depth-μP]; Adam ε × 1/m × m_L^(−α) [CompleteP Table 1; Everett; TP-VI §6.1 and Def. 6.2(b):
+    # the gradient of W^l, Θ(n^(−1) L^(−α)), is scaled to Θ(1) before Adam, which is ε × n^(−1) L^(−α)].
+    # The initialisation does not change with depth: W^l ~ N(0, 1/n) at every L [TP-VI Definition 6.2(a)].
     m = fan_in_mult(spec, width, name)
     return ParameterRule(
         role,

@@ -56,8 +56,12 @@ def axes_of(name: str, spec: ArchitectureSpec) -> Axes:
         # Rows are tokens or positions; columns are width units, copied. The readout is not divided:
         # its μP multiplier α_out / m falls by k instead (trainer/mup.py forward_multipliers).
         return Axes(("fixed", 1), ("width", 1), divide=False)
-    if name.endswith(("norm1.weight", "norm2.weight")) or name == "norm_f.weight":
+    if name.endswith((".norm1.weight", ".norm2.weight", ".norm.weight")) or name == "norm_f.weight":
         return Axes(("width", 1), None, divide=False)
+    if name.endswith("perceptron.linear.weight"):
+        # Block "single": width -> width. Its mean subtraction and norm see each copied unit k times, so
+        # the mean and the scale, and thus the function, are the proxy's.
+        return Axes(("width", 1), ("width", 1), divide=True)
     if name.endswith("attn.qkv.weight"):
         return Axes(("width", 3), ("width", 1), divide=True)  # Q, K and V stacked, each widened
     if name.endswith("attn.out.weight"):

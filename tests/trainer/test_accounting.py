@@ -21,6 +21,9 @@ EMBEDDING_NAMES = ("wte.weight", "wpe.weight", "lm_head.weight")
         {"positions": "rope", "norm": "rmsnorm"},
         {"activation": "swiglu", "ffn_ratio": 2.7, "norm_gains": True},
         {"activation": "relu2", "n_layers": 3},
+        {"activation": "abs"},
+        {"block": "single", "activation": "abs", "n_layers": 3},
+        {"block": "single", "activation": "gelu", "norm_gains": True, "positions": "rope"},
     ],
 )
 @pytest.mark.parametrize("width", [16, 48])
@@ -39,6 +42,14 @@ def test_flops_are_six_n_plus_readout_plus_attention() -> None:
     readout = 256 * width
     attention = 6 * 2 * 2 * spec.context_length * width
     assert flops_per_token(spec, width) == 6 * (n + readout) + attention
+
+
+def test_single_blocks_have_no_attention_flops() -> None:
+    spec = tiny_spec(n_layers=3, block="single", activation="abs")
+    width = 32
+    _, n = count_params(spec, width)
+    assert n == 3 * width * width  # one width × width matrix per block, no gains
+    assert flops_per_token(spec, width) == 6 * (n + 256 * width)
 
 
 def test_peak_flops_knows_the_common_gpus() -> None:

@@ -44,7 +44,9 @@ def test_defaults_make_a_valid_tiny_model() -> None:
         ({"dataset": {"tokenizer": "byte", "vocab_size": 512}}, "set dataset.tokenizer to 'bpe'"),
         ({"dataset": {"tokenizer": "bpe", "vocab_size": 100}}, "set dataset.vocab_size above 256"),
         ({"family": "bert"}, "'gpt'"),
-        ({"activation": "tanh"}, "'gelu', 'swiglu' or 'relu2'"),
+        ({"activation": "tanh"}, "'gelu', 'swiglu', 'relu2' or 'abs'"),
+        ({"block": "single", "activation": "swiglu"}, "so no gate for 'swiglu': use 'abs'"),
+        ({"block": "attention"}, "'transformer' or 'single'"),
         ({"n_layer": 4}, "Extra inputs are not permitted"),
         (
             {"training": {"token_budget": 10**13, "batch_tokens": 256}},

@@ -69,6 +69,13 @@ VARIANTS = [
     ({"activation": "swiglu", "positions": "rope", "tie_embeddings": True}, 16, 48),  # ×3, tied readout
     ({"activation": "relu2", "norm": "rmsnorm", "norm_gains": True}, 32, 64),  # from m = 2, with gains
     ({"parametrization": {"base_width": 16, "depth_alpha": 1.0}, "n_layers": 4}, 16, 64),  # CompleteP
+    # Block "single" (TP-VI's block depth 1) under Depth-μP: one width × width matrix, mean subtraction.
+    (
+        {"block": "single", "activation": "abs", "norm_gains": True, "n_layers": 4}
+        | {"parametrization": {"base_width": 16, "base_depth": 2, "depth_alpha": 0.5}},
+        16,
+        32,
+    ),
 ]
 
 
