@@ -139,6 +139,31 @@ def test_the_readme_token_horizon_block_answers_2xx_in_order(server: tuple[str, 
         assert done.stdout.startswith("2"), f"{command} → HTTP {done.stdout}"
 
 
+def test_the_readme_depth_block_answers_2xx_in_order(server: tuple[str, Engine]) -> None:
+    """The depth curl calls on the shipped gpt_gelu spec as architecture 1: a (width, depth) grid whose
+    stand-in losses follow a law in N, then the fit and predictions by shape."""
+    url, engine = server
+    spec = json.loads((ROOT / "examples/specs/gpt_gelu.json").read_text())
+    assert httpx.post(f"{url}/v1/architectures", json=spec).json()["id"] == 1
+    commands = _commands(_section_block("### Depth", "bash"))
+    assert [next(w for w in c.split() if w.startswith("localhost")) for c in commands] == [
+        "localhost:8000/v1/architectures/1/sweeps",
+        "localhost:8000/v1/architectures/1/fit",
+        "localhost:8000/v1/predictions",
+        "localhost:8000/v1/predictions",
+    ]
+    for command in commands:
+        finish_runs(engine, 1)
+        argv = [a.replace("localhost:8000", url.removeprefix("http://")) for a in shlex.split(command)]
+        done = subprocess.run(
+            [*argv, "-o", "/dev/null", "-w", "%{http_code}"], cwd=ROOT, capture_output=True, text=True
+        )
+        assert done.returncode == 0, done.stderr
+        assert done.stdout.startswith("2"), f"{command} → HTTP {done.stdout}"
+    fit = httpx.get(f"{url}/v1/architectures/1/fit").json()
+    assert sorted({p["depth"] for p in fit["points"]}) == [2, 4, 8] and fit["shape"]["testable"]
+
+
 def test_the_readme_notebook_client_block_runs(server: tuple[str, Engine]) -> None:
     url, engine = server
     code = _section_block("### Notebook client", "python").replace("http://127.0.0.1:8000", url)
