@@ -345,7 +345,8 @@ class ArchitectureSpec(BaseModel):
         min_length=1,
         max_length=64,
         description="Default depths a sweep trains at every proxy width: a ladder over depth (one width) "
-        "or a (width, depth) grid. Default: n_layers alone (a ladder over width).",
+        "or a (width, depth) grid. Default: n_layers alone (a ladder over width). Token-horizon and "
+        "upscaled sweeps train at n_layers.",
     )
 
     @model_validator(mode="after")
