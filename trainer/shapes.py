@@ -32,7 +32,7 @@ def ladder_shapes(
     shapes = []
     for width in sorted(set(widths)):
         exact = width / aspect_ratio
-        if abs(exact - round(exact)) > 1e-9 or not 1 <= round(exact) <= MAX_DEPTH:
+        if not 1 <= exact <= MAX_DEPTH or abs(exact - round(exact)) > 1e-9:  # (inf for a tiny ratio)
             fits = [w for w in sorted(set(widths)) if (w / aspect_ratio).is_integer()]
             raise ValueError(
                 f"width {width} / aspect_ratio {aspect_ratio:g} = {exact:g} is not a whole depth in "
@@ -57,7 +57,7 @@ def shape_for(spec: ArchitectureSpec, n_params: float, aspect_ratio: float) -> S
 
     def shape(k: int) -> Shape:
         width = k * spec.head_dim
-        return width, min(MAX_DEPTH, max(1, round(width / aspect_ratio)))
+        return width, round(min(MAX_DEPTH, max(1.0, width / aspect_ratio)))  # (inf for a tiny ratio)
 
     def n_of(k: int) -> int:
         return non_embedding(spec, *shape(k))

@@ -22,6 +22,7 @@ def test_a_grid_is_every_width_at_every_depth_and_a_ratio_one_depth_per_width() 
         ([32, 48], [], 32, "(of these, [32] are)"),
         ([16], [], 32, "= 0.5 is not a whole depth in [1, 256]"),
         ([32], [], 0, "must be positive"),
+        ([32], [], 5e-324, "is not a whole depth"),  # 32 / 5e-324 overflows to inf
     ],
 )
 def test_impossible_shapes_name_the_fix(widths, depths, ratio, message) -> None:
@@ -56,3 +57,4 @@ def test_the_shape_nearest_n_along_a_ratio() -> None:
     assert width % 16 == 0 and depth == round(width / 64)
     assert abs(non_embedding(spec, width, depth) / target - 1) < 0.05
     assert shape_for(spec, 1e30, aspect_ratio=64) is None  # past the largest width
+    assert shape_for(spec, target, aspect_ratio=5e-324) is not None  # the deepest shape, no overflow
