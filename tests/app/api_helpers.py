@@ -10,7 +10,9 @@ import math
 from collections.abc import Callable
 from typing import Any
 
+import httpx
 import numpy as np
+from fastapi.testclient import TestClient
 from sqlalchemy import Engine, select
 from sqlalchemy.orm import Session
 
@@ -150,3 +152,18 @@ def stored_run(settings: Settings, run_id: int) -> Run:
         assert run is not None
     engine.dispose()
     return run
+
+
+def forward(api: TestClient) -> Callable[[httpx.Request], httpx.Response]:
+    """An httpx handler that serves a Client's requests with the app (httpx.MockTransport(forward(api)))."""
+
+    def handle(request: httpx.Request) -> httpx.Response:
+        served = api.request(
+            request.method,
+            request.url.raw_path.decode(),
+            content=request.content,
+            headers=dict(request.headers),
+        )
+        return httpx.Response(served.status_code, headers=served.headers, content=served.content)
+
+    return handle

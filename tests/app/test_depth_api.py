@@ -19,7 +19,7 @@ from app import queue
 from app.api import create_app
 from app.client import Client
 from app.settings import Settings
-from tests.app.api_helpers import finish_runs, law_loss, spec_dict
+from tests.app.api_helpers import finish_runs, forward, law_loss, spec_dict
 from trainer import ArchitectureSpec, count_params
 
 WIDTHS, DEPTHS = [32, 64, 128], [1, 2, 4]
@@ -195,17 +195,8 @@ def test_proxy_depths_are_validated_and_keep_old_hashes(api: TestClient) -> None
 
 
 def test_the_client_asks_for_depth_ladders_and_shapes(api: TestClient) -> None:
-    def forward(request: httpx.Request) -> httpx.Response:
-        served = api.request(
-            request.method,
-            request.url.raw_path.decode(),
-            content=request.content,
-            headers=dict(request.headers),
-        )
-        return httpx.Response(served.status_code, headers=served.headers, content=served.content)
-
     spec = spec_dict("client", proxy_widths=[32, 64])
-    with Client("http://testserver", transport=httpx.MockTransport(forward)) as client:
+    with Client("http://testserver", transport=httpx.MockTransport(forward(api))) as client:
         arch = client.create_architecture(spec)
         ratio = client.create_sweep(arch.id, aspect_ratio=32)
         assert ratio.aspect_ratio == 32 and {(r.width, r.depth) for r in ratio.runs} == {(32, 1), (64, 2)}

@@ -16,7 +16,7 @@ from app import queue
 from app.api import create_app
 from app.client import Client
 from app.settings import Settings
-from tests.app.api_helpers import finish_runs, spec_dict
+from tests.app.api_helpers import finish_runs, forward, spec_dict
 
 TRUTH = {"E": 1.8, "A": 60.0, "alpha": 0.3, "B": 300.0, "beta": 0.28}
 BATCH = 1024
@@ -141,11 +141,7 @@ def test_the_grid_endpoint_serves_points_curves_and_the_frontier(api: TestClient
     )  # falls with C
 
     # The client returns the grid as a DataFrame (one row per branch).
-    def forward(request: httpx.Request) -> httpx.Response:  # the client's requests, served by the app
-        served = api.request(request.method, request.url.raw_path.decode(), content=request.content)
-        return httpx.Response(served.status_code, headers=served.headers, content=served.content)
-
-    with Client("http://testserver", transport=httpx.MockTransport(forward)) as client:
+    with Client("http://testserver", transport=httpx.MockTransport(forward(api))) as client:
         table = client.grid(arch_id).to_pandas()
     assert list(table.columns[:7]) == [
         "run_id",

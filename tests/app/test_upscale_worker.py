@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import json
 import re
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from pathlib import Path
 
 import httpx
@@ -19,6 +19,7 @@ from app.api import create_app
 from app.client import Client
 from app.settings import Settings
 from app.worker import Worker
+from tests.app.api_helpers import forward
 
 pytestmark = pytest.mark.slow
 
@@ -41,21 +42,6 @@ def settings(fresh_db_url: str, tmp_path: Path) -> Settings:
 def api(settings: Settings) -> Iterator[TestClient]:
     with TestClient(create_app(settings)) as client:
         yield client
-
-
-def forward(api: TestClient) -> Callable[[httpx.Request], httpx.Response]:
-    """An httpx handler that serves the client's requests with the app."""
-
-    def handle(request: httpx.Request) -> httpx.Response:
-        served = api.request(
-            request.method,
-            request.url.raw_path.decode(),
-            content=request.content,
-            headers=dict(request.headers),
-        )
-        return httpx.Response(served.status_code, headers=served.headers, content=served.content)
-
-    return handle
 
 
 def spec(tmp_path: Path, **fields: object) -> dict:
