@@ -31,6 +31,8 @@ def block_params(spec: ArchitectureSpec, width: int) -> int:
     attention = 3 * width * width + width * width  # fused QKV + output projection
     ffn_matrices = 3 if spec.activation == "swiglu" else 2  # SwiGLU adds the gate
     gains = 2 * width if spec.norm_gains else 0
+    if spec.family == "ngpt":  # its scaling vectors: α_A, α_M, s_qk (width each) and s_u, s_v (hidden each)
+        gains = 3 * width + 2 * hidden
     return attention + ffn_matrices * width * hidden + gains
 
 
@@ -43,6 +45,8 @@ def count_params(spec: ArchitectureSpec, width: int) -> tuple[int, int]:
         embedding += spec.context_length * width
     if not spec.tie_embeddings:
         embedding += spec.vocab_size * width
+    if spec.family == "ngpt":
+        embedding += spec.vocab_size  # s_z, one per token: it scales with the vocabulary, like the readout
     return embedding + non_embedding, non_embedding
 
 

@@ -16,6 +16,7 @@ data). Pure compute, seconds on a CPU at the default sizes.
 
 from __future__ import annotations
 
+import math
 from dataclasses import asdict, dataclass
 from typing import Any, Literal
 
@@ -26,6 +27,7 @@ import torch.nn.functional as F
 from trainer.coord_plan import default_depths, default_widths
 from trainer.model import GPT, Block, CausalSelfAttention, SingleBlock, build_model
 from trainer.mup import make_optimizer
+from trainer.ngpt import NormalizedBlock, renormaliser
 from trainer.spec import ArchitectureSpec
 
 FLAT_SLOPE = 0.5  # halfway between μP (slope 0: every coordinate Θ(1)) and SP (slope ~1: Adam updates of
@@ -150,14 +152,23 @@ def _record(
     torch.manual_seed(seed)
     model = build_model(spec, width)
     optimizer = make_optimizer(model, spec, lr=lr)
+    renormalise = renormaliser(model, spec)
     initial = _activations(model, x)
     for _ in range(steps):
         F.cross_entropy(model(x).flatten(0, 1), y.flatten()).backward()
         optimizer.step()
+        if renormalise is not None:
+            renormalise()
         optimizer.zero_grad(set_to_none=True)
     final = _activations(model, x)
+    # nGPT's hidden vectors lie on the unit sphere, whose coordinates are Θ(1/√d): read × √d (the
+    # ‖·‖/√d-per-coordinate convention of νGPT §3.2, Def. 3.1), so that Θ(1) in norm reads flat.
+    unit = math.sqrt(width) if spec.family == "ngpt" else 1.0
     return {
-        name: (float(value.abs().mean()), float((value - initial[name]).abs().mean()))
+        name: tuple(  # type: ignore[misc]
+            v * (1.0 if name == "logits" else unit)
+            for v in (float(value.abs().mean()), float((value - initial[name]).abs().mean()))
+        )
         for name, value in final.items()
     }
 
@@ -184,11 +195,14 @@ def _activations(model: GPT, x: torch.Tensor) -> dict[str, torch.Tensor]:
 
         return hook
 
-    blocks: list[Block | SingleBlock] = list(model.blocks)  # type: ignore[arg-type]
+    blocks: list[Block | SingleBlock | NormalizedBlock] = list(model.blocks)  # type: ignore[arg-type]
     hooks.append(blocks[0].register_forward_pre_hook(embedding))
     for i, block in enumerate(blocks):
         if isinstance(block, SingleBlock):
             hooks.append(block.perceptron.register_forward_hook(keep(f"block {i} branch output")))
+        elif isinstance(block, NormalizedBlock):  # nGPT: no logits method; its branches before Norm
+            hooks.append(block.attn.register_forward_hook(keep(f"block {i} attention output")))
+            hooks.append(block.mlp.register_forward_hook(keep(f"block {i} MLP output")))
         else:
             hooks.append(block.attn.register_forward_hook(attention_logits(i)))
             hooks.append(block.attn.register_forward_hook(keep(f"block {i} attention output")))

@@ -214,8 +214,15 @@ class GPT(nn.Module):
 
 
 def build_model(spec: ArchitectureSpec, width: int) -> GPT:
-    """The spec's model at `width`, initialised by the μP (or SP) rules; seed torch before calling."""
+    """The spec's model at `width`, initialised by the μP (or SP) rules, or for family "ngpt" the
+    normalized transformer (trainer/ngpt.py, same interface); seed torch before calling."""
     spec.validate_width(width)
+    if spec.family == "ngpt":
+        from trainer import ngpt  # imports this module's rotary helpers
+
+        normalized = ngpt.NGPT(spec, width)
+        ngpt.init_parameters(normalized, spec, width)
+        return normalized  # type: ignore[return-value]
     model = GPT(spec, width)
     mup.init_parameters(model, spec, width)
     return model

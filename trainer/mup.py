@@ -39,6 +39,7 @@ from typing import Literal
 import torch
 from torch import nn
 
+from trainer import ngpt_rules
 from trainer.spec import ArchitectureSpec
 
 Role = Literal["embedding", "position", "hidden", "readout", "block_gain", "final_gain"]
@@ -182,21 +183,33 @@ def init_parameters(model: nn.Module, spec: ArchitectureSpec, width: int) -> Non
             param[:width].zero_()
 
 
-def make_optimizer(model: nn.Module, spec: ArchitectureSpec, lr: float | None = None) -> torch.optim.AdamW:
+def make_optimizer(
+    model: nn.Module, spec: ArchitectureSpec, lr: float | None = None, steps: int | None = None
+) -> torch.optim.AdamW:
     """AdamW with one parameter group per (role, LR, ε): μP per-group LRs, independent weight decay.
 
     `lr` overrides spec.training.lr (the base LR). Each group records its `role`. Weight decay is
     independent [Lingle]: torch's AdamW shrinks by lr_t × weight_decay, so each group stores
     weight_decay / peak_lr and the product is schedule_factor × spec.training.weight_decay at any width.
-    Fused on CUDA.
+    Family "ngpt" takes its groups from trainer/ngpt_rules.py instead (νGPT's LRs depend on the run's
+    `steps`, default spec.training.steps; no weight decay). Fused on CUDA.
     """
     t = spec.training
     base_lr = t.lr if lr is None else lr
     width = _model_width(model)
-    groups: dict[tuple[Role, float, float, bool], list[nn.Parameter]] = {}
+    groups: dict[tuple[str, float, float, bool], list[nn.Parameter]] = {}
     for name, param in model.named_parameters():
-        rule = parameter_rule(spec, width, name)
-        key = (rule.role, rule.lr_mult, rule.eps_mult, rule.weight_decay)
+        if spec.family == "ngpt":
+            group = ngpt_rules.parameter_role(name)
+            key: tuple[str, float, float, bool] = (
+                group,
+                ngpt_rules.lr_mult(spec, width, group, steps),
+                1.0,
+                False,
+            )
+        else:
+            rule = parameter_rule(spec, width, name)
+            key = (rule.role, rule.lr_mult, rule.eps_mult, rule.weight_decay)
         groups.setdefault(key, []).append(param)
     param_groups = []
     for (role, lr_mult, eps_mult, decays), params in groups.items():

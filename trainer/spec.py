@@ -65,9 +65,11 @@ class ParametrizationSpec(BaseModel):
 
     model_config = ConfigDict(extra="forbid")
 
-    mode: Literal["mup", "sp"] = Field(
+    mode: Literal["mup", "sp", "ngpt", "nugpt"] = Field(
         "mup",
-        description="'mup' (maximal update parametrization) or 'sp' (standard, for side-by-side checks).",
+        description="Family 'gpt': 'mup' (maximal update parametrization) or 'sp' (standard, for "
+        "side-by-side checks). Family 'ngpt': 'nugpt' (νGPT's transfer rules, the default) or 'ngpt' "
+        "(the original nGPT scaling), trainer/ngpt_rules.py.",
     )
     base_width: StrictInteger = Field(
         32, ge=1, le=65536, description="Width at which μP equals the base model: m = width / base_width."
@@ -78,6 +80,13 @@ class ParametrizationSpec(BaseModel):
         le=256,
         description="Depth at which μP equals the base model: m_L = n_layers / base_depth. "
         "Defaults to n_layers (no depth transfer).",
+    )
+    base_steps: StrictInteger | None = Field(
+        None,
+        ge=1,
+        le=MAX_STEPS,
+        description="Family 'ngpt' only: the horizon (steps) at which νGPT's LR rules equal the base model "
+        "(LR × (steps / base_steps)^(−1/3)). Default: training.steps.",
     )
     depth_alpha: StrictNumber = Field(
         0.0,
@@ -290,6 +299,10 @@ class DatasetSpec(BaseModel):
 
 
 _LATER_FIELDS = {"block": "transformer", "proxy_depths": None}
+# What the ngpt family fixes, when a spec leaves it out; a spec that sets it otherwise is refused (why in
+# _check_family).
+NGPT_DEFAULTS = {"activation": "swiglu", "positions": "rope"}
+NGPT_FIXED = {"norm_gains": False, "tie_embeddings": False, "block": "transformer"}
 
 
 class ArchitectureSpec(BaseModel):
@@ -298,7 +311,12 @@ class ArchitectureSpec(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
     name: Text = Field(..., min_length=1, max_length=200, description="Display name (not part of the hash).")
-    family: Literal["gpt"] = Field("gpt", description="Model family: decoder-only pre-norm transformer.")
+    family: Literal["gpt", "ngpt"] = Field(
+        "gpt",
+        description="'gpt': decoder-only pre-norm transformer. 'ngpt': the normalized transformer (nGPT, "
+        "Loshchilov et al. 2025), everything on the unit sphere (trainer/ngpt.py); it takes SwiGLU, RoPE, "
+        "no norm layers, no weight decay, no warmup, and parametrization.mode 'nugpt' or 'ngpt'.",
+    )
     n_layers: StrictInteger = Field(
         2, ge=1, le=MAX_DEPTH, description="Number of transformer blocks (depth)."
     )
@@ -349,8 +367,68 @@ class ArchitectureSpec(BaseModel):
         "upscaled sweeps train at n_layers.",
     )
 
+    @model_validator(mode="before")
+    @classmethod
+    def _family_defaults(cls, data: object) -> object:
+        """The ngpt family's own defaults (SwiGLU, RoPE, νGPT, no warmup) where the spec gives none."""
+        if not isinstance(data, dict) or data.get("family") != "ngpt":
+            return data
+        data = {**data, **{k: v for k, v in NGPT_DEFAULTS.items() if k not in data}}
+        parametrization = data.get("parametrization")
+        if isinstance(parametrization, dict) and "mode" not in parametrization:
+            data["parametrization"] = {**parametrization, "mode": "nugpt"}
+        elif parametrization is None:
+            data["parametrization"] = {"mode": "nugpt"}
+        training = data.get("training")
+        if isinstance(training, dict) and "warmup_fraction" not in training:
+            data["training"] = {**training, "warmup_fraction": 0.0}
+        elif training is None:
+            data["training"] = {"warmup_fraction": 0.0}
+        return data
+
+    def _check_family(self) -> None:
+        """Refuse fields that mean nothing for the family, saying why."""
+        p, t = self.parametrization, self.training
+        if self.family == "gpt":
+            if p.mode in ("ngpt", "nugpt"):
+                raise ValueError(
+                    f"parametrization.mode {p.mode!r} is for family 'ngpt': set it, or use 'mup'/'sp'"
+                )
+            if p.base_steps is not None:
+                raise ValueError("parametrization.base_steps is νGPT's horizon rule: family 'ngpt' only")
+            return
+        why = {
+            "parametrization.mode": (
+                p.mode in ("mup", "sp"),
+                "nGPT has its own scaling: use 'nugpt' or 'ngpt'",
+            ),
+            "activation": (
+                self.activation != "swiglu",
+                "nGPT's MLP is SwiGLU with its scaling vectors s_u, s_v",
+            ),
+            "positions": (self.positions != "rope", "nGPT normalises q and k after RoPE"),
+            "norm_gains": (self.norm_gains, "nGPT has no norm layers: the hidden state is on the sphere"),
+            "tie_embeddings": (self.tie_embeddings, "nGPT's input and output embeddings are separate"),
+            "block": (self.block != "transformer", "nGPT's blocks are attention and MLP"),
+            "parametrization.depth_alpha": (p.depth_alpha != 0, "νGPT scales α_init with depth instead"),
+            "training.weight_decay": (t.weight_decay != 0, "nGPT trains without weight decay"),
+            "training.warmup_fraction": (t.warmup_fraction != 0, "nGPT trains without warmup"),
+        }
+        unused = "nGPT has no norm layers and no multipliers of these: its scaling vectors replace them"
+        for field in (
+            "norm",
+            *(f"parametrization.{f}" for f in ("alpha_in", "alpha_out", "alpha_attn", "init_std")),
+        ):
+            owner = p if field.startswith("parametrization.") else self
+            if field.split(".")[-1] in owner.model_fields_set:
+                why[field] = (True, unused)
+        for field, (bad, reason) in why.items():
+            if bad:
+                raise ValueError(f"family 'ngpt' does not take {field} as given: {reason} (leave it out)")
+
     @model_validator(mode="after")
     def _check_consistency(self) -> ArchitectureSpec:
+        self._check_family()
         if self.positions == "rope" and self.head_dim % 2:
             raise ValueError(f"rotary embeddings need an even head_dim, not {self.head_dim}")
         if self.parametrization.base_depth is None:
@@ -434,6 +512,8 @@ class ArchitectureSpec(BaseModel):
         for name, default in _LATER_FIELDS.items():
             if fields[name] == default:
                 del fields[name]
+        if fields["parametrization"]["base_steps"] is None:
+            del fields["parametrization"]["base_steps"]
         return json.dumps(fields, sort_keys=True, separators=(",", ":"))
 
     def spec_hash(self) -> str:

@@ -8,7 +8,7 @@ the same as one pass over it (up to floating-point summation order). bf16 autoca
 
 from __future__ import annotations
 
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from contextlib import AbstractContextManager, nullcontext
 from typing import Any
 
@@ -36,12 +36,14 @@ class TrainStep:
         micro_batch: int,
         grad_clip: float,
         device: torch.device,
+        after_step: Callable[[], None] | None = None,
     ) -> None:
         if micro_batch < 1:
             raise ValueError(f"micro_batch must be at least 1, not {micro_batch}")
         self.loss, self.optimizer = loss, optimizer
         self.params = list(params)
         self.micro_batch, self.grad_clip, self.device = micro_batch, grad_clip, device
+        self.after_step = after_step  # e.g. nGPT's renormalisation of its weights (trainer/ngpt.py)
 
     def __call__(self, x: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
         if x.size(0) % self.micro_batch:
@@ -58,5 +60,7 @@ class TrainStep:
         if self.grad_clip > 0:
             torch.nn.utils.clip_grad_norm_(self.params, self.grad_clip)
         self.optimizer.step()
+        if self.after_step is not None:
+            self.after_step()
         self.optimizer.zero_grad(set_to_none=True)
         return total / n_micro

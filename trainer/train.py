@@ -23,6 +23,7 @@ from trainer.loss import LossFn, loss_for
 from trainer.memory import device_budget, micro_batch_size
 from trainer.model import build_model
 from trainer.mup import make_optimizer
+from trainer.ngpt import renormaliser
 from trainer.result import Progress, RunResult, code_version
 from trainer.spec import ArchitectureSpec, decay_steps
 from trainer.step import TrainStep, autocast
@@ -181,7 +182,7 @@ def train(
     if resume_from is not None:
         model.load_state_dict(resume_from.model)
     model.to(dev)
-    optimizer = make_optimizer(model, spec, lr=base_lr)
+    optimizer = make_optimizer(model, spec, lr=base_lr, steps=total_steps)
     schedule = torch.optim.lr_scheduler.LambdaLR(optimizer, lambda s: lr_factor(spec, s, total_steps, warmup))
     if resume_from is not None:  # after LambdaLR, which resets each group's LR to its first step's
         optimizer.load_state_dict(resume_from.optimizer)
@@ -199,6 +200,7 @@ def train(
         micro_batch=micro_batch,
         grad_clip=spec.training.grad_clip,
         device=dev,
+        after_step=renormaliser(model, spec),
     )
 
     first = 0 if resume_from is None else resume_from.step
