@@ -414,14 +414,15 @@ class ArchitectureSpec(BaseModel):
             "training.weight_decay": (t.weight_decay != 0, "nGPT trains without weight decay"),
             "training.warmup_fraction": (t.warmup_fraction != 0, "nGPT trains without warmup"),
         }
+        # Stored specs are validated again with every field given: refuse only values that differ from
+        # the defaults, which the family ignores.
         unused = "nGPT has no norm layers and no multipliers of these: its scaling vectors replace them"
-        for field in (
-            "norm",
-            *(f"parametrization.{f}" for f in ("alpha_in", "alpha_out", "alpha_attn", "init_std")),
-        ):
-            owner = p if field.startswith("parametrization.") else self
-            if field.split(".")[-1] in owner.model_fields_set:
-                why[field] = (True, unused)
+        defaults = ParametrizationSpec()
+        why["norm"] = (self.norm != "layernorm", unused)
+        for name in ("alpha_in", "alpha_out", "init_std"):
+            why[f"parametrization.{name}"] = (getattr(p, name) != getattr(defaults, name), unused)
+        attention = p.alpha_attn not in (None, math.sqrt(self.head_dim))
+        why["parametrization.alpha_attn"] = (attention, unused)
         for field, (bad, reason) in why.items():
             if bad:
                 raise ValueError(f"family 'ngpt' does not take {field} as given: {reason} (leave it out)")

@@ -163,3 +163,11 @@ def test_ngpt_defaults_and_the_gpt_family_refuses_ngpt_modes() -> None:
         ArchitectureSpec.model_validate({"name": "g", "parametrization": {"mode": "nugpt"}})
     with pytest.raises(ValueError, match="family 'ngpt' only"):
         ArchitectureSpec.model_validate({"name": "g", "parametrization": {"base_steps": 10}})
+
+
+def test_a_stored_ngpt_spec_validates_again() -> None:
+    """The API stores every field and validates the spec again on each read: the defaults the family
+    ignores (norm, multipliers) must pass when given, as a dump gives them."""
+    spec = ArchitectureSpec.model_validate({"name": "n", "family": "ngpt"})
+    again = ArchitectureSpec.model_validate(spec.model_dump(mode="json"))
+    assert again == spec and again.spec_hash() == spec.spec_hash()
