@@ -64,7 +64,8 @@ PROFILES = {
         depths=(2, 4, 8, 16),
         alphas=(0.0, 0.5, 1.0),
         center_lr=0.0166,
-        ladder_widths=(16, 32),
+        # Amended before the backtest ran (bench/PROTOCOL.md): width 16 only, for the session's time.
+        ladder_widths=(16,),
         fit_depths=(1, 2, 3, 4),
         held_out_depths=(8, 16),
         ladder_seeds=(0, 1, 2),
