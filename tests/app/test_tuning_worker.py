@@ -85,6 +85,9 @@ def test_tune_then_ladder_then_predict_with_a_real_worker(
         "lr_source": "tuned",
         "steps": 80,
         "depth": 1,
+        "depths": [1],  # a ladder over width at the spec's depth
+        "aspect_ratio": None,
+        "widths": [16, 24, 32, 40],
         "token_budgets": None,  # a whole-run ladder, not a token-horizon grid
         "warmup_steps": None,
         "warm_start": None,  # trained from scratch, not built by upscaling
