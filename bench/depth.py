@@ -27,7 +27,7 @@ sys.path.insert(0, str(ROOT))
 
 import predictor  # noqa: E402
 from bench.mup_transfer import machine  # noqa: E402
-from bench.tuning_runs import CachedTuner, curve_lines, default_jobs  # noqa: E402
+from bench.tuning_runs import CachedTuner, curve_lines, default_jobs, write_report  # noqa: E402
 from trainer import ArchitectureSpec  # noqa: E402
 from trainer.tuning import ONE_STEP_LOG2, Point, Shape, TuningPlan  # noqa: E402
 from trainer.tuning_result import TuningResult  # noqa: E402
@@ -210,14 +210,7 @@ def main(argv: list[str] | None = None) -> int:
             f"interval): median {median:.2%}, covered {sum(all_covered)}/{len(all_covered)}: "
             + ("PASS" if ok else "FAIL")
         )
-    lines.append(
-        f"{tuner.trained} runs trained in {tuner.seconds:.0f} s this invocation "
-        f"({len(tuner.done)} in the cache); total wall time {time.perf_counter() - started:.0f} s"
-    )
-    text = "\n".join(lines) + "\n"
-    out.write_text(text)
-    print(text, end="")
-    print(f"written to {out.relative_to(ROOT)}")
+    write_report(tuner, lines, out, started, ROOT)
     return 0 if all(verdicts) else 1
 
 

@@ -26,7 +26,7 @@ sys.path.insert(0, str(ROOT))
 
 from bench.horizon import PROFILES as GRIDS  # noqa: E402
 from bench.mup_transfer import machine  # noqa: E402
-from bench.tuning_runs import CachedTuner, curve_lines, default_jobs  # noqa: E402
+from bench.tuning_runs import CachedTuner, curve_lines, default_jobs, write_report  # noqa: E402
 from trainer import ArchitectureSpec  # noqa: E402
 from trainer.tuning import Shape, TuningPlan  # noqa: E402
 from trainer.tuning_result import TuningResult  # noqa: E402
@@ -168,14 +168,7 @@ def main(argv: list[str] | None = None) -> int:
                 f"({off:+.2f} log2){cost}"
             )
     lines.append("")
-    lines.append(
-        f"{tuner.trained} runs trained in {tuner.seconds:.0f} s this invocation ({len(tuner.done)} in the "
-        f"cache); total wall time {time.perf_counter() - started:.0f} s"
-    )
-    text = "\n".join(lines) + "\n"
-    out.write_text(text)
-    print(text, end="")
-    print(f"written to {out.relative_to(ROOT) if out.is_relative_to(ROOT) else out}")
+    write_report(tuner, lines, out, started, ROOT)
     return 0 if ok1 and ok2 else 1
 
 

@@ -25,7 +25,7 @@ import torch
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
-from bench.tuning_runs import CachedTuner, curve_lines, default_jobs  # noqa: E402
+from bench.tuning_runs import CachedTuner, curve_lines, default_jobs, write_report  # noqa: E402
 from trainer import ArchitectureSpec  # noqa: E402
 from trainer.tuning import Shape, TuningPlan  # noqa: E402
 from trainer.tuning_result import TuningResult  # noqa: E402
@@ -155,14 +155,7 @@ def main(argv: list[str] | None = None) -> int:
         verdicts.append(ok)
         lines += [*body, ""]
         print("\n".join(body), flush=True)
-    lines.append(
-        f"{tuner.trained} runs trained in {tuner.seconds:.0f} s this invocation "
-        f"({len(tuner.done)} in the cache); total wall time {time.perf_counter() - started:.0f} s"
-    )
-    text = "\n".join(lines) + "\n"
-    out.write_text(text)
-    print(text, end="")
-    print(f"written to {out.relative_to(ROOT) if out.is_relative_to(ROOT) else out}")
+    write_report(tuner, lines, out, started, ROOT)
     return 0 if all(v is not False for v in verdicts) else 1
 
 

@@ -137,3 +137,15 @@ def curve_lines(curve: Curve, label: str) -> list[str]:
         mark = " <- best" if o is not None and abs(p.lr - o.lr_star) / o.lr_star < 1e-9 else ""
         lines.append(f"      lr {p.lr:<9.4g} {loss}{sd}  (n={p.n}, diverged {p.diverged}){mark}")
     return lines
+
+
+def write_report(tuner: CachedTuner, lines: list[str], out: Path, started: float, root: Path) -> None:
+    """End a bench's report with what the tuner trained and the wall time, write it to `out` and print it."""
+    lines.append(
+        f"{tuner.trained} runs trained in {tuner.seconds:.0f} s this invocation ({len(tuner.done)} in the "
+        f"cache); total wall time {time.perf_counter() - started:.0f} s"
+    )
+    text = "\n".join(lines) + "\n"
+    out.write_text(text)
+    print(text, end="")
+    print(f"written to {out.relative_to(root) if out.is_relative_to(root) else out}")
