@@ -26,8 +26,8 @@ def _corpus(dataset_json: str) -> trainer.Corpus:
     return trainer.load_corpus(trainer.DatasetSpec.model_validate_json(dataset_json))
 
 
-def _train(job: tuple[dict[str, Any], Point, str, int]) -> dict[str, Any]:
-    spec_dict, point, device, threads = job
+def _train(job: tuple[dict[str, Any], Point, str, int, bool | None]) -> dict[str, Any]:
+    spec_dict, point, device, threads, compile_model = job
     torch.set_num_threads(threads)
     spec = trainer.ArchitectureSpec.model_validate(spec_dict).at_depth(point.shape.depth)
     corpus = _corpus(spec.dataset.model_dump_json())
@@ -39,6 +39,7 @@ def _train(job: tuple[dict[str, Any], Point, str, int]) -> dict[str, Any]:
         corpus=corpus,
         device=device,
         steps=point.shape.steps,
+        compile=compile_model,
     ).to_dict()
     result.pop("loss_curve", None)
     return result
@@ -57,8 +58,11 @@ def steps_of(spec: trainer.ArchitectureSpec, point: Point) -> int:
 class CachedTuner:
     """Train a plan's points in a pool, reusing (and appending to) the cache file."""
 
-    def __init__(self, cache_file: Path, device: str, jobs: int, threads: int = 1) -> None:
+    def __init__(
+        self, cache_file: Path, device: str, jobs: int, threads: int = 1, compile: bool | None = None
+    ) -> None:
         self.cache_file, self.device, self.jobs, self.threads = cache_file, device, jobs, threads
+        self.compile = compile  # None: trainer.train's default (on for CUDA); short GPU runs skip it
         self.done: dict[str, dict[str, Any]] = {}
         if cache_file.exists():
             for line in cache_file.read_text().splitlines():
@@ -93,7 +97,7 @@ class CachedTuner:
         # Widest first, so the pool ends on short runs.
         todo.sort(key=lambda p: -(p.shape.width**2) * p.shape.depth * steps_of(spec, p))
         started = time.perf_counter()
-        jobs = [(spec.model_dump(mode="json"), p, self.device, self.threads) for p in todo]
+        jobs = [(spec.model_dump(mode="json"), p, self.device, self.threads, self.compile) for p in todo]
         for point, result in zip(todo, pool.map(_train, jobs), strict=True):
             row = {"key": run_key(spec, point), "width": point.shape.width, "lr": point.lr, **result}
             self.done[row["key"]] = row
