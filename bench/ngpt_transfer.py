@@ -112,6 +112,7 @@ PROFILES = {
     "cuda": Profile(
         spec={
             "name": "ngpt-transfer-cuda",
+            "proxy_widths": [256, 512, 1024],
             "family": "ngpt",
             "n_layers": 4,
             "head_dim": 64,
