@@ -171,3 +171,17 @@ def test_a_stored_ngpt_spec_validates_again() -> None:
     spec = ArchitectureSpec.model_validate({"name": "n", "family": "ngpt"})
     again = ArchitectureSpec.model_validate(spec.model_dump(mode="json"))
     assert again == spec and again.spec_hash() == spec.spec_hash()
+
+
+@pytest.mark.parametrize("mode", ["nugpt", "ngpt"])
+def test_an_ngpt_run_at_a_huge_lr_diverges_as_a_result_not_a_crash(mode: str) -> None:
+    # Unit-norm weights bound the hidden state, not the scaling vectors: at lr 10 s_z and the eigen
+    # learning rates take the loss from 5.6 to about 20 within two steps; the run must end "diverged",
+    # as a gpt run does (tests/trainer/test_train.py), and a sane LR on the same spec must not.
+    training = {"steps": 40, "batch_tokens": 512, "eval_tokens": 2048, "grad_clip": 0.0}
+    result = train(spec_of(mode, training={**training, "lr": 10.0}), 32)
+    assert result.status == "diverged"
+    assert result.reason and ("blew up" in result.reason or "became" in result.reason)
+    assert result.val_loss is None and result.final_train_loss is None
+    sane = train(spec_of(mode, training={**training, "lr": 0.01}), 32)
+    assert sane.status == "succeeded" and sane.val_loss is not None and math.isfinite(sane.val_loss)
