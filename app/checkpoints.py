@@ -4,7 +4,7 @@ system or a mounted bucket across machines): a token-horizon trunk's state at ea
 the final state of a run that upscaled runs start from. Files are written atomically
 (trainer.checkpoint.save_state: a temporary name, then a rename); a trunk's are removed once every
 branch that resumes from them has finished, a final state that runs are upscaled from is kept
-(app.horizon_queue.settled_checkpoints).
+(app.resume_queue.settled_checkpoints).
 
 One artifact directory per database: folders are named by run id. Reading and writing states needs
 torch; naming and removing folders does not, so the API process can drop a deleted architecture's."""

@@ -385,7 +385,7 @@ def claim(session: Session, worker_id: str, lease_seconds: float) -> ClaimedRun 
         .where(Run.id == run_id)
     ).one()
     # Where runs resuming from this one start: a trunk's branch points, the end of a run that others
-    # are upscaled from (one queued later finds no checkpoint and has it rewritten: horizon_queue).
+    # are upscaled from (one queued later finds no checkpoint and has it rewritten: resume_queue).
     steps = session.scalars(select(Run.resume_step).where(Run.parent_run_id == run_id).distinct())
     checkpoints = tuple(sorted(int(step) for step in steps if step is not None))
     session.commit()

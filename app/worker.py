@@ -26,7 +26,7 @@ from sqlalchemy.exc import DBAPIError, OperationalError
 from sqlalchemy.orm import Session, sessionmaker
 
 import trainer
-from app import horizon_queue, queue, tuning
+from app import queue, resume_queue, tuning
 from app.checkpoints import CheckpointStore
 from app.db import make_engine, session_factory
 from app.fits import DEFAULT_LAW, GRID_LAW, refresh_fit
@@ -155,7 +155,7 @@ class Worker:
             ),
             "reap",
         )
-        self._db(horizon_queue.settle_orphans, "settle branches")  # of trunks that failed meanwhile
+        self._db(resume_queue.settle_orphans, "settle branches")  # of trunks that failed meanwhile
 
     def process(self, claimed: queue.ClaimedRun) -> None:
         log.info(
@@ -188,12 +188,12 @@ class Worker:
             )
         except CheckpointError as exc:
             # The checkpoint it resumes from is missing, unreadable or from another schedule: the run
-            # that writes it trains again (horizon_queue.checkpoint_lost) and this one waits for it.
+            # that writes it trains again (resume_queue.checkpoint_lost) and this one waits for it.
             beat.stop()
             lost = str(exc)
             log.warning("run %s: %s; the run that writes it is queued again", claimed.id, lost)
             self._db(
-                lambda s: horizon_queue.checkpoint_lost(
+                lambda s: resume_queue.checkpoint_lost(
                     s, claimed.id, self.worker_id, lost, self.settings.max_attempts
                 ),
                 "requeue trunk",
@@ -267,8 +267,8 @@ class Worker:
         """Remove the checkpoints every branch of the run's trunk has finished with."""
         trunk = claimed.id if claimed.role == RunRole.trunk else claimed.parent_run_id
         if claimed.role not in (RunRole.trunk, RunRole.branch) or trunk is None:
-            return  # a final state that runs are upscaled from is kept (horizon_queue.settled_checkpoints)
-        steps, everything = horizon_queue.settled_checkpoints(session, trunk)
+            return  # a final state that runs are upscaled from is kept (resume_queue.settled_checkpoints)
+        steps, everything = resume_queue.settled_checkpoints(session, trunk)
         self.checkpoints.prune(trunk, steps, everything=everything)
 
     def after_result(self, claimed: queue.ClaimedRun) -> None:
@@ -285,7 +285,7 @@ class Worker:
         steps: list[tuple[str, Callable[[Session], object]]] = [
             ("refit", lambda s: refresh_fit(s, claimed.architecture_id, self.settings.min_runs_for_fit, law)),
             ("advance tunings", lambda s: tuning.advance_for_run(s, claimed.id)),
-            ("settle branches", horizon_queue.settle_orphans),
+            ("settle branches", resume_queue.settle_orphans),
             ("prune checkpoints", lambda s: self._prune_checkpoints(s, claimed)),
         ]
         for what, step in steps:

@@ -8,7 +8,7 @@ from fastapi import APIRouter, HTTPException, Query, Response, status
 from sqlalchemy import select
 from sqlalchemy.orm import Session, selectinload
 
-from app import architectures, horizon_queue, queue
+from app import architectures, queue, resume_queue
 from app.deps import IdPath, IdQuery, SettingsDep, SharedReadDep, WriteAccess, WriteSessionDep
 from app.errors import field_error, get_or_404, unprocessable
 from app.limits import check_sweep
@@ -136,7 +136,7 @@ def upscale_run(
         source=parent.id,
     )
     # A final state rewritten for an earlier continuation is read from where it was written.
-    source = horizon_queue.final_state_source(session, parent)
+    source = resume_queue.final_state_source(session, parent)
     new_id = queue.enqueue_runs(session, parent.architecture_id, [key], parents={key: source})[key]
     session.commit()
     return run_public(get_or_404(session, Run, new_id))
