@@ -32,15 +32,29 @@ def activation_bytes_per_token(spec: ArchitectureSpec, width: int, *, half_preci
     output and the activation's output, and each norm its input. Under autocast the residual stream
     stays fp32 (2 more bytes per width element per norm). The readout keeps the logits in bf16 and fp32
     and their gradient in fp32: 10 bytes per vocabulary entry. Without autocast (CPU, fp32) every
-    activation is twice as large.
+    activation is twice as large. Block "single" and family "ngpt" keep what their own forward keeps
+    (trainer/model.py SingleBlock, trainer/ngpt.py NormalizedBlock), counted the same way.
     """
     hidden = spec.ffn_hidden(width)
     up = 2 * hidden if spec.activation == "swiglu" else hidden
     elem = 2 if half_precision else 4
-    attention = 5 * width * elem + width * elem  # norm input, Q, K, V, attention output; out-proj input
-    mlp = width * elem + up * elem + hidden * elem  # input, up output, activation output
-    residual = 2 * 2 * width if half_precision else 0  # fp32 residual stream kept at both norms
-    per_layer = attention + mlp + residual
+    fp32 = 4  # the residual stream under autocast, and everything on a CPU
+    if spec.block == "single":  # norm input, W's output, φ's output, the mean-subtracted branch
+        per_layer = 4 * width * elem + (2 * width if half_precision else 0)
+    elif spec.family == "ngpt":  # trainer/ngpt.py: no norm layers, but a normalisation at every step
+        # Attention: input, Q, K, V, unit Q and K, output, out-projection input. MLP: input, [u; ν]
+        # before and after s_uv, SiLU's input and output, their product. Each of the two updates
+        # h ← unit(h + α(unit(branch) − h)): the branch and its unit (16-bit), the difference and the
+        # sum before its unit (fp32).
+        attention = 8 * width * elem
+        mlp = width * elem + 2 * up * elem + 3 * hidden * elem
+        updates = 2 * (2 * width * elem + 2 * width * fp32)
+        per_layer = attention + mlp + updates
+    else:
+        attention = 5 * width * elem + width * elem  # norm input, Q, K, V, attention output; out-proj input
+        mlp = width * elem + up * elem + hidden * elem  # input, up output, activation output
+        residual = 2 * 2 * width if half_precision else 0  # fp32 residual stream kept at both norms
+        per_layer = attention + mlp + residual
     readout = spec.vocab_size * (LOGIT_BYTES if half_precision else 8)  # fp32: logits and gradient
     return int(SAFETY * (spec.n_layers * per_layer + readout + 4 * width))
 

@@ -72,3 +72,16 @@ def test_a_memory_budget_splits_the_batch_in_train(
     assert [loss for _, loss in budgeted.loss_curve] == pytest.approx(
         [loss for _, loss in whole.loss_curve], rel=1e-4
     )
+
+
+def test_the_activation_estimate_follows_the_block_and_the_family() -> None:
+    at = activation_bytes_per_token
+    transformer = tiny_spec(n_layers=4)
+    single = tiny_spec(n_layers=4, block="single")
+    # One width × width matrix and no attention keep far less than attention and a 4× MLP (at a width
+    # where the layers, not the 256-entry readout, hold most of it).
+    assert at(single, 256, half_precision=True) < at(transformer, 256, half_precision=True) / 2
+    gpt = tiny_spec(n_layers=2, activation="swiglu", positions="rope")
+    ngpt = tiny_spec(n_layers=2, family="ngpt", parametrization={"mode": "nugpt"})
+    # nGPT normalises q, k, each branch and each update: more saved per layer than a pre-norm block.
+    assert at(ngpt, 32, half_precision=True) > at(gpt, 32, half_precision=True)
