@@ -13,7 +13,6 @@ bench/PROTOCOL.md. Finished runs are cached next to the report (delete the cache
 
 from __future__ import annotations
 
-import argparse
 import json
 import math
 import sys
@@ -26,7 +25,7 @@ sys.path.insert(0, str(ROOT))
 
 from bench.horizon import PROFILES as GRIDS  # noqa: E402
 from bench.mup_transfer import machine  # noqa: E402
-from bench.tuning_runs import CachedTuner, curve_lines, default_jobs, write_report  # noqa: E402
+from bench.tuning_runs import CachedTuner, bench_parser, curve_lines, default_jobs, write_report  # noqa: E402
 from trainer import ArchitectureSpec  # noqa: E402
 from trainer.tuning import Shape, TuningPlan  # noqa: E402
 from trainer.tuning_result import TuningResult  # noqa: E402
@@ -77,13 +76,7 @@ def curves(result: TuningResult) -> list[str]:
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(
-        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
-    )
-    parser.add_argument("--profile", choices=sorted(PROFILES), default="cpu")
-    parser.add_argument("--jobs", type=int, default=None, help="Runs at once (default: the profile's).")
-    parser.add_argument("--out", type=Path, default=None, help="Report file (default bench/results/).")
-    args = parser.parse_args(argv)
+    args = bench_parser(__doc__, list(PROFILES)).parse_args(argv)
     profile = PROFILES[args.profile]
     grid = GRIDS[profile.grid]
     spec = ArchitectureSpec.model_validate(grid.spec)

@@ -15,7 +15,6 @@ report (delete the cache to retrain).
 
 from __future__ import annotations
 
-import argparse
 import json
 import statistics
 import sys
@@ -31,7 +30,7 @@ sys.path.insert(0, str(ROOT))
 
 import predictor  # noqa: E402
 from bench.mup_transfer import machine  # noqa: E402
-from bench.tuning_runs import CachedTuner, curve_lines, default_jobs, write_report  # noqa: E402
+from bench.tuning_runs import CachedTuner, bench_parser, curve_lines, default_jobs, write_report  # noqa: E402
 from trainer import ArchitectureSpec  # noqa: E402
 from trainer.tuning import ONE_STEP_LOG2, Point, Shape, TuningPlan  # noqa: E402
 from trainer.tuning_result import Transfer, TuningResult  # noqa: E402
@@ -284,13 +283,7 @@ def comparison_lines(profile: Profile, tuner: CachedTuner, nugpt_lr: float) -> l
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(
-        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
-    )
-    parser.add_argument("--profile", choices=sorted(PROFILES), default="cpu")
-    parser.add_argument("--jobs", type=int, default=None, help="Runs at once (default: the profile's).")
-    parser.add_argument("--out", type=Path, default=None, help="Report file (default: bench/results/…).")
-    args = parser.parse_args(argv)
+    args = bench_parser(__doc__, list(PROFILES)).parse_args(argv)
     profile = PROFILES[args.profile]
     out = args.out or RESULTS / f"ngpt_transfer_{args.profile}.txt"
     cache = out.with_suffix(".runs.jsonl")

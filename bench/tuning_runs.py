@@ -5,6 +5,7 @@ two benches with the same recipe share their runs (the accuracy backtest reuses 
 
 from __future__ import annotations
 
+import argparse
 import json
 import multiprocessing
 import os
@@ -120,6 +121,15 @@ def _observation(point: Point, row: dict[str, Any]) -> Observation:
     if row["status"] == "succeeded" and row["val_loss"] is not None:
         return Observation(point.shape, point.index, point.seed, "ok", float(row["val_loss"]))
     return Observation(point.shape, point.index, point.seed, "diverged")
+
+
+def bench_parser(doc: str | None, profiles: list[str]) -> argparse.ArgumentParser:
+    """The command line every tuning bench takes: --profile, --jobs and --out."""
+    parser = argparse.ArgumentParser(description=doc, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--profile", choices=sorted(profiles), default="cpu")
+    parser.add_argument("--jobs", type=int, default=None, help="Runs at once (default: the profile's).")
+    parser.add_argument("--out", type=Path, default=None, help="Report file (default: bench/results/…).")
+    return parser
 
 
 def default_jobs() -> int:
