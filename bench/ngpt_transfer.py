@@ -19,7 +19,7 @@ import json
 import statistics
 import sys
 import time
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -60,7 +60,6 @@ class Profile:
     jobs: int
     compare: Comparison | None = None
     compile: bool | None = None
-    extra: dict[str, Any] = field(default_factory=dict)
 
 
 NGPT_TRAINING = {

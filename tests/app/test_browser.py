@@ -843,3 +843,28 @@ def test_a_token_horizon_grid_shows_loss_against_tokens_and_the_frontier(
     # Whole-run fits ignore the branches: the fit card waits for a whole-run ladder, with no request.
     assert "Not fitted yet" in page.locator("#fit-status").inner_text()
     _screenshot(page, "architecture-token-horizons")
+
+
+def test_a_nugpt_design_gets_its_page_and_is_ranked_against_a_gpt(watched: Watched, site: Site) -> None:
+    """Issue 18 point 4: the dashboard treats family "ngpt" like "gpt": its runs, curves, fit and spec on
+    its page, and a place in the comparison's ranking beside a GPT design."""
+    engine = make_engine(site.db_url)
+    with httpx.Client(base_url=site.url, headers={"Authorization": f"Bearer {TOKEN}"}) as api:
+        created = api.post("/v1/architectures", json=spec_dict("nugpt-design", family="ngpt"))
+        assert created.status_code == 201, created.text
+        arch_id = created.json()["id"]
+        api.post(f"/v1/architectures/{arch_id}/sweeps", json={"seeds": [0, 1]})
+        finish_runs(engine, arch_id, a=50.0)  # below gelu-base's law (a = 60) at every N
+    engine.dispose()
+    page = _open(watched, site, f"/architectures/{arch_id}")
+    assert page.locator("#runs .badge.succeeded").count() == 10
+    assert page.evaluate("document.getElementById('loss-plot').data.length") == 10
+    assert page.locator("#fit-report").inner_text().strip()
+    spec = page.locator("#spec").inner_text()
+    assert '"family": "ngpt"' in spec and '"mode": "nugpt"' in spec
+    gpt = site.ids["gelu-base"]
+    page = _open(watched, site, f"/compare?ids={gpt},{arch_id}&n=1000000000")
+    page.wait_for_selector("#ranking tbody tr")
+    rows = page.locator("#ranking tbody tr").all_inner_texts()
+    assert len(rows) == 2 and "nugpt-design" in rows[0]  # its lower law ranks it first
+    _screenshot(page, "compare-nugpt-gpt")
