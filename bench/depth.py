@@ -25,9 +25,16 @@ import numpy as np
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
-import predictor  # noqa: E402
 from bench.mup_transfer import machine  # noqa: E402
-from bench.tuning_runs import CachedTuner, curve_lines, default_jobs, write_report  # noqa: E402
+from bench.tuning_runs import (  # noqa: E402
+    CachedTuner,
+    curve_lines,
+    default_jobs,
+    fit_rows,
+    held_out,
+    train_ladder,
+    write_report,
+)
 from trainer import ArchitectureSpec  # noqa: E402
 from trainer.tuning import ONE_STEP_LOG2, Point, Shape, TuningPlan  # noqa: E402
 from trainer.tuning_result import TuningResult  # noqa: E402
@@ -117,19 +124,12 @@ def ladder_lines(
     spec = spec_for(profile, 1.0)
     depths = (*profile.fit_depths, *profile.held_out_depths)
     points = [Point(Shape(width, d), 0.0, s, lr) for d in depths for s in profile.ladder_seeds]
-    rows = tuner.train(spec, points)
-    by_depth: dict[int, list[dict[str, Any]]] = {}
-    for point, row in zip(points, rows, strict=True):
-        by_depth.setdefault(point.shape.depth, []).append(row)
-    fit_rows = [(r, d) for d in profile.fit_depths for r in by_depth[d] if r["val_loss"] is not None]
-    n = np.array([float(r["n_params_non_embedding"]) for r, _ in fit_rows])
-    losses = np.array([float(r["val_loss"]) for r, _ in fit_rows])
-    seeds = np.array([int(r["seed"]) for r, _ in fit_rows])
-    result = predictor.fit(n, losses, law="mu_scaling", seeds=seeds)
+    by_depth = train_ladder(tuner, spec, points, lambda p: p.shape.depth)
+    result = fit_rows([r for d in profile.fit_depths for r in by_depth[d]])
     params = ", ".join(f"{k} {v:.4g}" for k, v in result.params.items())
     lines = [
         f"width {width}, α = 1, lr {lr:.4g}: fitted on depths {list(profile.fit_depths)} "
-        f"({len(fit_rows)} runs): {params}"
+        f"({result.n_points} runs): {params}"
     ]
     for d in profile.fit_depths:
         mean = statistics.fmean(float(r["val_loss"]) for r in by_depth[d] if r["val_loss"] is not None)
@@ -137,21 +137,15 @@ def ladder_lines(
         lines.append(f"  depth {d:3d} (fitted): N {n_depth:>8}, mean loss {mean:.4f}")
     errors, covered = [], []
     for d in profile.held_out_depths:
-        target = [float(r["val_loss"]) for r in by_depth[d] if r["val_loss"] is not None]
-        if len(target) < len(by_depth[d]):
-            lines.append(f"  depth {d:3d}: {len(by_depth[d]) - len(target)} run(s) diverged")
-        n_target = float(by_depth[d][0]["n_params_non_embedding"])
-        measured = statistics.fmean(target)
-        prediction = result.predict(np.array([n_target]), level=0.9, interval="run", seeds=len(target))
-        mean, low, high = float(prediction.mean[0]), float(prediction.lower[0]), float(prediction.upper[0])
-        error = mean / measured - 1
-        inside = low <= measured <= high
-        errors.append(error)
-        covered.append(inside)
+        h = held_out(result, by_depth[d])
+        if h.runs < len(by_depth[d]):
+            lines.append(f"  depth {d:3d}: {len(by_depth[d]) - h.runs} run(s) diverged")
+        errors.append(h.error)
+        covered.append(h.inside)
         lines.append(
-            f"  depth {d:3d} ({d // max(profile.fit_depths)}× d_max): N {n_target:.4g}, predicted {mean:.4f} "
-            f"[{low:.4f}, {high:.4f}], measured {measured:.4f} (mean of {len(target)}), error {error:+.2%}, "
-            f"{'inside' if inside else 'OUTSIDE'} the interval"
+            f"  depth {d:3d} ({d // max(profile.fit_depths)}× d_max): N {h.n:.4g}, predicted {h.mean:.4f} "
+            f"[{h.lower:.4f}, {h.upper:.4f}], measured {h.measured:.4f} (mean of {h.runs}), error "
+            f"{h.error:+.2%}, {'inside' if h.inside else 'OUTSIDE'} the interval"
         )
     return lines, errors, covered
 

@@ -30,7 +30,16 @@ sys.path.insert(0, str(ROOT))
 
 import predictor  # noqa: E402
 from bench.mup_transfer import machine  # noqa: E402
-from bench.tuning_runs import CachedTuner, bench_parser, curve_lines, default_jobs, write_report  # noqa: E402
+from bench.tuning_runs import (  # noqa: E402
+    CachedTuner,
+    bench_parser,
+    curve_lines,
+    default_jobs,
+    fit_rows,
+    held_out,
+    train_ladder,
+    write_report,
+)
 from trainer import ArchitectureSpec  # noqa: E402
 from trainer.tuning import ONE_STEP_LOG2, Point, Shape, TuningPlan  # noqa: E402
 from trainer.tuning_result import Transfer, TuningResult  # noqa: E402
@@ -196,27 +205,16 @@ def ladder(
     """Train one design's ladder (fitted widths and the held-out one) at lr; fit the fitted widths."""
     widths = (*plan.fit_widths, plan.held_out_width)
     points = [Point(Shape(w, spec.n_layers), 0.0, s, lr) for w in widths for s in plan.seeds]
-    rows = tuner.train(spec, points)
-    by_width: dict[int, list[dict[str, Any]]] = {}
-    for point, row in zip(points, rows, strict=True):
-        by_width.setdefault(point.shape.width, []).append(row)
-    fitted = [r for w in plan.fit_widths for r in by_width[w] if r["val_loss"] is not None]
-    fit = predictor.fit(
-        np.array([float(r["n_params_non_embedding"]) for r in fitted]),
-        np.array([float(r["val_loss"]) for r in fitted]),
-        law="mu_scaling",
-        seeds=np.array([int(r["seed"]) for r in fitted]),
-    )
-    return fit, by_width
+    by_width = train_ladder(tuner, spec, points, lambda p: p.shape.width)
+    return fit_rows([r for w in plan.fit_widths for r in by_width[w]]), by_width
 
 
 def comparison_lines(profile: Profile, tuner: CachedTuner, nugpt_lr: float) -> list[str]:
     plan = profile.compare
     assert plan is not None
     gpt = ArchitectureSpec.model_validate(plan.gpt)
-    gpt_lr_center = gpt.training.lr
     result = tuner.tune(
-        gpt, TuningPlan(center_lr=gpt_lr_center, base=Shape(profile.base.width, gpt.n_layers))
+        gpt, TuningPlan(center_lr=gpt.training.lr, base=Shape(profile.base.width, gpt.n_layers))
     )
     lines = [f"GPT design ({json.dumps(plan.gpt)}): base tuning {result.status}"]
     lines += curve_lines(result.curves[0], f"width {profile.base.width:4d}")
@@ -261,16 +259,12 @@ def comparison_lines(profile: Profile, tuner: CachedTuner, nugpt_lr: float) -> l
     )
     measured = {}
     for name in designs:
-        rows = [r for r in ladders[name][held] if r["val_loss"] is not None]
-        n_own = float(ladders[name][held][0]["n_params_non_embedding"])
-        measured[name] = statistics.fmean(float(r["val_loss"]) for r in rows)
-        p = fits[name].predict(np.array([n_own]), level=0.9, interval="run", seeds=len(rows))
-        mean, low, high = float(p.mean[0]), float(p.lower[0]), float(p.upper[0])
-        inside = low <= measured[name] <= high
+        h = held_out(fits[name], ladders[name][held])
+        measured[name] = h.measured
         lines.append(
-            f"  held out, {name} width {held} (its own N {n_own:,.0f}): predicted {mean:.4f} [{low:.4f}, "
-            f"{high:.4f}] for a {len(rows)}-run mean, measured {measured[name]:.4f}, error "
-            f"{mean / measured[name] - 1:+.2%}, {'inside' if inside else 'OUTSIDE'} the interval"
+            f"  held out, {name} width {held} (its own N {h.n:,.0f}): predicted {h.mean:.4f} [{h.lower:.4f}, "
+            f"{h.upper:.4f}] for a {h.runs}-run mean, measured {h.measured:.4f}, error "
+            f"{h.error:+.2%}, {'inside' if h.inside else 'OUTSIDE'} the interval"
         )
     predicted_best = list(designs)[ranked.best]
     measured_best = min(measured, key=measured.__getitem__)

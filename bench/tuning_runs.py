@@ -9,14 +9,19 @@ import argparse
 import json
 import multiprocessing
 import os
+import statistics
 import time
+from collections.abc import Callable
 from concurrent.futures import ProcessPoolExecutor
+from dataclasses import dataclass
 from functools import cache
 from pathlib import Path
 from typing import Any
 
+import numpy as np
 import torch
 
+import predictor
 import trainer
 from trainer.tuning import Observation, Point, TuningPlan
 from trainer.tuning_result import Curve, TuningResult, run_locally
@@ -121,6 +126,56 @@ def _observation(point: Point, row: dict[str, Any]) -> Observation:
     if row["status"] == "succeeded" and row["val_loss"] is not None:
         return Observation(point.shape, point.index, point.seed, "ok", float(row["val_loss"]))
     return Observation(point.shape, point.index, point.seed, "diverged")
+
+
+def train_ladder(
+    tuner: CachedTuner, spec: trainer.ArchitectureSpec, points: list[Point], rung: Callable[[Point], int]
+) -> dict[int, list[dict[str, Any]]]:
+    """Train a ladder's points (cached ones are reused) and group their result rows by rung(point)."""
+    by_rung: dict[int, list[dict[str, Any]]] = {}
+    for point, row in zip(points, tuner.train(spec, points), strict=True):
+        by_rung.setdefault(rung(point), []).append(row)
+    return by_rung
+
+
+def fit_rows(rows: list[dict[str, Any]]) -> predictor.FitResult:
+    """mu_scaling in non-embedding N over the rows that succeeded, each labelled with its seed."""
+    ok = [r for r in rows if r["val_loss"] is not None]
+    return predictor.fit(
+        np.array([float(r["n_params_non_embedding"]) for r in ok]),
+        np.array([float(r["val_loss"]) for r in ok]),
+        law="mu_scaling",
+        seeds=np.array([int(r["seed"]) for r in ok]),
+    )
+
+
+@dataclass(frozen=True)
+class HeldOut:
+    """A held-out rung: the fit's 90 % interval for the mean of its succeeded runs, and that mean."""
+
+    n: float
+    mean: float
+    lower: float
+    upper: float
+    measured: float
+    runs: int  # succeeded runs in the mean
+
+    @property
+    def error(self) -> float:
+        return self.mean / self.measured - 1
+
+    @property
+    def inside(self) -> bool:
+        return self.lower <= self.measured <= self.upper
+
+
+def held_out(fit: predictor.FitResult, rows: list[dict[str, Any]]) -> HeldOut:
+    """Predict one rung (its rows share N) with the interval for a mean of as many runs as succeeded."""
+    losses = [float(r["val_loss"]) for r in rows if r["val_loss"] is not None]
+    n = float(rows[0]["n_params_non_embedding"])
+    p = fit.predict(np.array([n]), level=0.9, interval="run", seeds=len(losses))
+    mean, lower, upper = float(p.mean[0]), float(p.lower[0]), float(p.upper[0])
+    return HeldOut(n, mean, lower, upper, statistics.fmean(losses), len(losses))
 
 
 def bench_parser(doc: str | None, profiles: list[str]) -> argparse.ArgumentParser:
