@@ -39,8 +39,9 @@ def activation_bytes_per_token(spec: ArchitectureSpec, width: int, *, half_preci
     up = 2 * hidden if spec.activation == "swiglu" else hidden
     elem = 2 if half_precision else 4
     fp32 = 4  # the residual stream under autocast, and everything on a CPU
+    at_norm = 2 * width if half_precision else 0  # the fp32 residual kept at a norm, beyond 16 bits
     if spec.block == "single":  # norm input, W's output, φ's output, the mean-subtracted branch
-        per_layer = 4 * width * elem + (2 * width if half_precision else 0)
+        per_layer = 4 * width * elem + at_norm
     elif spec.family == "ngpt":  # trainer/ngpt.py: no norm layers, but a normalisation at every step
         # Attention: input, Q, K, V, unit Q and K, output, out-projection input. MLP: input, [u; ν]
         # before and after s_uv, SiLU's input and output, their product. Each of the two updates
@@ -53,8 +54,7 @@ def activation_bytes_per_token(spec: ArchitectureSpec, width: int, *, half_preci
     else:
         attention = 5 * width * elem + width * elem  # norm input, Q, K, V, attention output; out-proj input
         mlp = width * elem + up * elem + hidden * elem  # input, up output, activation output
-        residual = 2 * 2 * width if half_precision else 0  # fp32 residual stream kept at both norms
-        per_layer = attention + mlp + residual
+        per_layer = attention + mlp + 2 * at_norm  # the residual stream kept in fp32 at both norms
     readout = spec.vocab_size * (LOGIT_BYTES if half_precision else 8)  # fp32: logits and gradient
     return int(SAFETY * (spec.n_layers * per_layer + readout + 4 * width))
 
