@@ -732,17 +732,11 @@ class FitPublic(FittedLaw):
     result: dict[str, Any] = Field(description="The full fit result, as predictor.FitResult.to_dict().")
 
 
-class GridPoint(BaseModel):
-    run_id: int
-    width: int
-    seed: int
-    data_seed: int
-    n_params: float
+class GridPoint(FitPoint):
+    """A fitted point of an (N, D) grid: a FitPoint with its training tokens and compute."""
+
     tokens: float
     compute: float = Field(description="6ND.")
-    loss: float
-    predicted: float
-    residual: float
 
 
 class TokenCurvePoint(BaseModel):

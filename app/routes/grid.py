@@ -86,6 +86,7 @@ def get_grid(
             GridPoint(
                 run_id=r,
                 width=w,
+                depth=depth,
                 seed=s,
                 data_seed=ds,
                 n_params=n,
@@ -95,9 +96,10 @@ def get_grid(
                 predicted=float(p),
                 residual=float(y - p),
             )
-            for r, w, s, ds, n, d, c, y, p in zip(
+            for r, w, depth, s, ds, n, d, c, y, p in zip(
                 points.run_ids,
                 points.widths,
+                points.depths,
                 points.seeds,
                 points.data_seeds,
                 points.n_params,

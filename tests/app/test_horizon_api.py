@@ -143,16 +143,21 @@ def test_the_grid_endpoint_serves_points_curves_and_the_frontier(api: TestClient
     # The client returns the grid as a DataFrame (one row per branch).
     with Client("http://testserver", transport=httpx.MockTransport(forward(api))) as client:
         table = client.grid(arch_id).to_pandas()
-    assert list(table.columns[:7]) == [
+    # A grid point is a fit point (the same columns, depth included) with its D and C.
+    assert list(table.columns) == [
         "run_id",
         "width",
+        "depth",
         "seed",
         "data_seed",
         "n_params",
+        "loss",
+        "predicted",
+        "residual",
         "tokens",
         "compute",
     ]
-    assert len(table) == 40
+    assert len(table) == 40 and set(table["depth"]) == {2}
 
 
 def test_designs_compare_at_equal_compute_each_at_its_own_optimum(api: TestClient) -> None:
