@@ -34,6 +34,18 @@ METHODS: tuple[Method, ...] = get_args(Method)
 DEFAULT_METHOD: Method = "delta"
 
 
+def check_question(level: float, interval: str, seeds: int, method: str = DEFAULT_METHOD) -> None:
+    """Refuse a prediction query's level, question, seed count or method with a message naming the fix."""
+    if not 0.0 < level < 1.0:
+        raise ValueError(f"level must lie in (0, 1), e.g. 0.9; got {level}")
+    if interval not in INTERVALS:
+        raise ValueError(f"interval must be one of {', '.join(INTERVALS)}; got {interval!r}")
+    if isinstance(seeds, bool) or not isinstance(seeds, (int, np.integer)) or seeds < 1:
+        raise ValueError(f"seeds must be a positive integer (how many new runs are averaged); got {seeds}")
+    if method not in METHODS:
+        raise ValueError(f"method must be one of {', '.join(METHODS)}; got {method!r}")
+
+
 def satterthwaite(components: list[tuple[Array, float]]) -> Array:
     """Welch-Satterthwaite degrees of freedom of a sum of independent variance estimates v_i with ν_i:
     (Σ v_i)² / Σ (v_i² / ν_i), elementwise (Satterthwaite 1946)."""

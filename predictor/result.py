@@ -11,7 +11,7 @@ from scipy import stats
 
 from predictor.laws import LAWS, Array, Law, Scales
 from predictor.noise import NoiseModel
-from predictor.prediction import DEFAULT_METHOD, INTERVALS, METHODS, Prediction, _jsonable, satterthwaite
+from predictor.prediction import DEFAULT_METHOD, Prediction, _jsonable, check_question, satterthwaite
 from predictor.profile import Profile
 
 # Queries this many times beyond the largest fitted N get a warning; the second is "far beyond".
@@ -124,16 +124,7 @@ class FitResult:
         data and may be lopsided. Its half-widths, one per side, replace the delta method's; the noise
         components are added as above. bench/calibration.py measures both.
         """
-        if not 0.0 < level < 1.0:
-            raise ValueError(f"level must lie in (0, 1), e.g. 0.9; got {level}")
-        if interval not in INTERVALS:
-            raise ValueError(f"interval must be one of {', '.join(INTERVALS)}; got {interval!r}")
-        if isinstance(seeds, bool) or not isinstance(seeds, (int, np.integer)) or seeds < 1:
-            raise ValueError(
-                f"seeds must be a positive integer (how many new runs are averaged); got {seeds}"
-            )
-        if method not in METHODS:
-            raise ValueError(f"method must be one of {', '.join(METHODS)}; got {method!r}")
+        check_question(level, interval, seeds, method)
         rows, scalar = self._query(x)
         log_x = np.log(rows)
         log_mean, gradient = self.log_value_and_gradient(log_x)  # (m,), (m, p)
@@ -150,7 +141,7 @@ class FitResult:
                 np.exp(np.minimum(v, LOG_LOSS_CAP)) for v in (log_mean, log_mean - below, log_mean + above)
             )
         factor = rows[:, 0] / self.x_range[1]
-        warnings = self._query_warnings(rows, factor)
+        warnings = self.query_warnings(rows, factor)
         one_column = len(self.law_form.columns) == 1
 
         def shaped(values: Array) -> float | Array:
@@ -236,7 +227,9 @@ class FitResult:
             chain[: len(law.terms)] = np.where(coefs > 0, 1.0 / np.where(coefs > 0, coefs, 1.0), 0.0)
         return value, jac * chain
 
-    def _query_warnings(self, rows: Array, factor: Array) -> list[str]:
+    def query_warnings(self, rows: Array, factor: Array) -> list[str]:
+        """The fit's own warnings plus what querying `rows` (m, columns) at `factor` × the largest fitted
+        N calls for: extrapolation far beyond the data, a query below it, a D far past the grid's."""
         out = list(self.warnings)
         worst = float(factor.max())
         name = self.law_form.columns[0]

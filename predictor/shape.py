@@ -21,14 +21,14 @@ components (predictor.noise) for "run" intervals, exactly as FitResult.predict a
 
 from __future__ import annotations
 
-from dataclasses import dataclass, replace
+from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
 from scipy import optimize, stats
 
 from predictor.laws import Array, Scales
-from predictor.prediction import Prediction, satterthwaite
+from predictor.prediction import Prediction, check_question, satterthwaite
 from predictor.result import LOG_LOSS_CAP, FitResult
 
 SIGNIFICANCE = 0.05  # the F test's level: the term is "needed" below it
@@ -179,6 +179,7 @@ def predict_with_shape(
         raise ValueError("predict_with_shape needs a shape test that found the term needed")
     if not (n_params > 0 and aspect_ratio > 0):
         raise ValueError("n_params and aspect_ratio must be positive")
+    check_question(level, interval, seeds)
     law = fit.law_form
     assert test.z_mean is not None and test.dof is not None
     log_x = np.array([[np.log(n_params) - test.scales.log_x[0]]])
@@ -194,16 +195,20 @@ def predict_with_shape(
     mean, lower, upper = (
         float(np.exp(min(float(v[0]), LOG_LOSS_CAP))) for v in (log_mean, log_mean - half, log_mean + half)
     )
-    base = fit.predict(n_params, level=level, interval=interval, seeds=seeds)
-    return replace(
-        base,
+    factor = n_params / fit.x_range[1]
+    return Prediction(
+        x=float(n_params),
         mean=mean,
         lower=lower,
         upper=upper,
-        log_sd=float(np.sqrt(variance[0])),
-        dof=float(dof[0]),
+        level=level,
+        extrapolation_factor=factor,
         warnings=[
-            *base.warnings,
+            *fit.query_warnings(np.array([[n_params]]), np.array([factor])),
             f"shape-corrected at width/depth {aspect_ratio:.4g} ({test.reason})",
         ],
+        interval=interval,
+        seeds=int(seeds),
+        log_sd=float(np.sqrt(variance[0])),
+        dof=float(dof[0]),
     )

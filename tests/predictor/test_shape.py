@@ -54,6 +54,15 @@ def test_predictions_use_the_shape_term_when_needed() -> None:
     run = predict_with_shape(fit, test, n, aspect_ratio=256, interval="run")
     assert run.upper - run.lower > wide.upper - wide.lower  # a new run adds its noise
     assert any("shape-corrected" in w for w in wide.warnings)
+    # The answer states the extrapolation and its warning as the plain law's would, once.
+    assert wide.extrapolation_factor == pytest.approx(n / fit.x_range[1])
+    plain = fit.predict(n)
+    assert wide.warnings[: len(plain.warnings)] == plain.warnings
+    assert wide.seeds == 1 and run.interval == "run"
+    with pytest.raises(ValueError, match="level must lie in"):
+        predict_with_shape(fit, test, n, aspect_ratio=256, level=1.5)
+    with pytest.raises(ValueError, match="interval must be one of"):
+        predict_with_shape(fit, test, n, aspect_ratio=256, interval="mean")
 
 
 def test_no_effect_is_rarely_called_needed() -> None:
