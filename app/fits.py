@@ -28,7 +28,7 @@ from app.models import Architecture, Fit, Run, RunRole, RunStatus, Sweep, SweepR
 from predictor.quality import Quality, assess
 from predictor.shape import ShapeTest, shape_test
 from trainer.horizon import plan_horizons
-from trainer.shapes import ladder_shapes
+from trainer.shapes import Shape, ladder_shapes
 from trainer.spec import ArchitectureSpec
 
 DEFAULT_LAW = "mu_scaling"
@@ -70,6 +70,13 @@ class LadderRecipe:
     @property
     def grid(self) -> bool:
         return self.token_budgets is not None
+
+    @property
+    def pairs(self) -> list[Shape] | None:
+        """An aspect-ratio ladder's (width, depth) pairs, the one place they are derived (None otherwise)."""
+        if self.aspect_ratio is None:
+            return None
+        return ladder_shapes(self.widths, [], self.aspect_ratio)
 
 
 # Part of every cached fit's key: a change to how predictor.fit estimates (or stores) a fit must not
@@ -214,20 +221,19 @@ def ladder_recipe(session: Session, architecture_id: int, grid: bool = False) ->
         if bool(budgets) != grid:
             continue
         n_layers = int(spec["n_layers"])
-        pooled = (
-            tuple(d for _, d in ladder_shapes(widths, [], ratio)) if ratio else tuple(depths or [n_layers])
-        )
         recipe = LadderRecipe(
             sweep_id,
             float(lr),
             source,
             int(steps),
             n_layers,
-            tuple(sorted(set(pooled))),
+            tuple(sorted(set(depths or [n_layers]))),
             aspect_ratio=ratio,
             widths=tuple(widths),
             warm_start=warm_start,
         )
+        if recipe.pairs is not None:
+            recipe = dataclasses.replace(recipe, depths=tuple(sorted({d for _, d in recipe.pairs})))
         if not grid:
             return recipe
         plan = plan_horizons(ArchitectureSpec.model_validate(spec), list(budgets))
@@ -246,9 +252,8 @@ def in_recipe(recipe: LadderRecipe) -> Any:
             Run.warmup_steps == recipe.warmup_steps,
         )
     whole = and_(Run.lr == recipe.lr, Run.steps == recipe.steps, Run.role == RunRole.run)
-    if recipe.aspect_ratio is not None:
-        pairs = ladder_shapes(recipe.widths, [], recipe.aspect_ratio)
-        return and_(whole, or_(*(and_(Run.width == w, Run.depth == d) for w, d in pairs)))
+    if recipe.pairs is not None:
+        return and_(whole, or_(*(and_(Run.width == w, Run.depth == d) for w, d in recipe.pairs)))
     return and_(whole, Run.depth.in_(recipe.depths))
 
 
