@@ -3,12 +3,13 @@
 from __future__ import annotations
 
 import math
-from collections.abc import Sequence
+from collections.abc import Iterable, Sequence
 from typing import Any
 
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
+from app.fits import FitPoints
 from app.models import FINISHED, Run, RunStatus, Sweep, SweepRun
 from app.schemas import LossPoint, RunCounts, RunPublic, RunSummary, SweepPublic
 
@@ -83,3 +84,32 @@ def sweep_public(session: Session, sweep: Sweep) -> SweepPublic:
         done=all(r.status in FINISHED for r in runs),
         runs=[run_summary(r) for r in runs],
     )
+
+
+def fit_point_fields(points: FitPoints, predicted: Iterable[float]) -> list[dict[str, Any]]:
+    """Each pooled run as a public fit point's fields (FitPoint; a GridPoint adds D and C): its shape,
+    seeds, N, loss, the fit's value there and the residual."""
+    return [
+        {
+            "run_id": r,
+            "width": w,
+            "depth": depth,
+            "seed": s,
+            "data_seed": d,
+            "n_params": n,
+            "loss": y,
+            "predicted": float(p),
+            "residual": float(y - p),
+        }
+        for r, w, depth, s, d, n, y, p in zip(
+            points.run_ids,
+            points.widths,
+            points.depths,
+            points.seeds,
+            points.data_seeds,
+            points.n_params,
+            points.losses,
+            predicted,
+            strict=True,
+        )
+    ]

@@ -28,7 +28,7 @@ from app.fits import proxies_report
 from app.limits import check_source, check_stored_source, check_sweep, run_flops
 from app.models import Architecture, Run
 from app.pagination import decode_cursor, encode_cursor
-from app.public import sweep_public
+from app.public import fit_point_fields, sweep_public
 from app.schemas import (
     MAX_N_PARAMS,
     ArchitectureListItem,
@@ -352,30 +352,7 @@ def get_fit(
         quality=FitQuality(**current.quality.to_dict(), enforced=settings.fit_gate),
         noise_model=result.noise.summary(),
         excluded_runs=[ExcludedRun(run_id=e.run_id, reason=e.reason) for e in points.excluded],
-        points=[
-            FitPoint(
-                run_id=r,
-                width=w,
-                depth=depth,
-                seed=s,
-                data_seed=d,
-                n_params=n,
-                loss=y,
-                predicted=float(p),
-                residual=float(y - p),
-            )
-            for r, w, depth, s, d, n, y, p in zip(
-                points.run_ids,
-                points.widths,
-                points.depths,
-                points.seeds,
-                points.data_seeds,
-                points.n_params,
-                points.losses,
-                np.atleast_1d(predicted),
-                strict=True,
-            )
-        ],
+        points=[FitPoint(**f) for f in fit_point_fields(points, np.atleast_1d(predicted))],
         shape=None if current.shape is None else ShapeTestPublic(**current.shape.to_dict()),
         level=level,
         curve=[

@@ -13,6 +13,7 @@ from app.deps import IdPath, PredictionsDep, SessionDep, SettingsDep
 from app.errors import get_or_404
 from app.fits import GRID_LAW
 from app.models import Architecture
+from app.public import fit_point_fields
 from app.schemas import (
     MAX_COMPUTE,
     MAX_TOKENS,
@@ -83,32 +84,8 @@ def get_grid(
         recipe=Recipe(**dataclasses.asdict(points.recipe)),
         excluded_runs=[ExcludedRun(run_id=e.run_id, reason=e.reason) for e in points.excluded],
         points=[
-            GridPoint(
-                run_id=r,
-                width=w,
-                depth=depth,
-                seed=s,
-                data_seed=ds,
-                n_params=n,
-                tokens=d,
-                compute=float(c),
-                loss=y,
-                predicted=float(p),
-                residual=float(y - p),
-            )
-            for r, w, depth, s, ds, n, d, c, y, p in zip(
-                points.run_ids,
-                points.widths,
-                points.depths,
-                points.seeds,
-                points.data_seeds,
-                points.n_params,
-                points.tokens,
-                computes,
-                points.losses,
-                predicted,
-                strict=True,
-            )
+            GridPoint(**f, tokens=d, compute=float(c))
+            for f, d, c in zip(fit_point_fields(points, predicted), points.tokens, computes, strict=True)
         ],
         level=level,
         curves=curves,
