@@ -79,6 +79,21 @@ PROFILES = {
         device="cpu",
     ),
 }
+# Amendment 2 (bench/PROTOCOL.md): the same recipe at budgets where width matters (at ≤ 500 steps the
+# widths end within a few % of each other), at the product's horizon-rule LR for these budgets.
+_CPU = PROFILES["cpu"]
+PROFILES["cpu-long"] = replace(
+    _CPU,
+    spec={
+        **_CPU.spec,
+        "name": "horizon-cpu-long",
+        "training": {**_CPU.spec["training"], "steps": 8000, "lr": 0.0154},  # type: ignore[dict-item]
+    },
+    lr=0.0154,
+    budget_steps=(500, 1000, 2000, 4000, 8000),
+    fit_steps=(500, 1000, 2000, 4000),
+    check=(32, 0, 1000),
+)
 
 
 def machine() -> str:
