@@ -191,16 +191,13 @@ def run_demo(
 def print_table(console: Console, result: ComparePublic, title: str) -> None:
     """The ranked candidates, how far each extrapolates, their warnings and those left out (the demo's
     and `mupredict compare`'s table)."""
-    table = Table(title=title)
-    for column in (
-        "#",
-        "design",
-        f"expected loss ({result.unit})",
-        "90% interval",
-        "P(best)",
-        "extrapolation",
-    ):
-        table.add_column(column, no_wrap=True)
+    # Fits an 80-column terminal: the unit goes in the title, the figures never shrink (min_width), and
+    # only a long design name folds onto a second line.
+    table = Table(title=f"{title}, in {result.unit}")
+    table.add_column("#", no_wrap=True, min_width=1)
+    table.add_column("design", overflow="fold")
+    for column in ("expected", f"{result.level:.0%} interval", "P(best)", "×N"):
+        table.add_column(column, no_wrap=True, min_width=len(column))
     for c in result.candidates:
         table.add_row(
             str(c.rank),
@@ -208,7 +205,7 @@ def print_table(console: Console, result: ComparePublic, title: str) -> None:
             f"{c.predicted_loss:.4f}",
             f"[{c.lower:.4f}, {c.upper:.4f}]",
             f"{c.probability_best:.2f}",
-            f"{c.extrapolation_factor:.0f}×",
+            f"{c.extrapolation_factor:.3g}",
         )
     console.print(table)
     for c in result.candidates:

@@ -57,13 +57,20 @@ def test_demo_trains_fits_compares_and_reuses_finished_runs(tmp_path: Path) -> N
     with httpx.Client(base_url=f"http://127.0.0.1:{port}") as api, pytest.raises(httpx.ConnectError):
         api.get("/healthz")  # serve=False: the server stopped with the demo
 
-    # A second start trains nothing: the same specs map to the same runs, already finished.
+    # A second start trains nothing: the same specs map to the same runs, already finished. Its console is
+    # an 80-column terminal's: the table must fit it whole (no header or figure cut to "…").
     out2 = io.StringIO()
     again = run_demo(
-        settings, port=free_port(), serve=False, specs=specs, console=Console(file=out2, width=200)
+        settings, port=free_port(), serve=False, specs=specs, console=Console(file=out2, width=80)
     )
     assert [c["predicted_loss"] for c in again["candidates"]] == [c["predicted_loss"] for c in candidates]
-    assert "reusing its finished runs" in out2.getvalue() and "reusing its 8 finished runs" in out2.getvalue()
+    narrow = out2.getvalue()
+    flat = " ".join(narrow.split())  # the console wraps long lines at 80 columns
+    assert "reusing its finished runs" in flat and "reusing its 8 finished runs" in flat
+    assert "…" not in narrow and "P(best)" in narrow and "90% interval" in narrow
+    for c in again["candidates"]:
+        row = next(line for line in narrow.splitlines() if c["name"] in line and "│" in line)
+        assert f"│ {c['rank']} │" in row and f"{c['predicted_loss']:.4f}" in row
 
 
 def test_the_demo_designs_ship_and_validate() -> None:
