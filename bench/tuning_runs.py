@@ -9,11 +9,9 @@ import argparse
 import json
 import multiprocessing
 import os
-import statistics
 import time
 from collections.abc import Callable
 from concurrent.futures import ProcessPoolExecutor
-from dataclasses import dataclass
 from functools import cache
 from pathlib import Path
 from typing import Any
@@ -23,6 +21,7 @@ import torch
 
 import predictor
 import trainer
+from predictor.backtest import HeldOut, predict_held_out
 from trainer.tuning import Observation, Point, TuningPlan
 from trainer.tuning_result import Curve, TuningResult, run_locally
 
@@ -149,33 +148,10 @@ def fit_rows(rows: list[dict[str, Any]]) -> predictor.FitResult:
     )
 
 
-@dataclass(frozen=True)
-class HeldOut:
-    """A held-out rung: the fit's 90 % interval for the mean of its succeeded runs, and that mean."""
-
-    n: float
-    mean: float
-    lower: float
-    upper: float
-    measured: float
-    runs: int  # succeeded runs in the mean
-
-    @property
-    def error(self) -> float:
-        return self.mean / self.measured - 1
-
-    @property
-    def inside(self) -> bool:
-        return self.lower <= self.measured <= self.upper
-
-
 def held_out(fit: predictor.FitResult, rows: list[dict[str, Any]]) -> HeldOut:
     """Predict one rung (its rows share N) with the interval for a mean of as many runs as succeeded."""
     losses = [float(r["val_loss"]) for r in rows if r["val_loss"] is not None]
-    n = float(rows[0]["n_params_non_embedding"])
-    p = fit.predict(np.array([n]), level=0.9, interval="run", seeds=len(losses))
-    mean, lower, upper = float(p.mean[0]), float(p.lower[0]), float(p.upper[0])
-    return HeldOut(n, mean, lower, upper, statistics.fmean(losses), len(losses))
+    return predict_held_out(fit, float(rows[0]["n_params_non_embedding"]), losses, level=0.9)
 
 
 def bench_parser(doc: str | None, profiles: list[str]) -> argparse.ArgumentParser:

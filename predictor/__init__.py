@@ -5,7 +5,7 @@ in predictor.noise; intervals in predictor.result (profile likelihood in predict
 comparisons in predictor.compare.
 """
 
-from predictor.backtest import Backtest, backtest
+from predictor.backtest import Backtest, HeldOut, backtest, hold_out_largest
 from predictor.compare import Comparison, compare
 from predictor.fitting import fit
 from predictor.laws import LAWS, Law
@@ -21,6 +21,7 @@ __all__ = [
     "Backtest",
     "Comparison",
     "FitResult",
+    "HeldOut",
     "Law",
     "Method",
     "NoiseModel",
@@ -28,4 +29,5 @@ __all__ = [
     "backtest",
     "compare",
     "fit",
+    "hold_out_largest",
 ]

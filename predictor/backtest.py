@@ -1,7 +1,9 @@
 """Backtest: fit on the smaller proxies, predict the largest, and see whether the intervals held.
 
 This is the check μScaling reports (fit widths 128…896, predict 1024…3072) turned into a function:
-the only honest test of an extrapolation is one whose answer was known and hidden.
+the only honest test of an extrapolation is one whose answer was known and hidden. `backtest` scores
+each held-out run; `hold_out_largest` scores the mean of the largest proxy's runs, the check a served
+fit reports about its own ladder.
 """
 
 from __future__ import annotations
@@ -135,3 +137,79 @@ def backtest(
         extrapolation_factor=np.asarray(pred.extrapolation_factor),
         fit=fitted,
     )
+
+
+@dataclass(frozen=True)
+class HeldOut:
+    """A held-out size: the fit's central interval for the mean of its `runs` runs (the `run` question
+    with seeds=runs: the law plus the noise of that many new runs) and the mean measured there."""
+
+    n: float
+    mean: float  # predicted
+    lower: float
+    upper: float
+    measured: float  # the mean of the held-out runs
+    runs: int
+    level: float = 0.9
+    extrapolation_factor: float = 1.0  # n / the largest N the fit saw
+
+    @property
+    def error(self) -> float:
+        """(predicted − measured) / measured: negative when the law promised a lower loss than came."""
+        return self.mean / self.measured - 1
+
+    @property
+    def inside(self) -> bool:
+        return self.lower <= self.measured <= self.upper
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "n_params": self.n,
+            "predicted": self.mean,
+            "lower": self.lower,
+            "upper": self.upper,
+            "measured": self.measured,
+            "runs": self.runs,
+            "level": self.level,
+            "extrapolation_factor": self.extrapolation_factor,
+            "error": self.error,
+            "inside": self.inside,
+        }
+
+
+def predict_held_out(fitted: FitResult, n: float, losses: Any, level: float = 0.9) -> HeldOut:
+    """Predict one held-out size N (its runs' losses given) with the interval for their mean."""
+    observed = np.asarray(losses, dtype=float)
+    if observed.ndim != 1 or len(observed) == 0 or not np.all(np.isfinite(observed)):
+        raise ValueError("give the held-out size's finite losses, at least one")
+    p = fitted.predict(float(n), level=level, interval="run", seeds=len(observed))
+    return HeldOut(
+        n=float(n),
+        mean=float(p.mean),
+        lower=float(p.lower),
+        upper=float(p.upper),
+        measured=float(observed.mean()),
+        runs=len(observed),
+        level=level,
+        extrapolation_factor=float(p.extrapolation_factor),
+    )
+
+
+def hold_out_largest(
+    x: Any, y: Any, law: str = "mu_scaling", *, seeds: Any = None, level: float = 0.9
+) -> HeldOut | None:
+    """Refit `law` without the largest N (every run there) and predict the mean of those runs: how the law
+    fitted on this ladder extrapolates one step, scored against a known answer. None when the smaller
+    sizes leave the law fewer than p + 1 distinct N, or for a law in more than N alone."""
+    form = check_law(law)
+    x_arr, y_arr, _ = check_data(form, x, y, None)
+    if x_arr.shape[1] != 1:
+        return None
+    n = x_arr[:, 0]
+    largest = float(n.max())
+    held = n == largest
+    if len(np.unique(n[~held])) < form.n_params + 1:
+        return None
+    train_seeds = None if seeds is None else np.asarray(seeds)[~held]
+    fitted = fit(n[~held], y_arr[~held], law, seeds=train_seeds)
+    return predict_held_out(fitted, largest, y_arr[held], level)
