@@ -14,7 +14,7 @@ import predictor
 from app import architectures, tuning
 from app.comparability import common_unit, recipe_differences
 from app.errors import field_error, get_or_404, unprocessable
-from app.fits import NO_TREND_ADVICE, CurrentFit, FitPoints, NoScalingTrend
+from app.fits import NO_TREND_ADVICE, CurrentFit, FitPoints, NoScalingTrend, holdout_warning
 from app.models import Architecture
 from app.schemas import (
     Allocation,
@@ -129,7 +129,12 @@ def prediction(
         n_params_range=(float(result.x_range[0]), float(result.x_range[1])),
         extrapolation_factor=float(predicted.extrapolation_factor),
         extrapolation=extrapolation(spec, points, n_params, request.width, tokens, depth),
-        warnings=[*predicted.warnings, *shape_notes, *lr_warnings(session, arch, spec, points)],
+        warnings=[
+            *predicted.warnings,
+            *shape_notes,
+            *holdout_warning(current.holdout),
+            *lr_warnings(session, arch, spec, points),
+        ],
         provenance=Provenance(
             fit_id=current.fit_id,
             run_ids=current.run_ids,
@@ -310,7 +315,7 @@ def comparison(
                 probability_best=float(ranking.probability_best[k]),
                 extrapolation_factor=float(p.extrapolation_factor),
                 extrapolation=extrapolation(specs[k], currents[k].points, targets[k][0], None, targets[k][1]),
-                warnings=[*p.warnings, *lr_notes[k]],
+                warnings=[*p.warnings, *holdout_warning(currents[k].holdout), *lr_notes[k]],
                 n_params=targets[k][0],
                 tokens=targets[k][1],
                 unit_factor=unit.factors[k],

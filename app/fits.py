@@ -412,6 +412,8 @@ class CurrentFit:
     points: FitPoints
     quality: Quality  # the gate a fit passes before it is served (predictor.quality)
     shape: ShapeTest | None = None  # does shape matter at fixed N (a law in N over several depths)
+    # The ladder's own extrapolation check: the law refitted without its largest size, scored there.
+    holdout: predictor.HeldOut | None = None
 
 
 def current_fit(
@@ -446,6 +448,50 @@ def current_fit(
         points,
         assess(result),
         shape,
+        holdout_check(points, law),
+    )
+
+
+def holdout_check(points: FitPoints, law: str) -> predictor.HeldOut | None:
+    """The law refitted without the ladder's largest size predicts the mean of that size's runs
+    (predictor.hold_out_largest): one extrapolation step whose answer is known. Like the shape test, a
+    few milliseconds at load. None for an (N, D) grid, a ladder too short to spare its largest size, or
+    smaller sizes the law cannot be fitted to."""
+    if is_grid_law(law):
+        return None
+    try:
+        return predictor.hold_out_largest(points.n_params, points.losses, law, seeds=points.seed_labels)
+    except ValueError:
+        return None
+
+
+def holdout_warning(held: predictor.HeldOut | None) -> list[str]:
+    """A warning for a prediction when the ladder's own holdout check missed (none when it held)."""
+    if held is None or held.inside:
+        return []
+    return [
+        f"the ladder's own check missed: refitted without its largest size (N {held.n:.3g}), the law "
+        f"predicted {held.mean:.4f} [{held.lower:.4f}, {held.upper:.4f}] ({held.level:.0%}, the mean of "
+        f"{held.runs} run(s)) and the runs measured {held.measured:.4f} ({held.error:+.2%}): the law may "
+        "not extrapolate this ladder as far as asked; add larger proxies before trusting the interval"
+    ]
+
+
+def holdout_report(held: predictor.HeldOut | None) -> str:
+    """The holdout check as a section of the fit report."""
+    if held is None:
+        return ""
+    return "\n".join(
+        [
+            "",
+            "[[Holdout check]] (the law refitted without the largest size, predicting the mean of its runs)",
+            f"    largest size       = N {held.n:.4g}, {held.runs} run(s), "
+            f"{held.extrapolation_factor:.3g}× the rest's largest",
+            f"    predicted          = {held.mean:.4f} [{held.lower:.4f}, {held.upper:.4f}] "
+            f"({held.level:.0%})",
+            f"    measured           = {held.measured:.4f}: error {held.error:+.2%}, "
+            + ("inside the interval" if held.inside else "OUTSIDE the interval"),
+        ]
     )
 
 

@@ -668,6 +668,24 @@ class FitPoint(BaseModel):
     residual: float
 
 
+class HoldoutCheck(BaseModel):
+    """The ladder's own extrapolation check (predictor.hold_out_largest): the law refitted without the
+    largest proxy size predicts the mean of that size's runs, with the interval for such a mean."""
+
+    n_params: float = Field(description="The held-out (largest) size's non-embedding N.")
+    runs: int = Field(description="Its runs, averaged into `measured`.")
+    measured: float
+    predicted: float
+    lower: float
+    upper: float
+    level: float
+    extrapolation_factor: float = Field(description="Its N over the largest N of the refit.")
+    error: float = Field(
+        description="(predicted − measured) / measured: negative when the law was optimistic."
+    )
+    inside: bool
+
+
 class ShapeTestPublic(BaseModel):
     """L(N) against L(N) + γ·log2(width / depth): the extra-sum-of-squares F test (predictor.shape)."""
 
@@ -722,6 +740,11 @@ class FitPublic(FittedLaw):
     points: list[FitPoint]
     shape: ShapeTestPublic | None = Field(
         None, description="Over several depths: whether shape matters at fixed N (predictor.shape)."
+    )
+    holdout: HoldoutCheck | None = Field(
+        None,
+        description="The law refitted without the largest size, scored there (null when the ladder is too "
+        "short to spare it). A miss adds a warning to predictions from this fit.",
     )
     level: float
     curve: list[CurvePoint] = Field(

@@ -24,7 +24,7 @@ from app.deps import (
     WriteSessionDep,
 )
 from app.errors import field_error, get_or_404, unprocessable
-from app.fits import proxies_report
+from app.fits import holdout_report, proxies_report
 from app.limits import check_source, check_stored_source, check_sweep, run_flops
 from app.models import Architecture, Run
 from app.pagination import decode_cursor, encode_cursor
@@ -38,6 +38,7 @@ from app.schemas import (
     FitPoint,
     FitPublic,
     FitQuality,
+    HoldoutCheck,
     Page,
     ProxySize,
     RunCounts,
@@ -348,12 +349,13 @@ def get_fit(
         at_bound=result.at_bound,
         n_points=result.n_points,
         n_params_range=(float(result.x_range[0]), float(result.x_range[1])),
-        report=result.report() + proxies_report(points),
+        report=result.report() + proxies_report(points) + holdout_report(current.holdout),
         quality=FitQuality(**current.quality.to_dict(), enforced=settings.fit_gate),
         noise_model=result.noise.summary(),
         excluded_runs=[ExcludedRun(run_id=e.run_id, reason=e.reason) for e in points.excluded],
         points=[FitPoint(**f) for f in fit_point_fields(points, np.atleast_1d(predicted))],
         shape=None if current.shape is None else ShapeTestPublic(**current.shape.to_dict()),
+        holdout=None if current.holdout is None else HoldoutCheck(**current.holdout.to_dict()),
         level=level,
         curve=[
             CurvePoint(n_params=float(n), mean=float(m), lower=float(lo), upper=float(up))

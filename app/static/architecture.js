@@ -150,6 +150,7 @@
       el("dt", {}, "parameters"), el("dd", { class: "mono" }, params.join(", ")),
       el("dt", {}, "R²"), el("dd", {}, fit.r2 == null ? "—" : fit.r2.toFixed(5)),
       el("dt", {}, "points"), el("dd", {}, `${fit.n_points} runs, N ${MU.fmtN(fit.n_params_range[0])} – ${MU.fmtN(fit.n_params_range[1])}`),
+      ...holdoutFacts(fit.holdout),
     );
     document.getElementById("fit-report").textContent = fit.report;
     body.hidden = false;
@@ -363,6 +364,20 @@
   document.getElementById("lr-relative").addEventListener("change", () => {
     MUTuning.redraw().catch((err) => MU.notice(messages, "error", err.message));
   });
+
+  // The ladder's own extrapolation check: the law refitted without its largest size, scored there.
+  function holdoutFacts(h) {
+    if (!h) return [];
+    const pct = (100 * h.error).toFixed(2);
+    const text = `largest size (N ${MU.fmtN(h.n_params)}, ${h.runs} run(s)) from the rest: predicted ` +
+      `${h.predicted.toFixed(4)} [${h.lower.toFixed(4)}, ${h.upper.toFixed(4)}], measured ` +
+      `${h.measured.toFixed(4)} (${h.error >= 0 ? "+" : ""}${pct} %)`;
+    return [
+      el("dt", {}, "holdout check"),
+      el("dd", { id: "holdout-check" }, text, " ",
+        el("span", { class: h.inside ? "badge succeeded" : "badge warn" }, h.inside ? "inside" : "outside")),
+    ];
+  }
 
   poll().finally(MU.ready);
 })();

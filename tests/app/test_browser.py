@@ -211,6 +211,12 @@ def test_architecture_page_shows_runs_curves_and_fit(watched: Watched, site: Sit
     assert page.evaluate("document.getElementById('loss-plot').data.length") == 10
     assert page.evaluate("document.getElementById('residual-plot').data[0].x.length") == 10
     assert page.locator("#fit-report").inner_text().strip()
+    # The ladder's own holdout check, with its verdict (this site's ladders follow the law).
+    fit = httpx.get(f"{site.url}/v1/architectures/{site.ids['gelu-base']}/fit").json()
+    check = page.locator("#holdout-check").inner_text()
+    assert f"{fit['holdout']['predicted']:.4f}" in check and f"{fit['holdout']['measured']:.4f}" in check
+    verdict = "inside" if fit["holdout"]["inside"] else "outside"
+    assert page.locator("#holdout-check .badge").inner_text() == verdict
     assert '"name": "gelu-base"' in page.locator("#spec").inner_text()
     assert page.locator("#sweep-submit").inner_text() == "Extend sweep"
     _screenshot(page, "architecture")

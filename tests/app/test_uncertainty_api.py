@@ -236,3 +236,40 @@ def test_too_few_usable_widths_name_the_runs_left_out(api: TestClient) -> None:
     assert f"{len(widths) - 2} usable of {len(widths)} proxy size(s) finished" in detail
     assert f"Left out of the fit: run {min(stale)}: trained by trainer-000000000000" in detail
     assert f"and {len(stale) - 3} more" in detail
+
+
+def test_the_fit_reports_its_own_holdout_check_and_predictions_warn_when_it_misses(api: TestClient) -> None:
+    engine = api.app.state.engine  # type: ignore[attr-defined]
+    follows = _ladder(api, seeds=(0, 1, 2))
+    fit = api.get(f"/v1/architectures/{follows}/fit").json()
+    held = fit["holdout"]
+    largest = max(p["n_params"] for p in fit["points"])
+    at_largest = [p["loss"] for p in fit["points"] if p["n_params"] == largest]
+    assert held["n_params"] == largest and held["runs"] == len(at_largest) == 3
+    assert held["measured"] == pytest.approx(sum(at_largest) / 3)
+    assert held["extrapolation_factor"] > 1 and held["lower"] < held["predicted"] < held["upper"]
+    assert held["inside"] and abs(held["error"]) < 0.01
+    assert "[[Holdout check]]" in fit["report"] and "inside the interval" in fit["report"]
+    quiet = _predict(api, architecture_id=follows, n_params=1e8)
+    assert not any("own check missed" in w for w in quiet["warnings"])
+
+    # A ladder whose largest width gains 4 % less than the law of the smaller ones promises (another
+    # design: the same spec would share the first ladder's runs).
+    spec = spec_dict(name="stalls", activation="swiglu")
+    stalls = int(api.post("/v1/architectures", json=spec).json()["id"])
+    api.post(f"/v1/architectures/{stalls}/sweeps", json={"seeds": [0, 1, 2]})
+    top = count_params(ArchitectureSpec.model_validate(spec), 128)[1]  # the largest proxy width
+
+    def loss(claimed: object, n: int) -> float:
+        return law_loss(n) * (1.04 if n >= top else 1.0) * (1 + 0.002 * (getattr(claimed, "seed", 0) - 1))
+
+    finish_runs(engine, stalls, loss_of=loss)
+    missed = api.get(f"/v1/architectures/{stalls}/fit").json()["holdout"]
+    assert not missed["inside"] and missed["error"] == pytest.approx(-0.04 / 1.04, abs=0.01)
+    warned = _predict(api, architecture_id=stalls, n_params=1e8)
+    [warning] = [w for w in warned["warnings"] if "own check missed" in w]
+    assert f"{missed['measured']:.4f}" in warning and "add larger proxies" in warning
+    ranked = api.post("/v1/compare", json={"architecture_ids": [follows, stalls], "n_params": 1e8}).json()
+    notes = {c["architecture_id"]: c["warnings"] for c in ranked["candidates"]}
+    assert any("own check missed" in w for w in notes[stalls])
+    assert not any("own check missed" in w for w in notes[follows])
