@@ -14,7 +14,7 @@ from typing import Any
 import numpy as np
 
 from predictor.fitting import fit
-from predictor.laws import Array
+from predictor.laws import Array, Law
 from predictor.prediction import _jsonable
 from predictor.result import FitResult
 from predictor.validation import check_data, check_law
@@ -103,22 +103,8 @@ def backtest(
     form = check_law(law)
     weights = options.pop("weights", None)
     x_arr, y_arr, w = check_data(form, x, y, weights)
-    widths = np.unique(x_arr[:, 0])
-    if not 1 <= holdout < len(widths):
-        raise ValueError(f"holdout must be between 1 and {len(widths) - 1} (distinct N − 1); got {holdout}")
-    cut = widths[-holdout]
-    held = x_arr[:, 0] >= cut
-    kept_distinct = len(np.unique(x_arr[~held], axis=0))
-    if kept_distinct < form.n_params + 1:
-        raise ValueError(
-            f"holdout={holdout} leaves {kept_distinct} distinct x values; {law} needs "
-            f"{form.n_params + 1}: hold out fewer points or add smaller proxies"
-        )
-    one_column = x_arr.shape[1] == 1
-    train_x, query = (x_arr[~held, 0], x_arr[held, 0]) if one_column else (x_arr[~held], x_arr[held])
-    seeds = options.pop("seeds", None)
-    train_seeds = None if seeds is None else np.asarray(seeds)[~held]
-    fitted = fit(train_x, y_arr[~held], law, seeds=train_seeds, weights=w[~held], **options)
+    fitted, held = _fit_smaller(form, x_arr, y_arr, w, holdout, options.pop("seeds", None), options)
+    query = x_arr[held, 0] if x_arr.shape[1] == 1 else x_arr[held]
     pred = fitted.predict(query, level=level, interval=interval)
     observed = y_arr[held]
     predicted = np.asarray(pred.mean)
@@ -195,6 +181,33 @@ def predict_held_out(fitted: FitResult, n: float, losses: Any, level: float = 0.
     )
 
 
+class TooFewSizes(ValueError):
+    """Holding out the largest sizes leaves the law too few distinct x values to be fitted and tested."""
+
+
+def _fit_smaller(
+    form: Law, x_arr: Array, y_arr: Array, w: Array, holdout: int, seeds: Any, options: dict[str, Any]
+) -> tuple[FitResult, Array]:
+    """The law `form` fitted on all but the `holdout` largest N (every run there), and the held-out
+    rows' mask. Raises TooFewSizes when the rest leaves fewer than p + 1 distinct x values (or none),
+    ValueError for a holdout below 1."""
+    widths = np.unique(x_arr[:, 0])
+    if not 1 <= holdout < len(widths):
+        error = TooFewSizes if holdout >= 1 else ValueError
+        raise error(f"holdout must be between 1 and {len(widths) - 1} (distinct N − 1); got {holdout}")
+    held = x_arr[:, 0] >= widths[-holdout]
+    kept_distinct = len(np.unique(x_arr[~held], axis=0))
+    needed = form.n_params + 1
+    if kept_distinct < needed:
+        raise TooFewSizes(
+            f"holdout={holdout} leaves {kept_distinct} distinct x values; {form.name} needs "
+            f"{needed}: hold out fewer points or add smaller proxies"
+        )
+    train_x = x_arr[~held, 0] if x_arr.shape[1] == 1 else x_arr[~held]
+    train_seeds = None if seeds is None else np.asarray(seeds)[~held]
+    return fit(train_x, y_arr[~held], form.name, seeds=train_seeds, weights=w[~held], **options), held
+
+
 def hold_out_largest(
     x: Any, y: Any, law: str = "mu_scaling", *, seeds: Any = None, level: float = 0.9
 ) -> HeldOut | None:
@@ -202,14 +215,11 @@ def hold_out_largest(
     fitted on this ladder extrapolates one step, scored against a known answer. None when the smaller
     sizes leave the law fewer than p + 1 distinct N, or for a law in more than N alone."""
     form = check_law(law)
-    x_arr, y_arr, _ = check_data(form, x, y, None)
+    x_arr, y_arr, w = check_data(form, x, y, None)
     if x_arr.shape[1] != 1:
         return None
-    n = x_arr[:, 0]
-    largest = float(n.max())
-    held = n == largest
-    if len(np.unique(n[~held])) < form.n_params + 1:
+    try:
+        fitted, held = _fit_smaller(form, x_arr, y_arr, w, 1, seeds, {})
+    except TooFewSizes:
         return None
-    train_seeds = None if seeds is None else np.asarray(seeds)[~held]
-    fitted = fit(n[~held], y_arr[~held], law, seeds=train_seeds)
-    return predict_held_out(fitted, largest, y_arr[held], level)
+    return predict_held_out(fitted, float(x_arr[held, 0].max()), y_arr[held], level)
