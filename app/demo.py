@@ -194,7 +194,7 @@ def print_table(console: Console, result: ComparePublic, title: str) -> None:
     # Fits an 80-column terminal: the unit goes in the title, the figures never shrink (min_width), and
     # only a long design name folds onto a second line.
     table = Table(title=f"{title}, in {result.unit}")
-    table.add_column("#", no_wrap=True, min_width=1)
+    table.add_column("#", no_wrap=True)
     table.add_column("design", overflow="fold")
     for column in ("expected", f"{result.level:.0%} interval", "P(best)", "×N"):
         table.add_column(column, no_wrap=True, min_width=len(column))

@@ -232,8 +232,9 @@ def ladder_recipe(session: Session, architecture_id: int, grid: bool = False) ->
             widths=tuple(widths),
             warm_start=warm_start,
         )
-        if recipe.pairs is not None:
-            recipe = dataclasses.replace(recipe, depths=tuple(sorted({d for _, d in recipe.pairs})))
+        pairs = recipe.pairs
+        if pairs is not None:
+            recipe = dataclasses.replace(recipe, depths=tuple(sorted({d for _, d in pairs})))
         if not grid:
             return recipe
         plan = plan_horizons(ArchitectureSpec.model_validate(spec), list(budgets))
@@ -252,8 +253,9 @@ def in_recipe(recipe: LadderRecipe) -> Any:
             Run.warmup_steps == recipe.warmup_steps,
         )
     whole = and_(Run.lr == recipe.lr, Run.steps == recipe.steps, Run.role == RunRole.run)
-    if recipe.pairs is not None:
-        return and_(whole, or_(*(and_(Run.width == w, Run.depth == d) for w, d in recipe.pairs)))
+    pairs = recipe.pairs
+    if pairs is not None:
+        return and_(whole, or_(*(and_(Run.width == w, Run.depth == d) for w, d in pairs)))
     return and_(whole, Run.depth.in_(recipe.depths))
 
 

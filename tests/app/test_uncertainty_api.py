@@ -13,6 +13,7 @@ from sqlalchemy.orm import Session
 
 from app.api import create_app
 from app.models import Run
+from app.queue import ClaimedRun
 from app.settings import Settings
 from tests.app.api_helpers import finish_runs, law_loss, spec_dict
 from trainer import ArchitectureSpec, count_params
@@ -260,8 +261,8 @@ def test_the_fit_reports_its_own_holdout_check_and_predictions_warn_when_it_miss
     api.post(f"/v1/architectures/{stalls}/sweeps", json={"seeds": [0, 1, 2]})
     top = count_params(ArchitectureSpec.model_validate(spec), 128)[1]  # the largest proxy width
 
-    def loss(claimed: object, n: int) -> float:
-        return law_loss(n) * (1.04 if n >= top else 1.0) * (1 + 0.002 * (getattr(claimed, "seed", 0) - 1))
+    def loss(claimed: ClaimedRun, n: int) -> float:
+        return law_loss(n) * (1.04 if n >= top else 1.0) * (1 + 0.002 * (claimed.seed - 1))
 
     finish_runs(engine, stalls, loss_of=loss)
     missed = api.get(f"/v1/architectures/{stalls}/fit").json()["holdout"]
