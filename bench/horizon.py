@@ -48,6 +48,7 @@ class Profile:
     fit_steps: tuple[int, ...]  # D ≤ D_max
     check: tuple[int, int, int]  # (width, seed, steps) also trained unbroken, to compare with its branch
     device: str
+    laws: tuple[str, ...] = ("chinchilla",)  # each fitted on the same runs and judged on the same points
 
 
 PROFILES = {
@@ -93,6 +94,13 @@ PROFILES["cpu-long"] = replace(
     budget_steps=(500, 1000, 2000, 4000, 8000),
     fit_steps=(500, 1000, 2000, 4000),
     check=(32, 0, 1000),
+)
+# Amendment 3 (bench/PROTOCOL.md): the cpu-long grid with fresh seeds, judging both (N, D) laws.
+PROFILES["cpu-long-r"] = replace(
+    PROFILES["cpu-long"],
+    seeds=(2, 3),
+    check=(32, 2, 1000),
+    laws=("chinchilla", "kaplan"),
 )
 
 
