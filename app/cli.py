@@ -161,11 +161,11 @@ def fit(
         ...,
         exists=True,
         dir_okay=False,
-        help="CSV with columns n_params (or N) and loss; D for chinchilla; C (not N) for compute.",
+        help="CSV with columns n_params (or N) and loss; D for chinchilla and kaplan; C (not N) for compute.",
     ),
-    law: str = typer.Option("mu_scaling", help="mu_scaling, power, chinchilla or compute."),
+    law: str = typer.Option("mu_scaling", help="mu_scaling, power, chinchilla, kaplan or compute."),
     at: float | None = typer.Option(None, help="Predict the loss at this N (C for the compute law)."),
-    tokens: float | None = typer.Option(None, help="D at the prediction (chinchilla only)."),
+    tokens: float | None = typer.Option(None, help="D at the prediction ((N, D) laws: chinchilla, kaplan)."),
     level: float = typer.Option(0.9, help="Central probability of the interval."),
     interval: str = typer.Option(
         "expected", help="expected (the expected loss at --at) or run (what --seeds new runs will show)."
@@ -183,6 +183,7 @@ def fit(
     import csv
 
     import predictor
+    from predictor.laws import LAWS
 
     with csv_file.open(newline="") as f:
         rows = [{k.strip().lower(): v for k, v in row.items() if k} for row in csv.DictReader(f)]
@@ -199,13 +200,17 @@ def fit(
         n = column("C", "compute", "flops") if law == "compute" else column("n_params", "N")
         losses = column("loss")
         d = column("D", "tokens")
-        if n is None or losses is None or (law == "chinchilla" and d is None):
-            needed = {
-                "compute": "C (or compute, flops: training FLOPs), loss",
-                "chinchilla": "n_params or N, D or tokens, loss",
-            }.get(law, "n_params or N, loss")
+        in_n_and_d = law in LAWS and LAWS[law].columns == ("N", "D")
+        if n is None or losses is None or (in_n_and_d and d is None):
+            needed = (
+                "C (or compute, flops: training FLOPs), loss"
+                if law == "compute"
+                else "n_params or N, D or tokens, loss"
+                if in_n_and_d
+                else "n_params or N, loss"
+            )
             raise ValueError(f"{csv_file.name} needs columns named {needed}")
-        x: object = list(zip(n, d, strict=True)) if law == "chinchilla" and d is not None else n
+        x: object = list(zip(n, d, strict=True)) if in_n_and_d and d is not None else n
         weights = column("weight", "weights")
         seed_labels = column("seed")
         labels = None if seed_labels is None else [int(s) for s in seed_labels]
@@ -214,9 +219,9 @@ def fit(
         )
         typer.echo(result.report())
         if at is not None:
-            if law == "chinchilla" and tokens is None:
-                raise ValueError("chinchilla predicts at (N, D): give --tokens with --at")
-            query = [at, tokens] if law == "chinchilla" else at
+            if in_n_and_d and tokens is None:
+                raise ValueError(f"{law} predicts at (N, D): give --tokens with --at")
+            query = [at, tokens] if in_n_and_d else at
             pred = result.predict(query, level=level, interval=interval, seeds=seeds, method=method)
             question = "the expected loss" if interval == "expected" else f"{seeds} new run(s), averaged"
             typer.echo("[[Prediction]]")

@@ -1,6 +1,7 @@
 """Token horizons on real proxies: one warmup-stable-decay trunk per (width, seed) with a cooldown branch
-per token budget (trainer/horizon.py), a `chinchilla` fit on the small corner of the (N, D) grid, and
-predictions for held-out larger points: larger N, larger D, and both (the diagonal).
+per token budget (trainer/horizon.py), a `chinchilla` fit on the small corner of the (N, D) grid (and a
+`kaplan` fit beside it in the cpu-long-r profile), and predictions for held-out larger points: larger N,
+larger D, and both (the diagonal).
 
     python bench/horizon.py --profile cpu     # here: 2-core CPU, built-in corpus, 5 widths × 5 budgets
 
@@ -234,13 +235,15 @@ def check_lines(profile: Profile, runs: list[dict[str, object]]) -> list[str]:
     ]
 
 
-def backtest(profile: Profile, runs: list[dict[str, object]]) -> tuple[list[str], bool]:
+def backtest(profile: Profile, runs: list[dict[str, object]], law: str) -> tuple[list[str], bool, float]:
+    """Fit `law` on the grid's small corner; predict the held-out points. Returns the report lines,
+    the verdict and the median |error|."""
     ok_runs = [r for r in runs if r["status"] == "succeeded"]
     fitted = [r for r in ok_runs if r["width"] in profile.fit_widths and r["steps"] in profile.fit_steps]
     x = np.array([[float(r["n_params_non_embedding"]), float(r["tokens"])] for r in fitted])  # type: ignore[arg-type]
     y = np.array([float(r["val_loss"]) for r in fitted])  # type: ignore[arg-type]
     seeds = np.array([int(r["seed"]) for r in fitted])  # type: ignore[call-overload]
-    fit = predictor.fit(x, y, law="chinchilla", seeds=seeds)
+    fit = predictor.fit(x, y, law=law, seeds=seeds)
     lines = [fit.report(), ""]
     held: dict[tuple[int, int], list[dict[str, object]]] = {}
     for r in ok_runs:
@@ -281,7 +284,7 @@ def backtest(profile: Profile, runs: list[dict[str, object]]) -> tuple[list[str]
         f"median |error| {100 * median:.2f}% (target ≤ 1 %); {inside} of {len(covered)} held-out means "
         f"inside their {int(LEVEL * 100)}% intervals (target ≥ {needed})",
         "",
-        "Compute-optimal frontier of this fit (C = 6ND; Hoffmann et al. 2022 §3.3 Eq. (4)):",
+        f"Compute-optimal frontier of this {law} fit (C = 6ND; Hoffmann et al. 2022 §3.3 Eq. (4)):",
     ]
     mean, lower, upper = (
         np.atleast_1d(v) for v in (frontier.loss.mean, frontier.loss.lower, frontier.loss.upper)
@@ -293,7 +296,7 @@ def backtest(profile: Profile, runs: list[dict[str, object]]) -> tuple[list[str]
             f"{frontier.tokens_upper[i]:.3g}], {frontier.tokens_per_parameter[i]:.1f} tokens/parameter, "
             f"loss {mean[i]:.4f} [{lower[i]:.4f}, {upper[i]:.4f}]"
         )
-    return lines, ok
+    return lines, ok, median
 
 
 def main() -> None:
@@ -317,7 +320,21 @@ def main() -> None:
     started = time.perf_counter()
     runs = train_grid(profile, RESULTS / f"horizon_{args.profile}{suffix}.runs.jsonl")
     cost, cost_ok = cost_lines(profile, runs)
-    fit_lines, fit_ok = backtest(profile, runs)
+    fit_lines: list[str] = []
+    verdicts, medians = [], {}
+    for law in profile.laws:
+        lines, ok, medians[law] = backtest(profile, runs, law)
+        if len(profile.laws) > 1:
+            fit_lines += [f"=== law {law} ===", ""]
+        fit_lines += [*lines, ""]
+        label = "" if len(profile.laws) == 1 else f" {law}"
+        verdicts.append(f"held-out accuracy{label} {'PASS' if ok else 'FAIL'}")
+    if set(profile.laws) == {"chinchilla", "kaplan"}:  # amendment 3's criterion C
+        below = medians["kaplan"] < medians["chinchilla"]
+        verdicts.append(
+            f"kaplan's median |error| below chinchilla's: {'yes' if below else 'no'} "
+            f"({100 * medians['kaplan']:.2f}% vs {100 * medians['chinchilla']:.2f}%)"
+        )
     lines = [
         f"mupredict token horizons, profile {args.profile}",
         f"command: python bench/horizon.py --profile {args.profile}"
@@ -333,8 +350,7 @@ def main() -> None:
         *check_lines(profile, runs),
         "",
         *fit_lines,
-        "",
-        f"verdict: cost {'PASS' if cost_ok else 'FAIL'}; held-out accuracy {'PASS' if fit_ok else 'FAIL'}",
+        f"verdict: cost {'PASS' if cost_ok else 'FAIL'}; {'; '.join(verdicts)}",
         f"wall time {time.perf_counter() - started:.0f} s (cached runs reused)",
     ]
     text = "\n".join(lines) + "\n"

@@ -6,6 +6,8 @@ dense transformer, N the non-embedding parameters; Hoffmann et al. 2022 use the 
 
 Minimising L(N, D) = E + A·N^(−α) + B·D^(−β) on C = 6ND gives (Hoffmann et al. 2022, §3.3, Eq. (4)):
     N*(C) = G·(C/6)^a,  D*(C) = G⁻¹·(C/6)^b,  G = (αA / (βB))^(1/(α+β)),  a = β/(α+β),  b = α/(α+β).
+Kaplan's form L = (A·N^(−α) + B·D^(−β))^γ has the same minimiser: x ↦ x^γ is increasing for γ > 0, so
+both minimise A·N^(−α) + B·D^(−β) on the same line.
 
 Intervals. log N* and log D* = log(C/6) − log N* are smooth functions of (A, B, α, β): their variance is
 the delta method's gᵀΣg over the fit's parameter covariance, with Student's t at the fit's σ degrees of
@@ -27,6 +29,7 @@ from predictor.prediction import Prediction
 from predictor.result import FitResult
 
 FLOPS_PER_PARAMETER_TOKEN = 6.0  # C = 6ND (Kaplan et al. 2020, §2.1)
+FRONTIER_LAWS = ("chinchilla", "kaplan")  # the (N, D) laws whose optimum the formula below gives
 
 
 def compute_of(n_params: Any, tokens: Any) -> Array:
@@ -65,8 +68,10 @@ class Frontier:
 def compute_optimal(fit: FitResult, compute: Any, level: float = 0.9) -> Frontier:
     """N*(C), D*(C) and the loss there for an (N, D) fit (module docstring); ValueError, naming why, for
     a fit of another law or one whose N or D term vanished (no trade-off to optimise)."""
-    if fit.law != "chinchilla":
-        raise ValueError(f"the compute-optimal frontier needs an (N, D) fit (chinchilla), not {fit.law}")
+    if fit.law not in FRONTIER_LAWS:
+        raise ValueError(
+            f"the compute-optimal frontier needs an (N, D) fit ({' or '.join(FRONTIER_LAWS)}), not {fit.law}"
+        )
     if not 0.0 < level < 1.0:
         raise ValueError(f"level must lie in (0, 1), e.g. 0.9; got {level}")
     c = _positive(compute, "compute")
@@ -82,7 +87,8 @@ def compute_optimal(fit: FitResult, compute: Any, level: float = 0.9) -> Frontie
     k = np.log(alpha) + np.log(a_coef) - np.log(beta) - np.log(b_coef)
     log_n = (k + beta * log_c6) / s
     log_d = log_c6 - log_n
-    # d log N* / d (E, A, B, alpha, beta), in predictor.laws' natural order; d log D* is its negative.
+    # d log N* / d (A, B, alpha, beta), in predictor.laws' natural order (0 for E and γ, on which the
+    # allocation does not depend); d log D* is its negative.
     gradient = np.zeros((len(c), len(fit.law_form.param_names)))
     names = list(fit.law_form.param_names)
     gradient[:, names.index("A")] = 1.0 / (s * a_coef)

@@ -2,7 +2,8 @@
 
 Each law is a sum of positive power-law terms, fitted in log space the way Epoch's Chinchilla
 replication does (epoch-research/analyzing-chinchilla): ``log L = LSE_k(c_k − p_k · log x_k)``, where
-``c_k`` is the log of a coefficient and ``p_k`` its decay exponent (a constant term has none). Writing
+``c_k`` is the log of a coefficient and ``p_k`` its decay exponent (a constant term has none), or that
+sum raised to an outer power γ, ``log L = γ · LSE_k(...)`` (Kaplan et al. 2020's L(N, D)). Writing
 every law this way gives one value function and one analytic gradient for all of them, keeps the
 coefficients positive without bounds, and makes a fit invariant to the units of x and of the loss.
 
@@ -10,7 +11,7 @@ Parameter vectors come in two coordinate systems:
 
 * *natural*: the numbers a reader expects, in the order of ``Law.param_names`` (E, A, alpha, ...),
   with x in its raw units (parameters, tokens, FLOP);
-* *internal*: ``(log coefficients..., exponents...)`` in the same order. The optimiser works on the
+* *internal*: ``(log coefficients..., exponents..., γ)`` in the same order. The optimiser works on the
   internal vector with x and the loss divided by their geometric means (``Scales``), because raw
   ``log N`` near 25 makes coefficient and exponent almost collinear and any optimiser crawls.
 """
@@ -32,6 +33,9 @@ LOG_COEF_BOUNDS = (-30.0, 10.0)
 # Decay exponents: 0 is a flat term; language-model exponents sit well below 2 (Kaplan 0.076,
 # Chinchilla 0.34, μScaling ~0.3), and 4 leaves room without letting a term become a step.
 EXPONENT_BOUNDS = (0.0, 4.0)
+# The outer power γ of a law such as Kaplan's: positive (a law that rises with N and D is no scaling
+# law); Kaplan et al. 2020 fit α_D = 0.095 (Eq. (1.5)), so the floor leaves an order of magnitude below.
+OUTER_BOUNDS = (0.01, 4.0)
 
 
 @dataclass(frozen=True)
@@ -66,6 +70,10 @@ class Law:
     # Exponent values the multi-start grid takes for each exponent; the coefficients of each start
     # are not gridded but projected (non-negative least squares), see predictor.solver.
     exponent_grid: tuple[float, ...] = field(default=tuple(float(v) for v in np.geomspace(0.02, 2.5, 48)))
+    # The outer power's name (L = (Σ terms)^γ), its last parameter, or None for a plain sum; the
+    # values the start grid takes for it.
+    outer: str | None = None
+    outer_grid: tuple[float, ...] = ()
 
     @property
     def exponent_names(self) -> tuple[str, ...]:
@@ -73,7 +81,8 @@ class Law:
 
     @property
     def param_names(self) -> tuple[str, ...]:
-        return tuple(t.coef for t in self.terms) + self.exponent_names
+        outer = (self.outer,) if self.outer is not None else ()
+        return tuple(t.coef for t in self.terms) + self.exponent_names + outer
 
     @property
     def n_params(self) -> int:
@@ -81,12 +90,22 @@ class Law:
 
     def bounds(self) -> list[tuple[float, float]]:
         """Bounds on the internal vector, for every refit (steps are clipped to them)."""
-        return [LOG_COEF_BOUNDS] * len(self.terms) + [EXPONENT_BOUNDS] * len(self.exponent_names)
+        outer = [OUTER_BOUNDS] if self.outer is not None else []
+        return [LOG_COEF_BOUNDS] * len(self.terms) + [EXPONENT_BOUNDS] * len(self.exponent_names) + outer
 
     def start_exponents(self) -> Array:
-        """Every combination of the exponent grid: (n_starts, n_exponents)."""
-        grid = list(product(self.exponent_grid, repeat=len(self.exponent_names)))
-        return np.asarray(grid, dtype=float).reshape(len(grid), len(self.exponent_names))
+        """Every combination of the exponent grid (and of the outer power's, last): (n_starts, p − terms)."""
+        axes = [self.exponent_grid] * len(self.exponent_names)
+        if self.outer is not None:
+            axes.append(self.outer_grid)
+        grid = list(product(*axes))
+        return np.asarray(grid, dtype=float).reshape(len(grid), len(axes))
+
+    def _gamma(self, theta: Array) -> Array:
+        """The outer power (..., 1): theta's last entry, or 1 for a plain sum."""
+        if self.outer is None:
+            return np.ones((*np.shape(theta)[:-1], 1))
+        return np.asarray(theta[..., -1:], dtype=float)
 
     # --- value and gradient (internal coordinates) -------------------------------------------
 
@@ -109,19 +128,22 @@ class Law:
         """log L for internal theta (..., p) at log_x (n, n_columns): (..., n)."""
         z = self._term_logs(theta, log_x)
         top = z.max(axis=-1, keepdims=True)
-        return np.asarray(top[..., 0] + np.log(np.exp(z - top).sum(axis=-1)))
+        return np.asarray(self._gamma(theta) * (top[..., 0] + np.log(np.exp(z - top).sum(axis=-1))))
 
     def log_value_and_jacobian(self, theta: Array, log_x: Array) -> tuple[Array, Array]:
         """log L (..., n) and its analytic Jacobian d log L / d theta (..., n, p).
 
-        d/dc_k = s_k and d/dp_k = −s_k · log x_k, where s_k is the share of term k in L (softmax).
+        With S = LSE_k(c_k − p_k · log x_k) and log L = γ·S: d/dc_k = γ·s_k, d/dp_k = −γ·s_k · log x_k,
+        where s_k is the share of term k in the sum (softmax), and d/dγ = S.
         """
         z = self._term_logs(theta, log_x)
         top = z.max(axis=-1, keepdims=True)
         e = np.exp(z - top)
         total = e.sum(axis=-1, keepdims=True)
-        share = e / total  # (..., n, n_terms)
-        value = top[..., 0] + np.log(total[..., 0])
+        gamma = self._gamma(theta)  # (..., 1)
+        share = e / total * gamma[..., None]  # (..., n, n_terms), times γ
+        inner = top[..., 0] + np.log(total[..., 0])
+        value = gamma * inner
         jac = np.empty((*share.shape[:-1], self.n_params))
         jac[..., : len(self.terms)] = share
         exponent_index = len(self.terms)
@@ -129,10 +151,20 @@ class Law:
             if term.exponent is not None:
                 jac[..., exponent_index] = -share[..., i] * log_x[:, term.column]
                 exponent_index += 1
+        if self.outer is not None:
+            jac[..., -1] = inner
         return value, jac
 
+    def linear_target(self, exponents: Array, y: Array) -> Array:
+        """What `basis`'s columns combine into for these start exponents: L, or L^(1/γ) under an outer
+        power γ (exponents' last entry), so the coefficients stay a linear least-squares problem."""
+        if self.outer is None:
+            return y
+        return np.asarray(y ** (1.0 / exponents[-1]))
+
     def basis(self, exponents: Array, log_x: Array) -> Array:
-        """Columns whose non-negative combination is L for these exponents: (n, n_terms).
+        """Columns whose non-negative combination is `linear_target` (L for a plain sum) for these
+        exponents: (n, n_terms).
 
         For fixed exponents the law is linear in its coefficients; the fit's start grid uses this
         (variable projection) instead of gridding the coefficients blindly.
@@ -150,11 +182,13 @@ class Law:
     # --- coordinates ---------------------------------------------------------------------------
 
     def _shift(self, theta: Array, scales: Scales, sign: float) -> Array:
-        """Move log coefficients between normalised and raw units (an affine map)."""
+        """Move log coefficients between normalised and raw units (affine for fixed γ): the loss's
+        scale enters each term of the sum as log ȳ / γ."""
         out = np.array(theta, dtype=float, copy=True)
         exponent_index = len(self.terms)
+        gamma = self._gamma(theta)[..., 0]
         for i, term in enumerate(self.terms):
-            delta: Array | float = scales.log_y
+            delta: Array | float = scales.log_y / gamma
             if term.exponent is not None:
                 delta = delta + theta[..., exponent_index] * scales.log_x[term.column]
                 exponent_index += 1
@@ -184,6 +218,8 @@ class Law:
             if term.exponent is not None:
                 jac[i, exponent_index] = natural[i] * scales.log_x[term.column]
                 exponent_index += 1
+            if self.outer is not None:
+                jac[i, -1] = -natural[i] * scales.log_y / float(theta[-1]) ** 2
         return jac
 
     def predict(self, params: Array, x: Array) -> Array:
@@ -214,6 +250,20 @@ LAWS: dict[str, Law] = {
             terms=(Term("E"), Term("A", "alpha", 0), Term("B", "beta", 1)),
             # 2-D grid: 30 × 30 exponent pairs (the 1-D laws use 48 values).
             exponent_grid=tuple(float(v) for v in np.geomspace(0.02, 2.5, 30)),
+        ),
+        # Kaplan et al. 2020, Eq. (1.5) and §4: L = [(N_c/N)^(α_N/α_D) + D_c/D]^α_D, with the D
+        # exponent freed as Epoch's replication frees Chinchilla's. The N term matters less where D
+        # is small, so the width gap may grow with D, which the additive form cannot express; no
+        # floor E (the loss tends to 0 as N and D grow). Inner exponents α_N/α_D ≈ 0.8 and 1 and
+        # γ = α_D ≈ 0.1 in Kaplan's fit; the grids reach well beyond.
+        Law(
+            name="kaplan",
+            formula="L = (A·N^(−alpha) + B·D^(−beta))^gamma",
+            columns=("N", "D"),
+            terms=(Term("A", "alpha", 0), Term("B", "beta", 1)),
+            exponent_grid=tuple(float(v) for v in np.geomspace(0.05, 4.0, 16)),
+            outer="gamma",
+            outer_grid=tuple(float(v) for v in np.geomspace(0.03, 2.0, 12)),
         ),
         Law(
             name="compute",

@@ -41,15 +41,16 @@ def projected_starts(law: Law, log_x: Array, y: Array, weights: Array) -> Array:
     """One internal start per grid point of exponents, coefficients by variable projection.
 
     Relative residuals (L̂ − y)/y approximate the log residuals the fit minimises, and keep the
-    projection a linear NNLS (coefficients ≥ 0 because every term of a law is positive).
+    projection a linear NNLS (coefficients ≥ 0 because every term of a law is positive); under an
+    outer power γ the residuals are those of L^(1/γ), 1/γ times the log residuals to first order.
     """
     exponents = law.start_exponents()
     root_w = np.sqrt(weights)
-    lhs_scale = (root_w / y)[:, None]
     low, high = LOG_COEF_BOUNDS
     starts = np.empty((len(exponents), law.n_params))
     for i, exps in enumerate(exponents):
-        coef, _ = nnls(law.basis(exps, log_x) * lhs_scale, root_w)
+        target = law.linear_target(exps, y)
+        coef, _ = nnls(law.basis(exps, log_x) * (root_w / target)[:, None], root_w)
         with np.errstate(divide="ignore"):
             starts[i, : len(law.terms)] = np.clip(np.log(coef), low, high)
         starts[i, len(law.terms) :] = exps

@@ -102,3 +102,19 @@ def test_fit_compute_law_takes_a_compute_column_and_refuses_n(tmp_path: Path) ->
     fitted = runner.invoke(cli, ["fit", str(compute), "--law", "compute", "--at", "1e9"])
     assert fitted.exit_code == 0, fitted.output
     assert "compute" in fitted.output and "loss at 1e+09" in fitted.output
+
+
+def test_fit_kaplan_takes_n_and_d_like_chinchilla(tmp_path: Path) -> None:
+    x, loss = chinchilla_points()
+    csv_file = tmp_path / "grid.csv"
+    csv_file.write_text("N,D,loss\n" + "".join(f"{a},{b},{c}\n" for (a, b), c in zip(x, loss, strict=True)))
+    ok = runner.invoke(cli, ["fit", str(csv_file), "--law", "kaplan", "--at", "7e10", "--tokens", "1.4e12"])
+    assert ok.exit_code == 0, ok.output
+    assert "(A·N^(−alpha) + B·D^(−beta))^gamma" in ok.output and "loss at 7e+10" in ok.output
+    no_d = tmp_path / "n_only.csv"
+    no_d.write_text("N,loss\n" + "".join(f"{a},{c}\n" for (a, _), c in zip(x, loss, strict=True)))
+    refused = runner.invoke(cli, ["fit", str(no_d), "--law", "kaplan"])
+    assert refused.exit_code == 2 and "needs columns named n_params or N, D or tokens, loss" in refused.output
+    no_tokens = runner.invoke(cli, ["fit", str(csv_file), "--law", "kaplan", "--at", "7e10"])
+    assert no_tokens.exit_code == 2
+    assert "kaplan predicts at (N, D): give --tokens with --at" in no_tokens.output
