@@ -270,6 +270,7 @@ def backtests(
         "median_error_far": statistics.median(errors_far) if errors_far else float("nan"),
         "n_far": float(len(errors_far)),
         "negative_far": float(sum(e < 0 for e in signed_far)),
+        "positive_far": float(sum(e > 0 for e in signed_far)),
     }
     for question, (hit, total) in counts.items():
         lines.append(f"    coverage at 90%, {question}: {hit}/{total} ({hit / max(total, 1):.0%})")
