@@ -29,7 +29,7 @@ TARGET_N = typer.Option(
     None, "--n", help="Non-embedding parameters to predict at (7e9, 1.3e10, ...); or give --compute."
 )
 TOKENS = typer.Option(
-    None, "--tokens", help="Training tokens D: at (N, D), from the token-horizon grid's fit (law chinchilla)."
+    None, "--tokens", help="Training tokens D: at (N, D), from the token-horizon grid's fit (law kaplan)."
 )
 COMPUTE = typer.Option(
     None, "--compute", help="A training budget in FLOPs (6ND) instead of --n: at the compute-optimal N*, D*."

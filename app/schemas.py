@@ -344,7 +344,7 @@ class SweepPublic(Tabular):
 
 class TokenTarget(BaseModel):
     """The part of a prediction or comparison asked in tokens or compute: answered from the (N, D) fit
-    of the architecture's token-horizon grid (a sweep with token_budgets), law chinchilla."""
+    of the architecture's token-horizon grid (a sweep with token_budgets), law kaplan (app.fits.GRID_LAW)."""
 
     tokens: StrictNumber | None = Field(
         None, gt=0, le=MAX_TOKENS, description="Training tokens D: at (N, D), with `n_params` or `width`."

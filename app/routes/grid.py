@@ -45,8 +45,8 @@ def get_grid(
     level: Annotated[float, Query(gt=0, lt=1, description="Coverage of the bands.")] = 0.9,
     curve_points: Annotated[int, Query(ge=2, le=200)] = 40,
 ) -> GridPublic:
-    """The chinchilla fit over the latest token-horizon sweep's branches (409 until enough budgets and
-    widths have finished: POST …/sweeps with token_budgets)."""
+    """The kaplan fit (app.fits.GRID_LAW) over the latest token-horizon sweep's branches (409 until
+    enough budgets and widths have finished: POST …/sweeps with token_budgets)."""
     get_or_404(session, Architecture, architecture_id)
     current = predictions.current(session, architecture_id, GRID_LAW)
     result, points = current.result, current.points

@@ -38,6 +38,16 @@ def law_loss(n_params: float, e: float = 1.8, a: float = 60.0, alpha: float = 0.
     return e + a * n_params ** (-alpha)
 
 
+# A token-horizon surface of the grid law's form (app.fits.GRID_LAW, kaplan), with exponents near its fit
+# to the CPU grid of bench/horizon.py: the N term matters less where D is small.
+GRID_TRUTH = {"A": 2400.0, "alpha": 0.65, "B": 1.0e6, "beta": 1.07, "gamma": 0.27}
+
+
+def grid_loss(n_params: float, tokens: float) -> float:
+    t = GRID_TRUTH
+    return float((t["A"] * n_params ** -t["alpha"] + t["B"] * tokens ** -t["beta"]) ** t["gamma"])
+
+
 # A run's loss as a function of the run: (claimed run, its non-embedding parameters) -> loss, or None
 # for a run that diverged.
 LossOf = Callable[[queue.ClaimedRun, int], float | None]

@@ -28,7 +28,7 @@ from app.api import create_app
 from app.db import make_engine
 from app.models import Run
 from app.settings import Settings
-from tests.app.api_helpers import finish_runs, lr_basin, spec_dict
+from tests.app.api_helpers import finish_runs, grid_loss, lr_basin, spec_dict
 from tests.app.live_server import live_server
 from tests.db_fixtures import require_service
 
@@ -829,7 +829,7 @@ def test_a_token_horizon_grid_shows_loss_against_tokens_and_the_frontier(
         finish_runs(
             engine,
             arch_id,
-            loss_of=lambda run, n: 1.8 + 60.0 * n**-0.3 + 300.0 * (run.steps * 1024) ** -0.28,
+            loss_of=lambda run, n: grid_loss(n, run.steps * 1024),
         )
     engine.dispose()
     page = _open(watched, site, f"/architectures/{arch_id}")

@@ -22,7 +22,7 @@ from app.api import create_app
 from app.cli import cli
 from app.db import make_engine
 from app.settings import Settings
-from tests.app.api_helpers import finish_runs, spec_dict
+from tests.app.api_helpers import finish_runs, grid_loss, spec_dict
 from tests.app.live_server import live_server
 
 TOKEN = "cli-token"
@@ -126,14 +126,14 @@ def test_predict_and_compare_in_tokens_and_compute(server: tuple[str, str], tmp_
         finish_runs(
             engine,
             arch_id,
-            loss_of=lambda run, n, s=scale: s * (1.8 + 60.0 * n**-0.3 + 300.0 * (run.steps * 1024) ** -0.28),
+            loss_of=lambda run, n, s=scale: s * grid_loss(n, run.steps * 1024),
         )
         engine.dispose()
         ids.append(arch_id)
     at_point = run("predict", str(ids[0]), "--n", "1e7", "--tokens", "2e8", "--server", url)
     assert at_point.exit_code == 0, at_point.output
     flat = " ".join(at_point.output.split())  # rich wraps a long title
-    assert "D = 2e+08 tokens (C = 1.2e+16 FLOPs)" in flat and "chinchilla" in flat
+    assert "D = 2e+08 tokens (C = 1.2e+16 FLOPs)" in flat and "kaplan" in flat
     budget = run("predict", str(ids[0]), "--compute", "1e18", "--server", url)
     assert budget.exit_code == 0, budget.output
     flat = " ".join(budget.output.split())

@@ -1,5 +1,5 @@
 """Predictions in tokens and compute (issue 16 point 3): the token-horizon grid's branches are fitted in
-(N, D) with the chinchilla law; predictions at (N, D), at a compute budget split at a ratio or
+(N, D) with the kaplan law (app.fits.GRID_LAW); predictions at (N, D), at a compute budget split at a ratio or
 compute-optimally (with the allocation's interval); extrapolation in N, D and C separately; requests
 that mix the ways of asking are refused with the fix. SQLite and PostgreSQL."""
 
@@ -16,15 +16,11 @@ from app import queue
 from app.api import create_app
 from app.client import Client
 from app.settings import Settings
-from tests.app.api_helpers import finish_runs, forward, spec_dict
+from tests.app.api_helpers import finish_runs, forward, grid_loss, spec_dict
 
-TRUTH = {"E": 1.8, "A": 60.0, "alpha": 0.3, "B": 300.0, "beta": 0.28}
 BATCH = 1024
 BUDGETS = [BATCH * s for s in (200, 400, 800, 1600)]
-
-
-def law(n: float, d: float) -> float:
-    return TRUTH["E"] + TRUTH["A"] * n ** -TRUTH["alpha"] + TRUTH["B"] * d ** -TRUTH["beta"]
+law = grid_loss
 
 
 @pytest.fixture
@@ -62,9 +58,11 @@ def test_predictions_at_n_and_d_come_from_the_grid_fit(api: TestClient) -> None:
     arch_id = _grid(api)
     near = _predict(api, architecture_id=arch_id, n_params=1e6, tokens=1e7, interval="expected")
     assert near["predicted_loss"] == pytest.approx(law(1e6, 1e7), rel=0.02)
-    p = _predict(api, architecture_id=arch_id, n_params=1e7, tokens=2e8, interval="expected")
-    assert p["law"] == "chinchilla" and p["tokens"] == 2e8 and p["compute"] == pytest.approx(6 * 1e7 * 2e8)
-    assert p["lower"] < law(1e7, 2e8) < p["upper"]  # 25× in N and 122× in D past the grid: wide, covering
+    # 25× in N and 122× in D past the grid. The 90 % interval covers the truth in 94 % of 200 simulated
+    # grids of this design; this one grid is judged at 99 %, so the check is of the plumbing, not luck.
+    p = _predict(api, architecture_id=arch_id, n_params=1e7, tokens=2e8, interval="expected", level=0.99)
+    assert p["law"] == "kaplan" and p["tokens"] == 2e8 and p["compute"] == pytest.approx(6 * 1e7 * 2e8)
+    assert p["lower"] < law(1e7, 2e8) < p["upper"]
     assert p["provenance"]["recipe"]["token_budgets"] == BUDGETS
     assert p["points_used"] == 5 * 4 * 2  # every branch: 5 widths × 4 budgets × 2 seeds, no trunk
     stated = p["extrapolation"]
@@ -128,7 +126,7 @@ def test_the_grid_endpoint_serves_points_curves_and_the_frontier(api: TestClient
     grid = api.get(f"/v1/architectures/{arch_id}/grid", params={"compute_to": 1e18, "curve_points": 10})
     assert grid.status_code == 200, grid.text
     body = grid.json()
-    assert body["law"] == "chinchilla" and body["recipe"]["token_budgets"] == BUDGETS
+    assert body["law"] == "kaplan" and body["recipe"]["token_budgets"] == BUDGETS
     assert len(body["points"]) == 40 and {p["tokens"] for p in body["points"]} == set(map(float, BUDGETS))
     assert all(p["compute"] == pytest.approx(6 * p["n_params"] * p["tokens"]) for p in body["points"])
     widths = sorted({c["width"] for c in body["curves"]})
@@ -283,4 +281,4 @@ def test_a_stored_branch_refits_the_grid_off_the_request_path(api: TestClient) -
         worker.engine.dispose()
     with Session(engine) as session:
         laws = set(session.scalars(select(Fit.law).where(Fit.architecture_id == arch_id)))
-    assert laws == {"chinchilla"}
+    assert laws == {"kaplan"}
