@@ -29,7 +29,7 @@ from app.cli import cli
 from app.models import Run, RunStatus
 from app.queue import ClaimedRun
 from app.settings import Settings
-from tests.app.api_helpers import finish_runs, lr_basin
+from tests.app.api_helpers import finish_runs, grid_loss, lr_basin
 from tests.app.live_server import live_server
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -124,9 +124,7 @@ def test_the_readme_token_horizon_block_answers_2xx_in_order(server: tuple[str, 
 
     def loss(run: ClaimedRun, n_params: int) -> float:
         tokens = run.steps * spec["training"]["batch_tokens"]
-        return (1.8 + 60.0 * n_params**-0.3 + 300.0 * tokens**-0.28) * float(
-            np.exp(0.003 * rng.standard_normal())
-        )
+        return grid_loss(n_params, tokens) * float(np.exp(0.003 * rng.standard_normal()))
 
     for command in _commands(_section_block("### Token horizons", "bash")):
         for _ in range(10):  # trunks first, then the branches they unblock
