@@ -4,6 +4,7 @@ basis) and in total parameters side by side.
 
     python bench/backtest_replication.py            # -> bench/results/backtest_replication_cpu.txt
     python bench/backtest_replication.py --profile long   # amendment 3: one ladder trained 4× longer
+    python bench/backtest_replication.py --profile width-lr   # amendment 4: each width at its own LR
 
 Trained runs are appended to bench/results/backtest_replication_cpu.runs.jsonl, so an interrupted run
 resumes where it stopped.
@@ -40,6 +41,30 @@ LADDERS = (
 LONG_STEPS = 6000
 LONG_LADDERS = (("R3 at η* (lr 0.0166), 6,000 steps", ETA_STAR, (30, 31, 32, 33)),)
 R1_FAR_MEDIAN = 0.0304  # R1's six errors at ≥ 4× in backtest_replication_cpu.txt (amendment 3, criterion E)
+# Calibration amendment 4: each width at the LR the μP transfer check's fit gives it on this recipe
+# (bench/results/mup_transfer_cpu.txt: slope +0.219 of log2 η* per doubling of width), fresh seeds.
+WIDTH_LR_SLOPE = 0.219
+WIDTH_LR_LADDER = ("R4 at η(w) = 0.0166 · (w/16)^0.219", (40, 41, 42, 43))
+
+
+def width_lr(width: int) -> float:
+    """Amendment 4's LR at a width, to 3 significant digits like a sweep's η*."""
+    return float(f"{ETA_STAR * (width / 16) ** WIDTH_LR_SLOPE:.3g}")
+
+
+def train_width_lr(tuner: CachedTuner) -> list[tuple[str, list[dict[str, Any]]]]:
+    """Amendment 4's ladder: the 1,500-step recipe, every width at its own width_lr."""
+    profile = PROFILES["cpu"]
+    spec = trainer.ArchitectureSpec.model_validate(profile.spec)
+    name, seeds = WIDTH_LR_LADDER
+    points = [Point(Shape(w, spec.n_layers), 0.0, s, width_lr(w)) for w in profile.fit_widths for s in seeds]
+    points += [
+        Point(Shape(w, spec.n_layers), 0.0, s, width_lr(w)) for w in profile.holdout_widths for s in seeds[:3]
+    ]
+    rows = tuner.train(spec, points)
+    if any(r["status"] != "succeeded" for r in rows):
+        raise SystemExit(f"{name}: a run did not succeed; the protocol has no rule for it")
+    return [(name, [{**row, "seed": p.seed} for p, row in zip(points, rows, strict=True)])]
 
 
 def train(tuner: CachedTuner, long: bool = False) -> list[tuple[str, list[dict[str, Any]]]]:
@@ -96,31 +121,39 @@ def holdout_lines(ladders: list[tuple[str, list[dict[str, object]]]]) -> list[st
     return lines
 
 
-def long_ladder(tuner: CachedTuner, out: Path, started: float) -> int:
-    """Amendment 3: the rolling-origin backtest on the 6,000-step ladder, criteria D and E."""
-    ladders = train(tuner, long=True)
+def one_ladder(tuner: CachedTuner, out: Path, started: float, profile: str) -> int:
+    """Amendment 3 (`long`: the 6,000-step ladder, criteria D and E) or 4 (`width-lr`: each width at its
+    own LR, criteria F and G): the rolling-origin backtest on one fresh ladder."""
+    long = profile == "long"
+    ladders = train(tuner, long=True) if long else train_width_lr(tuner)
+    recipe = (
+        f"trained {LONG_STEPS} steps (4× longer)"
+        if long
+        else "each width at its own LR, "
+        + ", ".join(f"{w}: {width_lr(w)}" for w in (8, 16, 24, 32, 40, 48, 96, 128))
+    )
     lines = [
-        "backtest on a longer ladder (python bench/backtest_replication.py --profile long), "
+        f"backtest on one fresh ladder (python bench/backtest_replication.py --profile {profile}), "
         f"{time.strftime('%Y-%m-%d %H:%M')}",
         f"machine: {machine()}",
-        f"a fresh ladder of the accuracy recipe trained {LONG_STEPS} steps (4× longer): widths 8…48 × 4 "
-        "seeds, 96 and 128 × 3 seeds",
+        f"a fresh ladder of the accuracy recipe {recipe}: widths 8…48 × 4 seeds, 96 and 128 × 3 seeds",
         "",
     ]
     summaries = {}
     for basis in BASES:
-        part, summaries[basis] = backtests(ladders, "the 6,000-step ladder R3", basis)
+        part, summaries[basis] = backtests(ladders, f"the ladder {ladders[0][0]}", basis)
         lines += [*part, ""]
     shipped = summaries["non-embedding"]
     above = int(shipped["positive_far"])
-    d = shipped["median_error_far"] <= 0.01
-    e = shipped["median_error_far"] < R1_FAR_MEDIAN / 2 and above >= 2
+    first = shipped["median_error_far"] <= 0.01
+    second = shipped["median_error_far"] < R1_FAR_MEDIAN / 2 and above >= 2
+    a, b, what = ("D", "E", "the fixed-budget") if long else ("F", "G", "the width-LR")
     lines += [
-        "criteria (bench/PROTOCOL.md, calibration amendment 3):",
-        f"    D. shipped basis on the longer ladder: median |error| at ≥ 4× ≤ 1%: {'PASS' if d else 'FAIL'} "
+        f"criteria (bench/PROTOCOL.md, calibration amendment {3 if long else 4}):",
+        f"    {a}. shipped basis: median |error| at ≥ 4× ≤ 1%: {'PASS' if first else 'FAIL'} "
         f"({shipped['median_error_far']:.2%} over {int(shipped['n_far'])} predictions)",
-        f"    E. the fixed-budget hypothesis: median below half R1's ({R1_FAR_MEDIAN:.2%} / 2) and at least "
-        f"2 of the far errors above the measured loss ({above}): {'HOLDS' if e else 'REJECTED'}",
+        f"    {b}. {what} hypothesis: median below half R1's ({R1_FAR_MEDIAN:.2%} / 2) and at least "
+        f"2 of the far errors above the measured loss ({above}): {'HOLDS' if second else 'REJECTED'}",
         f"runs trained now: {tuner.trained} ({tuner.seconds:.0f} s); "
         f"wall time {time.perf_counter() - started:.0f} s",
     ]
@@ -130,12 +163,13 @@ def long_ladder(tuner: CachedTuner, out: Path, started: float) -> int:
 
 
 def main(argv: list[str] | None = None) -> int:
-    args = bench_parser(__doc__, ["cpu", "long"]).parse_args(argv)
-    out = args.out or RESULTS / f"backtest_replication_{'cpu' if args.profile == 'cpu' else 'cpu-long'}.txt"
+    args = bench_parser(__doc__, ["cpu", "long", "width-lr"]).parse_args(argv)
+    suffix = "cpu" if args.profile == "cpu" else f"cpu-{args.profile}"
+    out = args.out or RESULTS / f"backtest_replication_{suffix}.txt"
     started = time.perf_counter()
     tuner = CachedTuner(out.with_suffix(".runs.jsonl"), "cpu", args.jobs or default_jobs())
-    if args.profile == "long":
-        return long_ladder(tuner, out, started)
+    if args.profile != "cpu":
+        return one_ladder(tuner, out, started, args.profile)
     ladders = train(tuner)
     lines = [
         f"backtest replication (python bench/backtest_replication.py), {time.strftime('%Y-%m-%d %H:%M')}",
