@@ -137,16 +137,19 @@ class Client:
         tokens_to: float | None = None,
         compute_to: float | None = None,
         level: float = 0.9,
+        law: str | None = None,
     ) -> GridPublic:
         """The (N, D) fit of the architecture's token-horizon grid (a sweep with token_budgets): its
         points (`.to_pandas()`: one row per branch, with N, D and 6ND), the law along D per width and the
-        compute-optimal frontier N*(C), D*(C), L*(C) with their bands."""
+        compute-optimal frontier N*(C), D*(C), L*(C) with their bands. `law="chinchilla"` fits the
+        additive law instead of the service's kaplan, to compare the two."""
         return self._get(
             f"/v1/architectures/{architecture_id}/grid",
             GridPublic,
             tokens_to=tokens_to,
             compute_to=compute_to,
             level=level,
+            law=law,
         )
 
     # -- sweeps and runs ---------------------------------------------------------------------------

@@ -16,7 +16,7 @@ import math
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
-from typing import Any, TypeVar
+from typing import Any, Final, TypeVar
 
 import numpy as np
 from sqlalchemy import and_, func, or_, select
@@ -36,7 +36,7 @@ DEFAULT_LAW = "mu_scaling"
 # additive chinchilla law by the rule bench/PROTOCOL.md fixed before its test (token horizons, amendment
 # 3): on fresh seeds it predicted the held-out (N, D) points to a median 0.97 % against chinchilla's
 # 1.84 % (bench/results/horizon_cpu-long-r.txt).
-GRID_LAW = "kaplan"
+GRID_LAW: Final = "kaplan"
 MIN_BUDGETS = 3  # distinct token budgets an (N, D) fit needs: a D exponent and how the N term bends with D
 
 

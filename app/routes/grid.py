@@ -4,7 +4,7 @@ the compute-optimal frontier (predictor.frontier), for the client's DataFrame an
 from __future__ import annotations
 
 import dataclasses
-from typing import Annotated
+from typing import Annotated, Literal
 
 import numpy as np
 from fastapi import APIRouter, Query
@@ -44,11 +44,18 @@ def get_grid(
     ] = None,
     level: Annotated[float, Query(gt=0, lt=1, description="Coverage of the bands.")] = 0.9,
     curve_points: Annotated[int, Query(ge=2, le=200)] = 40,
+    law: Annotated[
+        Literal["kaplan", "chinchilla"],
+        Query(
+            description="The (N, D) law: kaplan, which predictions and comparisons use (app.fits.GRID_LAW), "
+            "or the additive chinchilla law, to compare the two fits (their lack of fit, AIC, residuals)."
+        ),
+    ] = GRID_LAW,
 ) -> GridPublic:
-    """The kaplan fit (app.fits.GRID_LAW) over the latest token-horizon sweep's branches (409 until
-    enough budgets and widths have finished: POST …/sweeps with token_budgets)."""
+    """The (N, D) fit over the latest token-horizon sweep's branches, with the kaplan law unless `law`
+    says otherwise (409 until enough budgets and widths have finished: POST …/sweeps with token_budgets)."""
     get_or_404(session, Architecture, architecture_id)
-    current = predictions.current(session, architecture_id, GRID_LAW)
+    current = predictions.current(session, architecture_id, law)
     result, points = current.result, current.points
     x = np.column_stack([points.n_params, points.tokens])
     predicted = np.atleast_1d(result.predict(x).mean)

@@ -158,6 +158,25 @@ def test_the_grid_endpoint_serves_points_curves_and_the_frontier(api: TestClient
     assert len(table) == 40 and set(table["depth"]) == {2}
 
 
+def test_the_grid_can_be_fitted_with_the_additive_law_to_compare(api: TestClient) -> None:
+    """`law=chinchilla` serves the same points fitted with the additive law: on this kaplan-shaped grid
+    its lack-of-fit test rejects it and kaplan's does not; predictions keep kaplan; other laws are a 422."""
+    arch_id = _grid(api)
+    kaplan = api.get(f"/v1/architectures/{arch_id}/grid").json()
+    additive = api.get(f"/v1/architectures/{arch_id}/grid", params={"law": "chinchilla"})
+    assert additive.status_code == 200, additive.text
+    body = additive.json()
+    assert body["law"] == "chinchilla" and set(body["parameters"]) == {"E", "A", "B", "alpha", "beta"}
+    assert [p["run_id"] for p in body["points"]] == [p["run_id"] for p in kaplan["points"]]
+    assert "does not fit the points beyond seed noise" in body["report"]
+    assert "does not fit the points beyond seed noise" not in kaplan["report"]
+    assert _predict(api, architecture_id=arch_id, n_params=1e7, tokens=2e8)["law"] == "kaplan"
+    with Client("http://testserver", transport=httpx.MockTransport(forward(api))) as client:
+        assert client.grid(arch_id, law="chinchilla").law == "chinchilla"
+    refused = api.get(f"/v1/architectures/{arch_id}/grid", params={"law": "mu_scaling"})
+    assert refused.status_code == 422 and "kaplan" in refused.text and "chinchilla" in refused.text
+
+
 def test_designs_compare_at_equal_compute_each_at_its_own_optimum(api: TestClient) -> None:
     a = _grid(api)
     b = _grid(api, activation="swiglu")  # another design, the same law: a close race
