@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import sys
 import time
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -44,7 +45,6 @@ R1_FAR_MEDIAN = 0.0304  # R1's six errors at ≥ 4× in backtest_replication_cpu
 # Calibration amendment 4: each width at the LR the μP transfer check's fit gives it on this recipe
 # (bench/results/mup_transfer_cpu.txt: slope +0.219 of log2 η* per doubling of width), fresh seeds.
 WIDTH_LR_SLOPE = 0.219
-WIDTH_LR_LADDER = ("R4 at η(w) = 0.0166 · (w/16)^0.219", (40, 41, 42, 43))
 
 
 def width_lr(width: int) -> float:
@@ -52,41 +52,36 @@ def width_lr(width: int) -> float:
     return float(f"{ETA_STAR * (width / 16) ** WIDTH_LR_SLOPE:.3g}")
 
 
-def train_width_lr(tuner: CachedTuner) -> list[tuple[str, list[dict[str, Any]]]]:
-    """Amendment 4's ladder: the 1,500-step recipe, every width at its own width_lr."""
-    profile = PROFILES["cpu"]
-    spec = trainer.ArchitectureSpec.model_validate(profile.spec)
-    name, seeds = WIDTH_LR_LADDER
-    points = [Point(Shape(w, spec.n_layers), 0.0, s, width_lr(w)) for w in profile.fit_widths for s in seeds]
-    points += [
-        Point(Shape(w, spec.n_layers), 0.0, s, width_lr(w)) for w in profile.holdout_widths for s in seeds[:3]
-    ]
-    rows = tuner.train(spec, points)
-    if any(r["status"] != "succeeded" for r in rows):
-        raise SystemExit(f"{name}: a run did not succeed; the protocol has no rule for it")
-    return [(name, [{**row, "seed": p.seed} for p, row in zip(points, rows, strict=True)])]
+WIDTH_LR_LADDERS = (("R4 at η(w) = 0.0166 · (w/16)^0.219", width_lr, (40, 41, 42, 43)),)
 
 
-def train(tuner: CachedTuner, long: bool = False) -> list[tuple[str, list[dict[str, Any]]]]:
+def train(
+    tuner: CachedTuner,
+    ladders: tuple[tuple[str, float | Callable[[int], float], tuple[int, ...]], ...] = LADDERS,
+    steps: int | None = None,
+) -> list[tuple[str, list[dict[str, Any]]]]:
+    """Each (name, LR, seeds) ladder of the accuracy recipe (trained `steps` steps when given); the LR is
+    one value for every width, or a function of the width."""
     profile = PROFILES["cpu"]
     raw = profile.spec
-    if long:
-        raw = {**raw, "training": {**raw["training"], "steps": LONG_STEPS}}  # type: ignore[dict-item]
+    if steps is not None:
+        raw = {**raw, "training": {**raw["training"], "steps": steps}}  # type: ignore[dict-item]
     spec = trainer.ArchitectureSpec.model_validate(raw)
-    ladders = []
-    for name, lr, seeds in LONG_LADDERS if long else LADDERS:
-        points = [Point(Shape(w, spec.n_layers), 0.0, s, lr) for w in profile.fit_widths for s in seeds]
-        points += [
-            Point(Shape(w, spec.n_layers), 0.0, s, lr) for w in profile.holdout_widths for s in seeds[:3]
-        ]
+    trained = []
+    for name, lr, seeds in ladders:
+        lr_at = lr if callable(lr) else (lambda _width, value=lr: value)
+        # Every seed at the fitted widths, the first three at the held-out ones.
+        plan = [(w, s) for w in profile.fit_widths for s in seeds]
+        plan += [(w, s) for w in profile.holdout_widths for s in seeds[:3]]
+        points = [Point(Shape(w, spec.n_layers), 0.0, s, lr_at(w)) for w, s in plan]
         rows = tuner.train(spec, points)
         # The tuner's rows name the LR and width; the rolling-origin backtest also needs each run's seed.
-        ladders.append((name, [{**row, "seed": p.seed} for p, row in zip(points, rows, strict=True)]))
-    for name, rows in ladders:
+        trained.append((name, [{**row, "seed": p.seed} for p, row in zip(points, rows, strict=True)]))
+    for name, rows in trained:
         failed = [r for r in rows if r["status"] != "succeeded"]
         if failed:
             raise SystemExit(f"{name}: {len(failed)} run(s) did not succeed; the protocol has no rule for it")
-    return ladders
+    return trained
 
 
 def holdout_lines(ladders: list[tuple[str, list[dict[str, object]]]]) -> list[str]:
@@ -125,12 +120,13 @@ def one_ladder(tuner: CachedTuner, out: Path, started: float, profile: str) -> i
     """Amendment 3 (`long`: the 6,000-step ladder, criteria D and E) or 4 (`width-lr`: each width at its
     own LR, criteria F and G): the rolling-origin backtest on one fresh ladder."""
     long = profile == "long"
-    ladders = train(tuner, long=True) if long else train_width_lr(tuner)
+    ladders = train(tuner, LONG_LADDERS, LONG_STEPS) if long else train(tuner, WIDTH_LR_LADDERS)
+    cpu = PROFILES["cpu"]
     recipe = (
         f"trained {LONG_STEPS} steps (4× longer)"
         if long
         else "each width at its own LR, "
-        + ", ".join(f"{w}: {width_lr(w)}" for w in (8, 16, 24, 32, 40, 48, 96, 128))
+        + ", ".join(f"{w}: {width_lr(w)}" for w in (*cpu.fit_widths, *cpu.holdout_widths))
     )
     lines = [
         f"backtest on one fresh ladder (python bench/backtest_replication.py --profile {profile}), "
