@@ -128,7 +128,9 @@ class Law:
         """log L for internal theta (..., p) at log_x (n, n_columns): (..., n)."""
         z = self._term_logs(theta, log_x)
         top = z.max(axis=-1, keepdims=True)
-        return np.asarray(self._gamma(theta) * (top[..., 0] + np.log(np.exp(z - top).sum(axis=-1))))
+        inner = top[..., 0] + np.log(np.exp(z - top).sum(axis=-1))
+        # The solver evaluates this thousands of times a fit: a plain sum skips the outer power.
+        return np.asarray(inner if self.outer is None else self._gamma(theta) * inner)
 
     def log_value_and_jacobian(self, theta: Array, log_x: Array) -> tuple[Array, Array]:
         """log L (..., n) and its analytic Jacobian d log L / d theta (..., n, p).
@@ -140,10 +142,13 @@ class Law:
         top = z.max(axis=-1, keepdims=True)
         e = np.exp(z - top)
         total = e.sum(axis=-1, keepdims=True)
-        gamma = self._gamma(theta)  # (..., 1)
-        share = e / total * gamma[..., None]  # (..., n, n_terms), times γ
+        share = e / total  # (..., n, n_terms)
         inner = top[..., 0] + np.log(total[..., 0])
-        value = gamma * inner
+        value = inner
+        if self.outer is not None:
+            gamma = self._gamma(theta)  # (..., 1)
+            share = share * gamma[..., None]
+            value = gamma * inner
         jac = np.empty((*share.shape[:-1], self.n_params))
         jac[..., : len(self.terms)] = share
         exponent_index = len(self.terms)
