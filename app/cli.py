@@ -200,7 +200,7 @@ def fit(
         n = column("C", "compute", "flops") if law == "compute" else column("n_params", "N")
         losses = column("loss")
         d = column("D", "tokens")
-        in_n_and_d = law in LAWS and LAWS[law].columns == ("N", "D")
+        in_n_and_d = law in LAWS and LAWS[law].in_tokens
         if n is None or losses is None or (in_n_and_d and d is None):
             needed = (
                 "C (or compute, flops: training FLOPs), loss"

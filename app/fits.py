@@ -41,7 +41,7 @@ MIN_BUDGETS = 3  # distinct token budgets an (N, D) fit needs: a D exponent and 
 
 
 def is_grid_law(law: str) -> bool:
-    return "D" in predictor.LAWS[law].columns
+    return predictor.LAWS[law].in_tokens
 
 
 K = TypeVar("K")

@@ -88,6 +88,11 @@ class Law:
     def n_params(self) -> int:
         return len(self.param_names)
 
+    @property
+    def in_tokens(self) -> bool:
+        """Whether the law takes training tokens D beside N (an (N, D) law)."""
+        return "D" in self.columns
+
     def bounds(self) -> list[tuple[float, float]]:
         """Bounds on the internal vector, for every refit (steps are clipped to them)."""
         outer = [OUTER_BOUNDS] if self.outer is not None else []
