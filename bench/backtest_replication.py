@@ -5,6 +5,7 @@ basis) and in total parameters side by side.
     python bench/backtest_replication.py            # -> bench/results/backtest_replication_cpu.txt
     python bench/backtest_replication.py --profile long   # amendment 3: one ladder trained 4× longer
     python bench/backtest_replication.py --profile width-lr   # amendment 4: each width at its own LR
+    python bench/backtest_replication.py --profile depth4   # amendment 5: R3 at 4 layers (CompleteP)
 
 Trained runs are appended to bench/results/backtest_replication_cpu.runs.jsonl, so an interrupted run
 resumes where it stopped.
@@ -28,6 +29,7 @@ import trainer  # noqa: E402
 from bench.accuracy import PROFILES, machine  # noqa: E402
 from bench.calibration import BASES, backtests, load_ladders  # noqa: E402
 from bench.tuning_runs import CachedTuner, bench_parser, default_jobs  # noqa: E402
+from predictor.fitting import LACK_OF_FIT_P  # noqa: E402
 from trainer.tuning import Point, Shape  # noqa: E402
 
 RESULTS = ROOT / "bench" / "results"
@@ -53,17 +55,27 @@ def width_lr(width: int) -> float:
 
 
 WIDTH_LR_LADDERS = (("R4 at η(w) = 0.0166 · (w/16)^0.219", width_lr, (40, 41, 42, 43)),)
+# Calibration amendment 5: R3 exactly (steps, LR, seeds, so the batch order matches run for run) but 4 layers
+# under CompleteP from the 2-layer base, whose η* at depth 4 on this recipe is 0.0159 (depth_cpu.txt, α = 1).
+DEPTH4 = {"n_layers": 4, "parametrization": {"base_width": 16, "base_depth": 2, "depth_alpha": 1.0}}
+DEPTH4_LADDERS = (("R5 at η* (lr 0.0166), 6,000 steps, 4 layers (CompleteP)", ETA_STAR, (30, 31, 32, 33)),)
+R3_FAR_MEDIAN = (
+    0.0988  # R3's six errors at ≥ 4× in backtest_replication_cpu-long.txt (amendment 5, criterion I)
+)
+NULL_DRAWS = 400  # simulated ladders per real ladder in the noise-floor check (amendment 5)
 
 
 def train(
     tuner: CachedTuner,
     ladders: tuple[tuple[str, float | Callable[[int], float], tuple[int, ...]], ...] = LADDERS,
     steps: int | None = None,
+    overrides: dict[str, Any] | None = None,
 ) -> list[tuple[str, list[dict[str, Any]]]]:
-    """Each (name, LR, seeds) ladder of the accuracy recipe (trained `steps` steps when given); the LR is
-    one value for every width, or a function of the width."""
+    """Each (name, LR, seeds) ladder of the accuracy recipe (trained `steps` steps when given, with the
+    top-level spec fields in `overrides` replaced); the LR is one value for every width, or a function of
+    the width."""
     profile = PROFILES["cpu"]
-    raw = profile.spec
+    raw = {**profile.spec, **(overrides or {})}
     if steps is not None:
         raw = {**raw, "training": {**raw["training"], "steps": steps}}  # type: ignore[dict-item]
     spec = trainer.ArchitectureSpec.model_validate(raw)
@@ -158,12 +170,113 @@ def one_ladder(tuner: CachedTuner, out: Path, started: float, profile: str) -> i
     return 0
 
 
+def noise_floor(rows: list[dict[str, Any]], rng: np.random.Generator) -> dict[str, float]:
+    """What criterion 3 can show on this ladder's design if the law were right (amendment 5): the law fitted
+    on all its widths is taken as the truth, each run redrawn around it with independent log-normal noise
+    at the ladder's pooled seed σ, and the rolling-origin backtest repeated NULL_DRAWS times. Returns σ,
+    the share of draws whose median |error| at ≥ 4× is ≤ 1 %, and the share whose far errors all share a
+    sign."""
+    n = np.array([float(r["n_params_non_embedding"]) for r in rows])
+    y = np.array([float(r["val_loss"]) for r in rows])
+    seeds = np.array([int(r["seed"]) for r in rows])
+    truth = predictor.fit(n, y, seeds=seeds)
+    sigma = float(np.sqrt(truth.noise.pure_error))
+    mean = np.asarray(truth.predict(n).mean, dtype=float)
+    widths = np.unique(n)
+    medians, one_signed = [], []
+    for _ in range(NULL_DRAWS):
+        drawn = mean * np.exp(sigma * rng.standard_normal(len(n)))
+        errors = []
+        for k in range(4, len(widths)):
+            fitted = n <= widths[k - 1]
+            far = widths[widths >= 4 * widths[k - 1]]
+            if len(far) == 0:
+                continue
+            fit = predictor.fit(n[fitted], drawn[fitted], seeds=seeds[fitted])
+            for target in far:
+                errors.append(float(fit.predict(float(target)).mean) / float(drawn[n == target].mean()) - 1)
+        medians.append(float(np.median(np.abs(errors))))
+        one_signed.append(all(e < 0 for e in errors) or all(e > 0 for e in errors))
+    return {
+        "sigma": sigma,
+        "pass": float(np.mean(np.array(medians) <= 0.01)),
+        "one_signed": float(np.mean(one_signed)),
+    }
+
+
+def depth_ladder(tuner: CachedTuner, out: Path, started: float) -> int:
+    """Amendment 5 (`depth4`: R3 at 4 layers under CompleteP, criteria H and I), with the noise-floor
+    simulation of every fresh ladder R1-R5."""
+    ladders = train(tuner, DEPTH4_LADDERS, LONG_STEPS, DEPTH4)
+    lines = [
+        f"backtest on one fresh ladder (python bench/backtest_replication.py --profile depth4), "
+        f"{time.strftime('%Y-%m-%d %H:%M')}",
+        f"machine: {machine()}",
+        f"a fresh ladder of the accuracy recipe trained {LONG_STEPS} steps at 4 layers (CompleteP, base "
+        "depth 2), R3's seeds: widths 8…48 × 4 seeds, 96 and 128 × 3 seeds",
+        "",
+    ]
+    summaries = {}
+    for basis in BASES:
+        part, summaries[basis] = backtests(ladders, f"the ladder {ladders[0][0]}", basis)
+        lines += [*part, ""]
+    rows = ladders[0][1]
+    n = np.array([float(r["n_params_non_embedding"]) for r in rows])
+    y = np.array([float(r["val_loss"]) for r in rows])
+    whole = predictor.fit(n, y, seeds=np.array([int(r["seed"]) for r in rows])).noise
+    assert whole.lack_of_fit_f is not None and whole.lack_of_fit_p is not None  # every width has replicates
+    lines.append(
+        f"    the law fitted on all eight widths of R5: lack of fit F = {whole.lack_of_fit_f:.2f} on "
+        f"{whole.lack_of_fit_dof} and {whole.pure_dof} dof, p = {whole.lack_of_fit_p:.3g}"
+    )
+    lines += [
+        "",
+        "    noise floor: the rolling design redrawn from the law fitted on all its widths "
+        f"({NULL_DRAWS} draws each, independent log-normal noise at the ladder's σ)",
+    ]
+    rng = np.random.default_rng(5)
+    fresh = [
+        (RESULTS / "backtest_replication_cpu.runs.jsonl", LADDERS, None, None),
+        (RESULTS / "backtest_replication_cpu-long.runs.jsonl", LONG_LADDERS, LONG_STEPS, None),
+        (RESULTS / "backtest_replication_cpu-width-lr.runs.jsonl", WIDTH_LR_LADDERS, None, None),
+    ]
+    earlier = []
+    for cache, specs, steps, overrides in fresh:
+        if cache.exists():  # the earlier ladders from their caches, never retrained here
+            earlier += train(CachedTuner(cache, "cpu", 1, cached_only=True), specs, steps, overrides)
+    for name, ladder_rows in [*earlier, *ladders]:
+        floor = noise_floor(ladder_rows, rng)
+        lines.append(
+            f"      {name}: σ {floor['sigma']:.2%} a run; median |error| at ≥ 4× ≤ 1% in {floor['pass']:.0%} "
+            f"of draws; far errors all one sign in {floor['one_signed']:.0%}"
+        )
+    shipped = summaries["non-embedding"]
+    first = shipped["median_error_far"] <= 0.01
+    second = whole.lack_of_fit_p >= LACK_OF_FIT_P and shipped["median_error_far"] < R3_FAR_MEDIAN / 2
+    lines += [
+        "",
+        "criteria (bench/PROTOCOL.md, calibration amendment 5):",
+        f"    H. median |error| at ≥ 4× ≤ 1%: {'PASS' if first else 'FAIL'} "
+        f"({shipped['median_error_far']:.2%} over {int(shipped['n_far'])} predictions, "
+        f"{int(shipped['positive_far'])} above the measured loss)",
+        f"    I. the two-layer hypothesis: lack of fit p ≥ {LACK_OF_FIT_P} ({whole.lack_of_fit_p:.3g}) "
+        f"and the median below half R3's ({R3_FAR_MEDIAN:.2%} / 2): {'HOLDS' if second else 'REJECTED'}",
+        f"runs trained now: {tuner.trained} ({tuner.seconds:.0f} s); "
+        f"wall time {time.perf_counter() - started:.0f} s",
+    ]
+    out.write_text("\n".join(lines) + "\n")
+    print("\n".join(lines))
+    return 0
+
+
 def main(argv: list[str] | None = None) -> int:
-    args = bench_parser(__doc__, ["cpu", "long", "width-lr"]).parse_args(argv)
+    args = bench_parser(__doc__, ["cpu", "long", "width-lr", "depth4"]).parse_args(argv)
     suffix = "cpu" if args.profile == "cpu" else f"cpu-{args.profile}"
     out = args.out or RESULTS / f"backtest_replication_{suffix}.txt"
     started = time.perf_counter()
     tuner = CachedTuner(out.with_suffix(".runs.jsonl"), "cpu", args.jobs or default_jobs())
+    if args.profile == "depth4":
+        return depth_ladder(tuner, out, started)
     if args.profile != "cpu":
         return one_ladder(tuner, out, started, args.profile)
     ladders = train(tuner)

@@ -64,9 +64,16 @@ class CachedTuner:
     """Train a plan's points in a pool, reusing (and appending to) the cache file."""
 
     def __init__(
-        self, cache_file: Path, device: str, jobs: int, threads: int = 1, compile: bool | None = None
+        self,
+        cache_file: Path,
+        device: str,
+        jobs: int,
+        threads: int = 1,
+        compile: bool | None = None,
+        cached_only: bool = False,
     ) -> None:
         self.cache_file, self.device, self.jobs, self.threads = cache_file, device, jobs, threads
+        self.cached_only = cached_only  # read a finished bench's runs back; a missing one is an error
         self.compile = compile  # None: trainer.train's default (on for CUDA); short GPU runs skip it
         self.done: dict[str, dict[str, Any]] = {}
         if cache_file.exists():
@@ -99,6 +106,10 @@ class CachedTuner:
         self, pool: ProcessPoolExecutor, spec: trainer.ArchitectureSpec, points: list[Point]
     ) -> list[dict[str, Any]]:
         todo = [p for p in points if run_key(spec, p) not in self.done]
+        if todo and self.cached_only:
+            raise SystemExit(
+                f"{len(todo)} run(s) missing from {self.cache_file}: run the bench that trains them"
+            )
         # Widest first, so the pool ends on short runs.
         todo.sort(key=lambda p: -(p.shape.width**2) * p.shape.depth * steps_of(spec, p))
         started = time.perf_counter()
