@@ -128,6 +128,36 @@ def holdout_lines(ladders: list[tuple[str, list[dict[str, object]]]]) -> list[st
     return lines
 
 
+def report_head(
+    profile: str, recipe: str, ladders: list[tuple[str, list[dict[str, Any]]]]
+) -> tuple[list[str], dict[str, dict[str, float]]]:
+    """A one-ladder report's heading and its rolling-origin backtests in every basis, with their summaries."""
+    lines = [
+        f"backtest on one fresh ladder (python bench/backtest_replication.py --profile {profile}), "
+        f"{time.strftime('%Y-%m-%d %H:%M')}",
+        f"machine: {machine()}",
+        f"a fresh ladder of the accuracy recipe {recipe}: widths 8…48 × 4 seeds, 96 and 128 × 3 seeds",
+        "",
+    ]
+    summaries = {}
+    for basis in BASES:
+        part, summaries[basis] = backtests(ladders, f"the ladder {ladders[0][0]}", basis)
+        lines += [*part, ""]
+    return lines, summaries
+
+
+def finish(out: Path, lines: list[str], tuner: CachedTuner, started: float) -> int:
+    """Close a report with what was trained and how long it took; write and print it."""
+    lines = [
+        *lines,
+        f"runs trained now: {tuner.trained} ({tuner.seconds:.0f} s); "
+        f"wall time {time.perf_counter() - started:.0f} s",
+    ]
+    out.write_text("\n".join(lines) + "\n")
+    print("\n".join(lines))
+    return 0
+
+
 def one_ladder(tuner: CachedTuner, out: Path, started: float, profile: str) -> int:
     """Amendment 3 (`long`: the 6,000-step ladder, criteria D and E) or 4 (`width-lr`: each width at its
     own LR, criteria F and G): the rolling-origin backtest on one fresh ladder."""
@@ -140,17 +170,7 @@ def one_ladder(tuner: CachedTuner, out: Path, started: float, profile: str) -> i
         else "each width at its own LR, "
         + ", ".join(f"{w}: {width_lr(w)}" for w in (*cpu.fit_widths, *cpu.holdout_widths))
     )
-    lines = [
-        f"backtest on one fresh ladder (python bench/backtest_replication.py --profile {profile}), "
-        f"{time.strftime('%Y-%m-%d %H:%M')}",
-        f"machine: {machine()}",
-        f"a fresh ladder of the accuracy recipe {recipe}: widths 8…48 × 4 seeds, 96 and 128 × 3 seeds",
-        "",
-    ]
-    summaries = {}
-    for basis in BASES:
-        part, summaries[basis] = backtests(ladders, f"the ladder {ladders[0][0]}", basis)
-        lines += [*part, ""]
+    lines, summaries = report_head(profile, recipe, ladders)
     shipped = summaries["non-embedding"]
     above = int(shipped["positive_far"])
     first = shipped["median_error_far"] <= 0.01
@@ -162,12 +182,8 @@ def one_ladder(tuner: CachedTuner, out: Path, started: float, profile: str) -> i
         f"({shipped['median_error_far']:.2%} over {int(shipped['n_far'])} predictions)",
         f"    {b}. {what} hypothesis: median below half R1's ({R1_FAR_MEDIAN:.2%} / 2) and at least "
         f"2 of the far errors above the measured loss ({above}): {'HOLDS' if second else 'REJECTED'}",
-        f"runs trained now: {tuner.trained} ({tuner.seconds:.0f} s); "
-        f"wall time {time.perf_counter() - started:.0f} s",
     ]
-    out.write_text("\n".join(lines) + "\n")
-    print("\n".join(lines))
-    return 0
+    return finish(out, lines, tuner, started)
 
 
 def noise_floor(rows: list[dict[str, Any]], rng: np.random.Generator) -> dict[str, float]:
@@ -208,18 +224,8 @@ def depth_ladder(tuner: CachedTuner, out: Path, started: float) -> int:
     """Amendment 5 (`depth4`: R3 at 4 layers under CompleteP, criteria H and I), with the noise-floor
     simulation of every fresh ladder R1-R5."""
     ladders = train(tuner, DEPTH4_LADDERS, LONG_STEPS, DEPTH4)
-    lines = [
-        f"backtest on one fresh ladder (python bench/backtest_replication.py --profile depth4), "
-        f"{time.strftime('%Y-%m-%d %H:%M')}",
-        f"machine: {machine()}",
-        f"a fresh ladder of the accuracy recipe trained {LONG_STEPS} steps at 4 layers (CompleteP, base "
-        "depth 2), R3's seeds: widths 8…48 × 4 seeds, 96 and 128 × 3 seeds",
-        "",
-    ]
-    summaries = {}
-    for basis in BASES:
-        part, summaries[basis] = backtests(ladders, f"the ladder {ladders[0][0]}", basis)
-        lines += [*part, ""]
+    recipe = f"trained {LONG_STEPS} steps at 4 layers (CompleteP, base depth 2), R3's seeds"
+    lines, summaries = report_head("depth4", recipe, ladders)
     rows = ladders[0][1]
     n = np.array([float(r["n_params_non_embedding"]) for r in rows])
     y = np.array([float(r["val_loss"]) for r in rows])
@@ -261,12 +267,8 @@ def depth_ladder(tuner: CachedTuner, out: Path, started: float) -> int:
         f"{int(shipped['positive_far'])} above the measured loss)",
         f"    I. the two-layer hypothesis: lack of fit p ≥ {LACK_OF_FIT_P} ({whole.lack_of_fit_p:.3g}) "
         f"and the median below half R3's ({R3_FAR_MEDIAN:.2%} / 2): {'HOLDS' if second else 'REJECTED'}",
-        f"runs trained now: {tuner.trained} ({tuner.seconds:.0f} s); "
-        f"wall time {time.perf_counter() - started:.0f} s",
     ]
-    out.write_text("\n".join(lines) + "\n")
-    print("\n".join(lines))
-    return 0
+    return finish(out, lines, tuner, started)
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -319,12 +321,8 @@ def main(argv: list[str] | None = None) -> int:
             if adopt
             else "keep non-embedding N (the rule's condition for total parameters is not met)"
         ),
-        f"runs trained now: {tuner.trained} ({tuner.seconds:.0f} s); "
-        f"wall time {time.perf_counter() - started:.0f} s",
     ]
-    out.write_text("\n".join(lines) + "\n")
-    print("\n".join(lines))
-    return 0
+    return finish(out, lines, tuner, started)
 
 
 if __name__ == "__main__":
