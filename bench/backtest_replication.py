@@ -28,7 +28,7 @@ import predictor  # noqa: E402
 import trainer  # noqa: E402
 from bench.accuracy import PROFILES, machine  # noqa: E402
 from bench.calibration import BASES, backtests, load_ladders  # noqa: E402
-from bench.tuning_runs import CachedTuner, bench_parser, default_jobs  # noqa: E402
+from bench.tuning_runs import CachedTuner, bench_parser, default_jobs, fit_rows  # noqa: E402
 from predictor.fitting import LACK_OF_FIT_P  # noqa: E402
 from trainer.tuning import Point, Shape  # noqa: E402
 
@@ -193,9 +193,8 @@ def noise_floor(rows: list[dict[str, Any]], rng: np.random.Generator) -> dict[st
     the share of draws whose median |error| at ≥ 4× is ≤ 1 %, and the share whose far errors all share a
     sign."""
     n = np.array([float(r["n_params_non_embedding"]) for r in rows])
-    y = np.array([float(r["val_loss"]) for r in rows])
     seeds = np.array([int(r["seed"]) for r in rows])
-    truth = predictor.fit(n, y, seeds=seeds)
+    truth = fit_rows(rows)
     sigma = float(np.sqrt(truth.noise.pure_error))
     mean = np.asarray(truth.predict(n).mean, dtype=float)
     widths = np.unique(n)
@@ -226,10 +225,7 @@ def depth_ladder(tuner: CachedTuner, out: Path, started: float) -> int:
     ladders = train(tuner, DEPTH4_LADDERS, LONG_STEPS, DEPTH4)
     recipe = f"trained {LONG_STEPS} steps at 4 layers (CompleteP, base depth 2), R3's seeds"
     lines, summaries = report_head("depth4", recipe, ladders)
-    rows = ladders[0][1]
-    n = np.array([float(r["n_params_non_embedding"]) for r in rows])
-    y = np.array([float(r["val_loss"]) for r in rows])
-    whole = predictor.fit(n, y, seeds=np.array([int(r["seed"]) for r in rows])).noise
+    whole = fit_rows(ladders[0][1]).noise
     assert whole.lack_of_fit_f is not None and whole.lack_of_fit_p is not None  # every width has replicates
     lines.append(
         f"    the law fitted on all eight widths of R5: lack of fit F = {whole.lack_of_fit_f:.2f} on "
