@@ -6,6 +6,7 @@ basis) and in total parameters side by side.
     python bench/backtest_replication.py --profile long   # amendment 3: one ladder trained 4× longer
     python bench/backtest_replication.py --profile width-lr   # amendment 4: each width at its own LR
     python bench/backtest_replication.py --profile depth4   # amendment 5: R3 at 4 layers (CompleteP)
+    python bench/backtest_replication.py --profile knee   # amendment 6: the fixed-D slice of the kaplan law
 
 Trained runs are appended to bench/results/backtest_replication_cpu.runs.jsonl, so an interrupted run
 resumes where it stopped.
@@ -13,6 +14,7 @@ resumes where it stopped.
 
 from __future__ import annotations
 
+import json
 import sys
 import time
 from collections.abc import Callable
@@ -20,6 +22,7 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
+from scipy.optimize import least_squares
 
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
@@ -28,6 +31,7 @@ import predictor  # noqa: E402
 import trainer  # noqa: E402
 from bench.accuracy import PROFILES, machine  # noqa: E402
 from bench.calibration import BASES, backtests, load_ladders  # noqa: E402
+from bench.horizon import PROFILES as HORIZON_PROFILES  # noqa: E402
 from bench.tuning_runs import CachedTuner, bench_parser, default_jobs, fit_rows  # noqa: E402
 from predictor.fitting import LACK_OF_FIT_P  # noqa: E402
 from trainer.tuning import Point, Shape  # noqa: E402
@@ -62,6 +66,8 @@ DEPTH4_LADDERS = (("R5 at η* (lr 0.0166), 6,000 steps, 4 layers (CompleteP)", E
 R3_FAR_MEDIAN = (
     0.0988  # R3's six errors at ≥ 4× in backtest_replication_cpu-long.txt (amendment 5, criterion I)
 )
+# Calibration amendment 6: R3's recipe with fresh seeds, to test the fixed-D slice of the kaplan law.
+KNEE_LADDERS = (("R6 at η* (lr 0.0166), 6,000 steps, seeds 50-53", ETA_STAR, (50, 51, 52, 53)),)
 NULL_DRAWS = 400  # simulated ladders per real ladder in the noise-floor check (amendment 5)
 
 
@@ -267,14 +273,132 @@ def depth_ladder(tuner: CachedTuner, out: Path, started: float) -> int:
     return finish(out, lines, tuner, started)
 
 
+def horizon_gamma() -> float:
+    """Amendment 6's γ: the outer power of the kaplan law fitted, in total parameters, on the fitted runs of
+    the horizon grid bench/results/horizon_cpu-long-r (its own recipe; no run of a backtest ladder)."""
+    grid = HORIZON_PROFILES["cpu-long-r"]
+    cache = RESULTS / "horizon_cpu-long-r.runs.jsonl"
+    rows = [json.loads(line) for line in cache.read_text().splitlines() if line.strip()]
+    rows = [
+        r
+        for r in rows
+        if r["status"] == "succeeded" and r["width"] in grid.fit_widths and r["steps"] in grid.fit_steps
+    ]
+    x = np.array([[float(r["n_params"]), float(r["tokens"])] for r in rows])
+    y = np.array([float(r["val_loss"]) for r in rows])
+    fit = predictor.fit(x, y, law="kaplan", seeds=np.array([int(r["seed"]) for r in rows]))
+    return float(fit.params["gamma"])
+
+
+# Amendment 6's start grid for the slice: 4 × 5 × 4 = 80 (log A, log C, α), in units of the smallest N.
+SLICE_STARTS = [
+    (log_a, log_c, alpha)
+    for log_a in (-2.0, 0.0, 2.0, 4.0)
+    for log_c in (-6.0, -3.0, -1.0, 0.0, 1.0)
+    for alpha in (0.2, 0.5, 1.0, 2.0)
+]
+
+
+def slice_fit(n: np.ndarray, y: np.ndarray, gamma: float) -> Callable[[float], float]:
+    """Amendment 6's candidate: L(N) = (A·N^−α + C)^γ at fixed γ (the fixed-D slice of Kaplan et al. 2020's
+    L(N, D), §4 Eq. (4.1)), least squares on log loss over every run; returns the fitted curve."""
+    log_n, log_y = np.log(n / n.min()), np.log(y)
+
+    def residuals(p: np.ndarray) -> np.ndarray:
+        return gamma * np.logaddexp(p[0] - p[2] * log_n, p[1]) - log_y
+
+    best = None
+    for start in SLICE_STARTS:
+        found = least_squares(residuals, np.array(start), method="lm", max_nfev=4000)
+        if np.all(np.isfinite(found.fun)) and (best is None or found.cost < best.cost):
+            best = found
+    assert best is not None
+    a, c, alpha = best.x
+    return lambda target: float(np.exp(gamma * np.logaddexp(a - alpha * np.log(target / n.min()), c)))
+
+
+def slice_backtest(name: str, rows: list[dict[str, Any]], gamma: float) -> tuple[list[str], list[float]]:
+    """The rolling-origin backtest of (b) with the slice in total parameters: its table and its signed
+    errors at ≥ 4× in non-embedding N (the factor every criterion 3 test used)."""
+    lines = [f"    {name}: the slice (A·N^−α + C)^γ, γ {gamma:.4f}, in total parameters"]
+    widths = sorted({int(r["width"]) for r in rows})
+    far = []
+    for k in range(4, len(widths)):
+        fitted = [r for r in rows if int(r["width"]) in widths[:k]]
+        n = np.array([float(r["n_params"]) for r in fitted])
+        curve = slice_fit(n, np.array([float(r["val_loss"]) for r in fitted]), gamma)
+        top = max(float(r["n_params_non_embedding"]) for r in fitted)
+        for width in widths[k:]:
+            held = [r for r in rows if int(r["width"]) == width]
+            measured = float(np.mean([float(r["val_loss"]) for r in held]))
+            predicted = curve(float(held[0]["n_params"]))
+            factor = float(held[0]["n_params_non_embedding"]) / top
+            error = predicted / measured - 1
+            if factor >= 4:
+                far.append(error)
+            lines.append(
+                f"      fit on {widths[0]}…{widths[k - 1]:<4} width {width:>4} ×N {factor:>5.1f} "
+                f"measured {measured:.4f} predicted {predicted:.4f} error {error:+.2%}"
+            )
+    lines.append(f"      {far_summary(far)}")
+    return lines, far
+
+
+def far_summary(far: list[float]) -> str:
+    return (
+        f"median |error| at ≥ 4× in N: {float(np.median(np.abs(far))):.2%} over {len(far)} predictions, "
+        f"{sum(e > 0 for e in far)} above the measured loss"
+    )
+
+
+def knee_ladder(tuner: CachedTuner, out: Path, started: float) -> int:
+    """Amendment 6 (`knee`: R6, R3's recipe with fresh seeds; criteria J and K): the shipped backtest and
+    the fixed-D slice of the kaplan law beside it, with the slice on the earlier ladders for reference."""
+    ladders = train(tuner, KNEE_LADDERS, LONG_STEPS)
+    lines, summaries = report_head("knee", f"trained {LONG_STEPS} steps (R3's recipe), fresh seeds", ladders)
+    gamma = horizon_gamma()
+    lines.append(
+        f"(c) the fixed-D slice of the kaplan law, γ = {gamma:.4f} from the horizon grid "
+        "(bench/results/horizon_cpu-long-r, total parameters)"
+    )
+    part, far = slice_backtest(ladders[0][0], ladders[0][1], gamma)
+    lines += [*part, "", "    for reference, not held out (the ladders that chose the candidate):"]
+    earlier = [
+        (RESULTS / "backtest_replication_cpu.runs.jsonl", LADDERS, None, None),
+        (RESULTS / "backtest_replication_cpu-long.runs.jsonl", LONG_LADDERS, LONG_STEPS, None),
+        (RESULTS / "backtest_replication_cpu-width-lr.runs.jsonl", WIDTH_LR_LADDERS, None, None),
+        (RESULTS / "backtest_replication_cpu-depth4.runs.jsonl", DEPTH4_LADDERS, LONG_STEPS, DEPTH4),
+    ]
+    for cache, specs, steps, overrides in earlier:
+        if cache.exists():  # read back from its cache, never retrained here
+            for name, rows in train(CachedTuner(cache, "cpu", 1, cached_only=True), specs, steps, overrides):
+                lines.append(f"      {name}: {far_summary(slice_backtest(name, rows, gamma)[1])}")
+    shipped = summaries["non-embedding"]
+    candidate = float(np.median(np.abs(far)))
+    first = shipped["median_error_far"] <= 0.01
+    second = candidate <= 0.01 and candidate < shipped["median_error_far"]
+    lines += [
+        "",
+        "criteria (bench/PROTOCOL.md, calibration amendment 6):",
+        f"    J. shipped law: median |error| at ≥ 4× ≤ 1%: {'PASS' if first else 'FAIL'} "
+        f"({shipped['median_error_far']:.2%} over {int(shipped['n_far'])} predictions, "
+        f"{int(shipped['positive_far'])} above the measured loss)",
+        f"    K. the slice: median |error| at ≥ 4× ≤ 1% and below the shipped law's: "
+        f"{'HOLDS' if second else 'REJECTED'} ({candidate:.2%} over {len(far)} predictions)",
+    ]
+    return finish(out, lines, tuner, started)
+
+
 def main(argv: list[str] | None = None) -> int:
-    args = bench_parser(__doc__, ["cpu", "long", "width-lr", "depth4"]).parse_args(argv)
+    args = bench_parser(__doc__, ["cpu", "long", "width-lr", "depth4", "knee"]).parse_args(argv)
     suffix = "cpu" if args.profile == "cpu" else f"cpu-{args.profile}"
     out = args.out or RESULTS / f"backtest_replication_{suffix}.txt"
     started = time.perf_counter()
     tuner = CachedTuner(out.with_suffix(".runs.jsonl"), "cpu", args.jobs or default_jobs())
     if args.profile == "depth4":
         return depth_ladder(tuner, out, started)
+    if args.profile == "knee":
+        return knee_ladder(tuner, out, started)
     if args.profile != "cpu":
         return one_ladder(tuner, out, started, args.profile)
     ladders = train(tuner)
