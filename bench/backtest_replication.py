@@ -7,6 +7,7 @@ basis) and in total parameters side by side.
     python bench/backtest_replication.py --profile width-lr   # amendment 4: each width at its own LR
     python bench/backtest_replication.py --profile depth4   # amendment 5: R3 at 4 layers (CompleteP)
     python bench/backtest_replication.py --profile knee   # amendment 6: the fixed-D slice of the kaplan law
+    python bench/backtest_replication.py --profile knee-depth4   # amendment 7: the slice at 4 layers
 
 Trained runs are appended to bench/results/backtest_replication_cpu.runs.jsonl, so an interrupted run
 resumes where it stopped.
@@ -68,6 +69,10 @@ R3_FAR_MEDIAN = (
 )
 # Calibration amendment 6: R3's recipe with fresh seeds, to test the fixed-D slice of the kaplan law.
 KNEE_LADDERS = (("R6 at η* (lr 0.0166), 6,000 steps, seeds 50-53", ETA_STAR, (50, 51, 52, 53)),)
+# Calibration amendment 7: R5's recipe (4 layers, CompleteP) with fresh seeds, the same slice analysis.
+KNEE_DEPTH4_LADDERS = (
+    ("R7 at η* (lr 0.0166), 6,000 steps, 4 layers (CompleteP), seeds 60-63", ETA_STAR, (60, 61, 62, 63)),
+)
 NULL_DRAWS = 400  # simulated ladders per real ladder in the noise-floor check (amendment 5)
 
 
@@ -351,24 +356,33 @@ def far_summary(far: list[float]) -> str:
     )
 
 
-def knee_ladder(tuner: CachedTuner, out: Path, started: float) -> int:
-    """Amendment 6 (`knee`: R6, R3's recipe with fresh seeds; criteria J and K): the shipped backtest and
-    the fixed-D slice of the kaplan law beside it, with the slice on the earlier ladders for reference."""
-    ladders = train(tuner, KNEE_LADDERS, LONG_STEPS)
-    lines, summaries = report_head("knee", f"trained {LONG_STEPS} steps (R3's recipe), fresh seeds", ladders)
+def knee_ladder(tuner: CachedTuner, out: Path, started: float, profile: str) -> int:
+    """Amendment 6 (`knee`: R6, R3's recipe with fresh seeds; criteria J and K) or 7 (`knee-depth4`: R7,
+    R5's 4-layer recipe with fresh seeds; criteria L and M): the shipped backtest and the fixed-D slice of
+    the kaplan law beside it, with the slice on the earlier ladders for reference."""
+    depth4 = profile == "knee-depth4"
+    if depth4:
+        ladders = train(tuner, KNEE_DEPTH4_LADDERS, LONG_STEPS, DEPTH4)
+        recipe = f"trained {LONG_STEPS} steps at 4 layers (R5's recipe), fresh seeds"
+    else:
+        ladders = train(tuner, KNEE_LADDERS, LONG_STEPS)
+        recipe = f"trained {LONG_STEPS} steps (R3's recipe), fresh seeds"
+    lines, summaries = report_head(profile, recipe, ladders)
     gamma = horizon_gamma()
     lines.append(
         f"(c) the fixed-D slice of the kaplan law, γ = {gamma:.4f} from the horizon grid "
         "(bench/results/horizon_cpu-long-r, total parameters)"
     )
     part, far = slice_backtest(ladders[0][0], ladders[0][1], gamma)
-    lines += [*part, "", "    for reference, not held out (the ladders that chose the candidate):"]
+    lines += [*part, "", "    for reference, not held out (the ladders on record before this one):"]
     earlier = [
         (RESULTS / "backtest_replication_cpu.runs.jsonl", LADDERS, None, None),
         (RESULTS / "backtest_replication_cpu-long.runs.jsonl", LONG_LADDERS, LONG_STEPS, None),
         (RESULTS / "backtest_replication_cpu-width-lr.runs.jsonl", WIDTH_LR_LADDERS, None, None),
         (RESULTS / "backtest_replication_cpu-depth4.runs.jsonl", DEPTH4_LADDERS, LONG_STEPS, DEPTH4),
     ]
+    if depth4:
+        earlier.append((RESULTS / "backtest_replication_cpu-knee.runs.jsonl", KNEE_LADDERS, LONG_STEPS, None))
     for cache, specs, steps, overrides in earlier:
         if cache.exists():  # read back from its cache, never retrained here
             for name, rows in train(CachedTuner(cache, "cpu", 1, cached_only=True), specs, steps, overrides):
@@ -377,28 +391,30 @@ def knee_ladder(tuner: CachedTuner, out: Path, started: float) -> int:
     candidate = float(np.median(np.abs(far)))
     first = shipped["median_error_far"] <= 0.01
     second = candidate <= 0.01 and candidate < shipped["median_error_far"]
+    amendment, a, b = (7, "L", "M") if depth4 else (6, "J", "K")
     lines += [
         "",
-        "criteria (bench/PROTOCOL.md, calibration amendment 6):",
-        f"    J. shipped law: median |error| at ≥ 4× ≤ 1%: {'PASS' if first else 'FAIL'} "
+        f"criteria (bench/PROTOCOL.md, calibration amendment {amendment}):",
+        f"    {a}. shipped law: median |error| at ≥ 4× ≤ 1%: {'PASS' if first else 'FAIL'} "
         f"({shipped['median_error_far']:.2%} over {int(shipped['n_far'])} predictions, "
         f"{int(shipped['positive_far'])} above the measured loss)",
-        f"    K. the slice: median |error| at ≥ 4× ≤ 1% and below the shipped law's: "
+        f"    {b}. the slice: median |error| at ≥ 4× ≤ 1% and below the shipped law's: "
         f"{'HOLDS' if second else 'REJECTED'} ({candidate:.2%} over {len(far)} predictions)",
     ]
     return finish(out, lines, tuner, started)
 
 
 def main(argv: list[str] | None = None) -> int:
-    args = bench_parser(__doc__, ["cpu", "long", "width-lr", "depth4", "knee"]).parse_args(argv)
+    profiles = ["cpu", "long", "width-lr", "depth4", "knee", "knee-depth4"]
+    args = bench_parser(__doc__, profiles).parse_args(argv)
     suffix = "cpu" if args.profile == "cpu" else f"cpu-{args.profile}"
     out = args.out or RESULTS / f"backtest_replication_{suffix}.txt"
     started = time.perf_counter()
     tuner = CachedTuner(out.with_suffix(".runs.jsonl"), "cpu", args.jobs or default_jobs())
     if args.profile == "depth4":
         return depth_ladder(tuner, out, started)
-    if args.profile == "knee":
-        return knee_ladder(tuner, out, started)
+    if args.profile in ("knee", "knee-depth4"):
+        return knee_ladder(tuner, out, started, args.profile)
     if args.profile != "cpu":
         return one_ladder(tuner, out, started, args.profile)
     ladders = train(tuner)
