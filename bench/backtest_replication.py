@@ -35,6 +35,7 @@ from bench.calibration import BASES, backtests, load_ladders  # noqa: E402
 from bench.horizon import PROFILES as HORIZON_PROFILES  # noqa: E402
 from bench.tuning_runs import CachedTuner, bench_parser, default_jobs, fit_rows  # noqa: E402
 from predictor.fitting import LACK_OF_FIT_P  # noqa: E402
+from predictor.noise import noise_model  # noqa: E402
 from trainer.tuning import Point, Shape  # noqa: E402
 
 RESULTS = ROOT / "bench" / "results"
@@ -356,6 +357,19 @@ def far_summary(far: list[float]) -> str:
     )
 
 
+def slice_lack_of_fit(rows: list[dict[str, Any]], gamma: float) -> str:
+    """The slice fitted on every width of a ladder, tested for lack of fit against the seed replicates the
+    way the product tests its own law (predictor.noise, seeds as labels)."""
+    n = np.array([float(r["n_params"]) for r in rows])
+    y = np.array([float(r["val_loss"]) for r in rows])
+    curve = slice_fit(n, y, gamma)
+    residuals = np.log(y) - np.log([curve(v) for v in n])
+    groups = np.unique(n, return_inverse=True)[1]
+    seeds = np.array([int(r["seed"]) for r in rows])
+    noise = noise_model(np.log(n), residuals, groups, seeds, n_params=3)
+    return f"all widths: lack of fit F = {noise.lack_of_fit_f:.2f}, p = {noise.lack_of_fit_p:.3g}"
+
+
 def knee_ladder(tuner: CachedTuner, out: Path, started: float, profile: str) -> int:
     """Amendment 6 (`knee`: R6, R3's recipe with fresh seeds; criteria J and K) or 7 (`knee-depth4`: R7,
     R5's 4-layer recipe with fresh seeds; criteria L and M): the shipped backtest and the fixed-D slice of
@@ -374,7 +388,8 @@ def knee_ladder(tuner: CachedTuner, out: Path, started: float, profile: str) -> 
         "(bench/results/horizon_cpu-long-r, total parameters)"
     )
     part, far = slice_backtest(ladders[0][0], ladders[0][1], gamma)
-    lines += [*part, "", "    for reference, not held out (the ladders on record before this one):"]
+    lines += [*part, f"      {slice_lack_of_fit(ladders[0][1], gamma)}"]
+    lines += ["", "    for reference, not held out (the ladders on record before this one):"]
     earlier = [
         (RESULTS / "backtest_replication_cpu.runs.jsonl", LADDERS, None, None),
         (RESULTS / "backtest_replication_cpu-long.runs.jsonl", LONG_LADDERS, LONG_STEPS, None),
@@ -387,6 +402,7 @@ def knee_ladder(tuner: CachedTuner, out: Path, started: float, profile: str) -> 
         if cache.exists():  # read back from its cache, never retrained here
             for name, rows in train(CachedTuner(cache, "cpu", 1, cached_only=True), specs, steps, overrides):
                 lines.append(f"      {name}: {far_summary(slice_backtest(name, rows, gamma)[1])}")
+                lines.append(f"        {slice_lack_of_fit(rows, gamma)}")
     shipped = summaries["non-embedding"]
     candidate = float(np.median(np.abs(far)))
     first = shipped["median_error_far"] <= 0.01
