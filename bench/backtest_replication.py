@@ -74,6 +74,14 @@ KNEE_LADDERS = (("R6 at η* (lr 0.0166), 6,000 steps, seeds 50-53", ETA_STAR, (5
 KNEE_DEPTH4_LADDERS = (
     ("R7 at η* (lr 0.0166), 6,000 steps, 4 layers (CompleteP), seeds 60-63", ETA_STAR, (60, 61, 62, 63)),
 )
+# Every fresh ladder on record, in the order trained: (run cache, ladders, steps, spec overrides).
+ON_RECORD = (
+    (RESULTS / "backtest_replication_cpu.runs.jsonl", LADDERS, None, None),
+    (RESULTS / "backtest_replication_cpu-long.runs.jsonl", LONG_LADDERS, LONG_STEPS, None),
+    (RESULTS / "backtest_replication_cpu-width-lr.runs.jsonl", WIDTH_LR_LADDERS, None, None),
+    (RESULTS / "backtest_replication_cpu-depth4.runs.jsonl", DEPTH4_LADDERS, LONG_STEPS, DEPTH4),
+    (RESULTS / "backtest_replication_cpu-knee.runs.jsonl", KNEE_LADDERS, LONG_STEPS, None),
+)
 NULL_DRAWS = 400  # simulated ladders per real ladder in the noise-floor check (amendment 5)
 
 
@@ -106,6 +114,16 @@ def train(
         if failed:
             raise SystemExit(f"{name}: {len(failed)} run(s) did not succeed; the protocol has no rule for it")
     return trained
+
+
+def on_record(count: int) -> list[tuple[str, list[dict[str, Any]]]]:
+    """The first `count` entries of ON_RECORD, read back from their run caches (never retrained here; an
+    entry whose cache is absent is left out)."""
+    ladders = []
+    for cache, specs, steps, overrides in ON_RECORD[:count]:
+        if cache.exists():
+            ladders += train(CachedTuner(cache, "cpu", 1, cached_only=True), specs, steps, overrides)
+    return ladders
 
 
 def holdout_lines(ladders: list[tuple[str, list[dict[str, object]]]]) -> list[str]:
@@ -249,16 +267,7 @@ def depth_ladder(tuner: CachedTuner, out: Path, started: float) -> int:
         f"({NULL_DRAWS} draws each, independent log-normal noise at the ladder's σ)",
     ]
     rng = np.random.default_rng(5)
-    fresh = [
-        (RESULTS / "backtest_replication_cpu.runs.jsonl", LADDERS, None, None),
-        (RESULTS / "backtest_replication_cpu-long.runs.jsonl", LONG_LADDERS, LONG_STEPS, None),
-        (RESULTS / "backtest_replication_cpu-width-lr.runs.jsonl", WIDTH_LR_LADDERS, None, None),
-    ]
-    earlier = []
-    for cache, specs, steps, overrides in fresh:
-        if cache.exists():  # the earlier ladders from their caches, never retrained here
-            earlier += train(CachedTuner(cache, "cpu", 1, cached_only=True), specs, steps, overrides)
-    for name, ladder_rows in [*earlier, *ladders]:
+    for name, ladder_rows in [*on_record(3), *ladders]:
         floor = noise_floor(ladder_rows, rng)
         lines.append(
             f"      {name}: σ {floor['sigma']:.2%} a run; median |error| at ≥ 4× ≤ 1% in {floor['pass']:.0%} "
@@ -351,6 +360,7 @@ def slice_backtest(name: str, rows: list[dict[str, Any]], gamma: float) -> tuple
 
 
 def far_summary(far: list[float]) -> str:
+    """One line on a backtest's errors at ≥ 4×: their median size, count and how many lie above."""
     return (
         f"median |error| at ≥ 4× in N: {float(np.median(np.abs(far))):.2%} over {len(far)} predictions, "
         f"{sum(e > 0 for e in far)} above the measured loss"
@@ -390,19 +400,9 @@ def knee_ladder(tuner: CachedTuner, out: Path, started: float, profile: str) -> 
     part, far = slice_backtest(ladders[0][0], ladders[0][1], gamma)
     lines += [*part, f"      {slice_lack_of_fit(ladders[0][1], gamma)}"]
     lines += ["", "    for reference, not held out (the ladders on record before this one):"]
-    earlier = [
-        (RESULTS / "backtest_replication_cpu.runs.jsonl", LADDERS, None, None),
-        (RESULTS / "backtest_replication_cpu-long.runs.jsonl", LONG_LADDERS, LONG_STEPS, None),
-        (RESULTS / "backtest_replication_cpu-width-lr.runs.jsonl", WIDTH_LR_LADDERS, None, None),
-        (RESULTS / "backtest_replication_cpu-depth4.runs.jsonl", DEPTH4_LADDERS, LONG_STEPS, DEPTH4),
-    ]
-    if depth4:
-        earlier.append((RESULTS / "backtest_replication_cpu-knee.runs.jsonl", KNEE_LADDERS, LONG_STEPS, None))
-    for cache, specs, steps, overrides in earlier:
-        if cache.exists():  # read back from its cache, never retrained here
-            for name, rows in train(CachedTuner(cache, "cpu", 1, cached_only=True), specs, steps, overrides):
-                lines.append(f"      {name}: {far_summary(slice_backtest(name, rows, gamma)[1])}")
-                lines.append(f"        {slice_lack_of_fit(rows, gamma)}")
+    for name, rows in on_record(5 if depth4 else 4):
+        lines.append(f"      {name}: {far_summary(slice_backtest(name, rows, gamma)[1])}")
+        lines.append(f"        {slice_lack_of_fit(rows, gamma)}")
     shipped = summaries["non-embedding"]
     candidate = float(np.median(np.abs(far)))
     first = shipped["median_error_far"] <= 0.01
