@@ -163,7 +163,9 @@ def fit(
         dir_okay=False,
         help="CSV with columns n_params (or N) and loss; D for chinchilla and kaplan; C (not N) for compute.",
     ),
-    law: str = typer.Option("mu_scaling", help="mu_scaling, power, chinchilla, kaplan or compute."),
+    law: str = typer.Option(
+        "mu_scaling", help="mu_scaling, power, kaplan_slice (needs --gamma), chinchilla, kaplan or compute."
+    ),
     at: float | None = typer.Option(None, help="Predict the loss at this N (C for the compute law)."),
     tokens: float | None = typer.Option(None, help="D at the prediction ((N, D) laws: chinchilla, kaplan)."),
     level: float = typer.Option(0.9, help="Central probability of the interval."),
@@ -176,6 +178,12 @@ def fit(
     ),
     loss: str = typer.Option("lsq", help="lsq (least squares on log loss) or huber (δ = 1.345 σ̂)."),
     n_bootstrap: int = typer.Option(0, help="Bootstrap resamples for the standard errors (0: none)."),
+    gamma: float | None = typer.Option(
+        None,
+        help="kaplan_slice's fixed outer power: the gamma of a kaplan fit of the same model's (N, D) grid.",
+    ),
+    gamma_sd: float = typer.Option(0.0, help="That fit's standard error of gamma (enters every interval)."),
+    gamma_dof: int = typer.Option(0, help="That fit's degrees of freedom (its sigma_dof), with --gamma-sd."),
 ) -> None:
     """Fit a scaling law to a CSV of (N, loss) points; print the report and a prediction.
 
@@ -215,7 +223,16 @@ def fit(
         seed_labels = column("seed")
         labels = None if seed_labels is None else [int(s) for s in seed_labels]
         result = predictor.fit(
-            x, losses, law=law, seeds=labels, weights=weights, loss=loss, n_bootstrap=n_bootstrap
+            x,
+            losses,
+            law=law,
+            seeds=labels,
+            weights=weights,
+            loss=loss,
+            n_bootstrap=n_bootstrap,
+            gamma=gamma,
+            gamma_sd=gamma_sd,
+            gamma_dof=gamma_dof,
         )
         typer.echo(result.report())
         if at is not None:

@@ -209,17 +209,18 @@ def _fit_smaller(
 
 
 def hold_out_largest(
-    x: Any, y: Any, law: str = "mu_scaling", *, seeds: Any = None, level: float = 0.9
+    x: Any, y: Any, law: str = "mu_scaling", *, seeds: Any = None, level: float = 0.9, **options: Any
 ) -> HeldOut | None:
     """Refit `law` without the largest N (every run there) and predict the mean of those runs: how the law
     fitted on this ladder extrapolates one step, scored against a known answer. None when the smaller
-    sizes leave the law fewer than p + 1 distinct N, or for a law in more than N alone."""
+    sizes leave the law fewer than p + 1 distinct N, or for a law in more than N alone. `options` go to
+    `predictor.fit` (a fixed-outer law's gamma, gamma_sd, gamma_dof)."""
     form = check_law(law)
     x_arr, y_arr, w = check_data(form, x, y, None)
     if x_arr.shape[1] != 1:
         return None
     try:
-        fitted, held = _fit_smaller(form, x_arr, y_arr, w, 1, seeds, {})
+        fitted, held = _fit_smaller(form, x_arr, y_arr, w, 1, seeds, options)
     except TooFewSizes:
         return None
     return predict_held_out(fitted, float(x_arr[held, 0].max()), y_arr[held], level)

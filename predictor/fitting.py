@@ -31,7 +31,7 @@ from predictor.laws import Array, Law, Scales
 from predictor.noise import NoiseModel, noise_model
 from predictor.result import FitResult
 from predictor.solver import PointFit, fit_point
-from predictor.validation import check_data, check_law, check_options, check_seeds
+from predictor.validation import check_data, check_law, check_options, check_outer, check_seeds
 
 # Internal parameters within this distance of a bound (log-coefficient or exponent units) count as
 # "at bound": the data did not pin them, and their standard error means nothing.
@@ -64,6 +64,9 @@ def fit(
     n_bootstrap: int = 0,
     seed: int = 0,
     bootstrap_scheme: str = "residual",
+    gamma: float | None = None,
+    gamma_sd: float = 0.0,
+    gamma_dof: int = 0,
 ) -> FitResult:
     """Fit `law` to losses y at x.
 
@@ -73,9 +76,11 @@ def fit(
     ``loss`` is ``"lsq"`` (least squares on log loss) or ``"huber"`` (δ = 1.345 σ̂ unless given, σ̂ robust).
     ``n_bootstrap`` > 0 replaces the standard errors by a bootstrap's (``bootstrap_scheme``
     ``"residual"`` or ``"cases"``, see predictor.bootstrap); intervals never need it.
+    ``kaplan_slice`` takes its outer power ``gamma`` from an (N, D) fit of the same architecture, with that
+    fit's standard error ``gamma_sd`` and dof ``gamma_dof`` (its sigma_dof), which widen every interval.
     Raises ValueError, naming the fix, for input that cannot be fitted.
     """
-    form = check_law(law)
+    form = check_outer(check_law(law), gamma, gamma_sd, gamma_dof)
     check_options(loss, delta, n_bootstrap)
     if bootstrap_scheme not in SCHEMES:
         raise ValueError(f"unknown bootstrap_scheme {bootstrap_scheme!r}: choose one of {', '.join(SCHEMES)}")
@@ -170,6 +175,9 @@ def fit(
         n_polished=point.n_polished,
         n_iterations=point.n_iterations,
         seed=int(seed),
+        gamma=form.outer_value,
+        gamma_sd=float(gamma_sd),
+        gamma_dof=int(gamma_dof),
     )
     result.warnings = _fit_warnings(result, form)
     return result

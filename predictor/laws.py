@@ -18,7 +18,7 @@ Parameter vectors come in two coordinate systems:
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from itertools import product
 
 import numpy as np
@@ -74,6 +74,24 @@ class Law:
     # values the start grid takes for it.
     outer: str | None = None
     outer_grid: tuple[float, ...] = ()
+    # A law whose outer power is given, not fitted: the fixed-D slice of an (N, D) law takes γ from a
+    # fit of that law (`with_outer` binds it; `outer_value` stays None in LAWS). γ is then no parameter.
+    fixed_outer: bool = False
+    outer_value: float | None = None
+
+    @property
+    def fitted_outer(self) -> bool:
+        """Whether γ is the last fitted parameter (Kaplan's L(N, D)), not a given number."""
+        return self.outer is not None and not self.fixed_outer
+
+    def with_outer(self, value: float) -> Law:
+        """This fixed-outer law with γ bound to `value`; raises ValueError naming the fix."""
+        if not self.fixed_outer:
+            raise ValueError(f"{self.name} fits its own outer power (or has none): do not pass gamma")
+        low, high = OUTER_BOUNDS
+        if not (np.isfinite(value) and low <= value <= high):
+            raise ValueError(f"gamma must lie in [{low}, {high}], as an (N, D) fit's does; got {value}")
+        return replace(self, outer_value=float(value))
 
     @property
     def exponent_names(self) -> tuple[str, ...]:
@@ -81,7 +99,7 @@ class Law:
 
     @property
     def param_names(self) -> tuple[str, ...]:
-        outer = (self.outer,) if self.outer is not None else ()
+        outer = (self.outer,) if self.fitted_outer and self.outer is not None else ()
         return tuple(t.coef for t in self.terms) + self.exponent_names + outer
 
     @property
@@ -95,22 +113,29 @@ class Law:
 
     def bounds(self) -> list[tuple[float, float]]:
         """Bounds on the internal vector, for every refit (steps are clipped to them)."""
-        outer = [OUTER_BOUNDS] if self.outer is not None else []
+        outer = [OUTER_BOUNDS] if self.fitted_outer else []
         return [LOG_COEF_BOUNDS] * len(self.terms) + [EXPONENT_BOUNDS] * len(self.exponent_names) + outer
 
     def start_exponents(self) -> Array:
         """Every combination of the exponent grid (and of the outer power's, last): (n_starts, p − terms)."""
         axes = [self.exponent_grid] * len(self.exponent_names)
-        if self.outer is not None:
+        if self.fitted_outer:
             axes.append(self.outer_grid)
         grid = list(product(*axes))
         return np.asarray(grid, dtype=float).reshape(len(grid), len(axes))
 
     def _gamma(self, theta: Array) -> Array:
-        """The outer power (..., 1): theta's last entry, or 1 for a plain sum."""
+        """The outer power (..., 1): theta's last entry, a fixed one's bound value, or 1 (a plain sum)."""
+        if self.fitted_outer:
+            return np.asarray(theta[..., -1:], dtype=float)
         if self.outer is None:
             return np.ones((*np.shape(theta)[:-1], 1))
-        return np.asarray(theta[..., -1:], dtype=float)
+        return np.full((*np.shape(theta)[:-1], 1), self._bound_outer())
+
+    def _bound_outer(self) -> float:
+        if self.outer_value is None:
+            raise ValueError(f"{self.name} needs its outer power: bind it with with_outer(gamma)")
+        return self.outer_value
 
     # --- value and gradient (internal coordinates) -------------------------------------------
 
@@ -161,16 +186,18 @@ class Law:
             if term.exponent is not None:
                 jac[..., exponent_index] = -share[..., i] * log_x[:, term.column]
                 exponent_index += 1
-        if self.outer is not None:
+        if self.fitted_outer:
             jac[..., -1] = inner
         return value, jac
 
     def linear_target(self, exponents: Array, y: Array) -> Array:
         """What `basis`'s columns combine into for these start exponents: L, or L^(1/γ) under an outer
-        power γ (exponents' last entry), so the coefficients stay a linear least-squares problem."""
+        power γ (exponents' last entry, or the fixed one), so the coefficients stay a linear least-squares
+        problem."""
         if self.outer is None:
             return y
-        return np.asarray(y ** (1.0 / exponents[-1]))
+        gamma = exponents[-1] if self.fitted_outer else self._bound_outer()
+        return np.asarray(y ** (1.0 / gamma))
 
     def basis(self, exponents: Array, log_x: Array) -> Array:
         """Columns whose non-negative combination is `linear_target` (L for a plain sum) for these
@@ -228,7 +255,7 @@ class Law:
             if term.exponent is not None:
                 jac[i, exponent_index] = natural[i] * scales.log_x[term.column]
                 exponent_index += 1
-            if self.outer is not None:
+            if self.fitted_outer:
                 jac[i, -1] = -natural[i] * scales.log_y / float(theta[-1]) ** 2
         return jac
 
@@ -274,6 +301,20 @@ LAWS: dict[str, Law] = {
             exponent_grid=tuple(float(v) for v in np.geomspace(0.05, 4.0, 16)),
             outer="gamma",
             outer_grid=tuple(float(v) for v in np.geomspace(0.03, 2.0, 12)),
+        ),
+        # The fixed-D slice of the kaplan law: every rung of a width ladder trains on the same D tokens,
+        # so its N curve is L(N, D) at that D, (A·N^(−alpha) + C)^gamma with C = B·D^(−beta) (Kaplan
+        # et al. 2020, §4, Eq. (4.1)). One D cannot pin γ against alpha and C, so γ is given: the kaplan
+        # fit of the architecture's own (N, D) grid (app.fits). Its knee is about 1/γ times sharper than
+        # E + A·N^(−alpha)'s, which is what bench/PROTOCOL.md's calibration amendments 6 and 7 tested.
+        Law(
+            name="kaplan_slice",
+            formula="L = (A·N^(−alpha) + C)^gamma, gamma fixed by an (N, D) fit",
+            columns=("N",),
+            terms=(Term("A", "alpha"), Term("C")),
+            exponent_grid=tuple(float(v) for v in np.geomspace(0.05, 4.0, 48)),
+            outer="gamma",
+            fixed_outer=True,
         ),
         Law(
             name="compute",

@@ -66,12 +66,18 @@ class FitResult:
     n_iterations: int  # Levenberg-Marquardt iterations of the polish
     seed: int
     warnings: list[str] = field(default_factory=list)
+    # A fixed-outer law's γ (predictor.laws' kaplan_slice), with the standard error and dof of the fit it
+    # came from; its uncertainty enters every interval (`outer_sensitivity`). None for the other laws.
+    gamma: float | None = None
+    gamma_sd: float = 0.0
+    gamma_dof: int = 0
     # Profiles already computed, by query point (predict(method="profile")); not part of the fit's state.
     _profiles: dict[bytes, Profile] = field(default_factory=dict, repr=False, compare=False)
 
     @property
     def law_form(self) -> Law:
-        return LAWS[self.law]
+        form = LAWS[self.law]
+        return form.with_outer(self.gamma) if form.fixed_outer and self.gamma is not None else form
 
     @property
     def log_residuals(self) -> Array:
@@ -129,6 +135,8 @@ class FitResult:
         log_x = np.log(rows)
         log_mean, gradient = self.log_value_and_gradient(log_x)  # (m,), (m, p)
         components = [(np.einsum("mp,pq,mq->m", gradient, self.covariance, gradient), float(self.sigma_dof))]
+        if self.gamma is not None and self.gamma_sd > 0:
+            components.append((self.outer_sensitivity(log_x) ** 2 * self.gamma_sd**2, float(self.gamma_dof)))
         components += self.noise_components(log_x[:, 0], interval, seeds)
         variance = np.sum([v for v, _ in components], axis=0)
         dof = satterthwaite(components)
@@ -162,6 +170,26 @@ class FitResult:
             log_sd=shaped(np.sqrt(variance)),
             dof=shaped(dof),
         )
+
+    def outer_sensitivity(self, log_x: Array) -> Array:
+        """d log L̂(x) / dγ for a fixed-outer law at log x (m, 1), the other parameters refitted (m,).
+
+        At the least-squares optimum the free parameters move with γ as dθ/dγ = −(JᵀWJ)⁻¹JᵀW ∂f/∂γ over
+        the fitted points (the implicit function theorem on the Gauss-Newton normal equations), so a
+        change of γ is partly absorbed by A, alpha and C where the data are and shows far from them.
+        With log L = γ·S, ∂ log L / ∂γ = log L / γ.
+        """
+        law = self.law_form
+        gamma = float(self.gamma) if self.gamma is not None else 1.0
+        theta = law.to_internal(self.param_array, Scales.none(1))
+        free = ~np.array([self.at_bound[name] for name in law.param_names])
+        data_value, data_jac = law.log_value_and_jacobian(theta, np.log(self._x_matrix()))
+        root_w = np.sqrt(self.weights)
+        shift = np.linalg.lstsq(
+            data_jac[:, free] * root_w[:, None], -(data_value / gamma) * root_w, rcond=None
+        )[0]
+        value, jac = law.log_value_and_jacobian(theta, log_x)
+        return np.asarray(value / gamma + jac[:, free] @ shift)
 
     def noise_components(self, log_n: Array, interval: str, seeds: int) -> list[tuple[Array, float]]:
         """The seed-noise variances (log loss) an interval adds to the parameters' at log N, each with its
@@ -283,6 +311,11 @@ class FitResult:
             if self.at_bound[name]:
                 text += " (at bound)"
             lines.append(text)
+        if self.gamma is not None:
+            lines.append(
+                f"    {'gamma':<{width}}: {self.gamma:.6g} +/- {self.gamma_sd:.4g} on {self.gamma_dof} dof "
+                "(fixed: from an (N, D) fit; its uncertainty is in every interval)"
+            )
         lines += self._correlation_lines(min_correl)
         lines += [
             "[[Uncertainty]]",
@@ -297,6 +330,7 @@ class FitResult:
             ),
             f"    condition number   = {self.condition_number:.3g}",
         ]
+
         if self.warnings:
             lines.append("[[Warnings]]")
             lines += [f"    {w}" for w in self.warnings]
@@ -340,6 +374,9 @@ class FitResult:
         for name in ("covariance", "residuals", "x", "y", "weights"):
             values[name] = np.asarray(d[name], dtype=float)  # numpy reads JSON's None as NaN
         n_params = len(LAWS[d["law"]].param_names)
+        values.setdefault("gamma", None)  # fits stored before fixed-outer laws existed
+        values.setdefault("gamma_sd", 0.0)
+        values.setdefault("gamma_dof", 0)
         values["bootstrap_params"] = np.asarray(d["bootstrap_params"], dtype=float).reshape(-1, n_params)
         values["x_range"] = (float(d["x_range"][0]), float(d["x_range"][1]))
         values["stderr"] = {k: (None if v is None else float(v)) for k, v in d["stderr"].items()}

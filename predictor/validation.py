@@ -21,6 +21,31 @@ def check_law(law: str) -> Law:
     return LAWS[law]
 
 
+def check_outer(law: Law, gamma: float | None, gamma_sd: float, gamma_dof: int) -> Law:
+    """The law with a fixed outer power bound to `gamma` (the law itself for the others); raises
+    ValueError naming the fix."""
+    if not law.fixed_outer:
+        if gamma is not None or gamma_sd:
+            raise ValueError(
+                f"{law.name} takes no gamma: only a law with a fixed outer power does (kaplan_slice)"
+            )
+        return law
+    if gamma is None:
+        raise ValueError(
+            f"{law.name} needs gamma, the outer power of a kaplan fit of the same architecture's (N, D) grid "
+            "(fit(x_nd, y, law='kaplan').params['gamma'], with its stderr as gamma_sd and its sigma_dof "
+            "as gamma_dof)"
+        )
+    if not (np.isfinite(gamma_sd) and gamma_sd >= 0):
+        raise ValueError(f"gamma_sd must be a standard error ≥ 0; got {gamma_sd}")
+    if gamma_sd > 0 and not gamma_dof >= 1:
+        raise ValueError(
+            f"gamma_sd {gamma_sd} needs gamma_dof ≥ 1, the degrees of freedom of the fit gamma came from "
+            "(its sigma_dof)"
+        )
+    return law.with_outer(float(gamma))
+
+
 def check_options(loss: str, delta: float | None, n_bootstrap: int) -> None:
     if loss not in LOSSES:
         raise ValueError(f"unknown loss {loss!r}: choose one of {', '.join(LOSSES)}")

@@ -49,6 +49,17 @@ def test_fit_accepts_an_N_column_and_other_laws(tmp_path: Path) -> None:
     assert "power: L = A·N^(−alpha)" in result.output
 
 
+def test_fit_kaplan_slice_takes_gamma_and_refuses_without_it(tmp_path: Path) -> None:
+    csv_file = write_points(tmp_path / "points.csv")
+    args = ["fit", str(csv_file), "--law", "kaplan_slice", "--at", "1e9"]
+    refused = runner.invoke(cli, args)
+    assert refused.exit_code == 2 and "needs gamma" in refused.output
+    result = runner.invoke(cli, [*args, "--gamma", "0.27", "--gamma-sd", "0.02", "--gamma-dof", "15"])
+    assert result.exit_code == 0, result.output
+    assert "kaplan_slice: L = (A·N^(−alpha) + C)^gamma" in result.output
+    assert "gamma: 0.27 +/- 0.02 on 15 dof (fixed" in result.output and "loss at 1e+09" in result.output
+
+
 def test_fit_explains_bad_input(tmp_path: Path) -> None:
     csv_file = tmp_path / "few.csv"
     csv_file.write_text("n_params,loss\n1e6,4.0\n2e6,3.8\n4e6,3.6\n")
