@@ -8,6 +8,7 @@ basis) and in total parameters side by side.
     python bench/backtest_replication.py --profile depth4   # amendment 5: R3 at 4 layers (CompleteP)
     python bench/backtest_replication.py --profile knee   # amendment 6: the fixed-D slice of the kaplan law
     python bench/backtest_replication.py --profile knee-depth4   # amendment 7: the slice at 4 layers
+    python bench/backtest_replication.py --profile knee-short4   # amendment 8: the product's slice
 
 Trained runs are appended to bench/results/backtest_replication_cpu.runs.jsonl, so an interrupted run
 resumes where it stopped.
@@ -74,6 +75,11 @@ KNEE_LADDERS = (("R6 at η* (lr 0.0166), 6,000 steps, seeds 50-53", ETA_STAR, (5
 KNEE_DEPTH4_LADDERS = (
     ("R7 at η* (lr 0.0166), 6,000 steps, 4 layers (CompleteP), seeds 60-63", ETA_STAR, (60, 61, 62, 63)),
 )
+# Calibration amendment 8: R7's recipe (4 layers, CompleteP) at the accuracy recipe's 1,500 steps, fresh
+# seeds; the product's kaplan_slice law beside the shipped one.
+KNEE_SHORT4_LADDERS = (
+    ("R8 at η* (lr 0.0166), 1,500 steps, 4 layers (CompleteP), seeds 70-73", ETA_STAR, (70, 71, 72, 73)),
+)
 # Every fresh ladder on record, in the order trained: (run cache, ladders, steps, spec overrides).
 ON_RECORD = (
     (RESULTS / "backtest_replication_cpu.runs.jsonl", LADDERS, None, None),
@@ -81,6 +87,7 @@ ON_RECORD = (
     (RESULTS / "backtest_replication_cpu-width-lr.runs.jsonl", WIDTH_LR_LADDERS, None, None),
     (RESULTS / "backtest_replication_cpu-depth4.runs.jsonl", DEPTH4_LADDERS, LONG_STEPS, DEPTH4),
     (RESULTS / "backtest_replication_cpu-knee.runs.jsonl", KNEE_LADDERS, LONG_STEPS, None),
+    (RESULTS / "backtest_replication_cpu-knee-depth4.runs.jsonl", KNEE_DEPTH4_LADDERS, LONG_STEPS, DEPTH4),
 )
 NULL_DRAWS = 400  # simulated ladders per real ladder in the noise-floor check (amendment 5)
 
@@ -291,6 +298,11 @@ def depth_ladder(tuner: CachedTuner, out: Path, started: float) -> int:
 def horizon_gamma() -> float:
     """Amendment 6's γ: the outer power of the kaplan law fitted, in total parameters, on the fitted runs of
     the horizon grid bench/results/horizon_cpu-long-r (its own recipe; no run of a backtest ladder)."""
+    return float(horizon_fit().params["gamma"])
+
+
+def horizon_fit() -> predictor.FitResult:
+    """The kaplan fit behind `horizon_gamma`, whose γ, standard error and dof amendment 8's slice takes."""
     grid = HORIZON_PROFILES["cpu-long-r"]
     cache = RESULTS / "horizon_cpu-long-r.runs.jsonl"
     rows = [json.loads(line) for line in cache.read_text().splitlines() if line.strip()]
@@ -301,8 +313,7 @@ def horizon_gamma() -> float:
     ]
     x = np.array([[float(r["n_params"]), float(r["tokens"])] for r in rows])
     y = np.array([float(r["val_loss"]) for r in rows])
-    fit = predictor.fit(x, y, law="kaplan", seeds=np.array([int(r["seed"]) for r in rows]))
-    return float(fit.params["gamma"])
+    return predictor.fit(x, y, law="kaplan", seeds=np.array([int(r["seed"]) for r in rows]))
 
 
 # Amendment 6's start grid for the slice: 4 × 5 × 4 = 80 (log A, log C, α), in units of the smallest N.
@@ -420,8 +431,89 @@ def knee_ladder(tuner: CachedTuner, out: Path, started: float, profile: str) -> 
     return finish(out, lines, tuner, started)
 
 
+def product_slice_backtest(
+    name: str, rows: list[dict[str, Any]], grid: predictor.FitResult
+) -> tuple[list[str], list[float], list[bool]]:
+    """Amendment 8's rolling-origin backtest of the product's kaplan_slice law, in total parameters with the
+    grid's γ, standard error and dof: its table, its signed errors at ≥ 4× in non-embedding N, and whether
+    its 90 % interval for a 3-run mean covered each of those held-out means."""
+    gamma = {"gamma": grid.params["gamma"], "gamma_sd": grid.stderr["gamma"], "gamma_dof": grid.sigma_dof}
+    lines = [
+        f"    {name}: predictor's kaplan_slice, γ {gamma['gamma']:.4f} ± {gamma['gamma_sd']:.4f}, total N"
+    ]
+    widths = sorted({int(r["width"]) for r in rows})
+    far, covered = [], []
+    for k in range(4, len(widths)):
+        fitted = [r for r in rows if int(r["width"]) in widths[:k]]
+        fit = predictor.fit(
+            [float(r["n_params"]) for r in fitted],
+            [float(r["val_loss"]) for r in fitted],
+            "kaplan_slice",
+            seeds=np.array([int(r["seed"]) for r in fitted]),
+            **gamma,  # type: ignore[arg-type]
+        )
+        top = max(float(r["n_params_non_embedding"]) for r in fitted)
+        for width in widths[k:]:
+            held = [r for r in rows if int(r["width"]) == width]
+            measured = float(np.mean([float(r["val_loss"]) for r in held]))
+            pred = fit.predict(float(held[0]["n_params"]), interval="run", seeds=len(held))
+            factor = float(held[0]["n_params_non_embedding"]) / top
+            error = float(pred.mean) / measured - 1
+            inside = float(pred.lower) <= measured <= float(pred.upper)
+            if factor >= 4:
+                far.append(error)
+                covered.append(inside)
+            lines.append(
+                f"      fit on {widths[0]}…{widths[k - 1]:<4} width {width:>4} ×N {factor:>5.1f} "
+                f"measured {measured:.4f} predicted {float(pred.mean):.4f} "
+                f"[{float(pred.lower):.4f}, {float(pred.upper):.4f}] error {error:+.2%}"
+                + ("" if inside else " OUTSIDE")
+            )
+    lines.append(
+        f"      {far_summary(far)}; 90% intervals at ≥ 4× covering: {sum(covered)} of {len(covered)}"
+    )
+    return lines, far, covered
+
+
+def short_depth4_ladder(tuner: CachedTuner, out: Path, started: float) -> int:
+    """Amendment 8 (`knee-short4`: R8, R7's 4-layer recipe at 1,500 steps with fresh seeds; criteria N and
+    O): the shipped backtest and the product's kaplan_slice law beside it, with the earlier ladders for
+    reference."""
+    ladders = train(tuner, KNEE_SHORT4_LADDERS, None, DEPTH4)
+    lines, summaries = report_head(
+        "knee-short4", "trained 1,500 steps at 4 layers (R7's recipe, R1's steps), fresh seeds", ladders
+    )
+    grid = horizon_fit()
+    lines.append(
+        f"(c) predictor's kaplan_slice, γ = {grid.params['gamma']:.4f} ± {grid.stderr['gamma']:.4f} "
+        f"({grid.sigma_dof} dof) from the horizon grid (bench/results/horizon_cpu-long-r, total parameters)"
+    )
+    part, far, covered = product_slice_backtest(ladders[0][0], ladders[0][1], grid)
+    lines += [*part, "", "    for reference, not held out (the ladders on record before this one):"]
+    for name, rows in on_record(len(ON_RECORD)):
+        _, ref_far, ref_covered = product_slice_backtest(name, rows, grid)
+        lines.append(
+            f"      {name}: {far_summary(ref_far)}; covering {sum(ref_covered)} of {len(ref_covered)}"
+        )
+    shipped = summaries["non-embedding"]
+    candidate = float(np.median(np.abs(far)))
+    first = shipped["median_error_far"] <= 0.01
+    second = candidate <= 0.01 and candidate < shipped["median_error_far"]
+    lines += [
+        "",
+        "criteria (bench/PROTOCOL.md, calibration amendment 8):",
+        f"    N. shipped law: median |error| at ≥ 4× ≤ 1%: {'PASS' if first else 'FAIL'} "
+        f"({shipped['median_error_far']:.2%} over {int(shipped['n_far'])} predictions, "
+        f"{int(shipped['positive_far'])} above the measured loss)",
+        f"    O. the product's slice: median |error| at ≥ 4× ≤ 1% and below the shipped law's: "
+        f"{'HOLDS' if second else 'REJECTED'} ({candidate:.2%} over {len(far)} predictions; "
+        f"reported, not judged: {sum(covered)} of {len(covered)} 90% intervals covered)",
+    ]
+    return finish(out, lines, tuner, started)
+
+
 def main(argv: list[str] | None = None) -> int:
-    profiles = ["cpu", "long", "width-lr", "depth4", "knee", "knee-depth4"]
+    profiles = ["cpu", "long", "width-lr", "depth4", "knee", "knee-depth4", "knee-short4"]
     args = bench_parser(__doc__, profiles).parse_args(argv)
     suffix = "cpu" if args.profile == "cpu" else f"cpu-{args.profile}"
     out = args.out or RESULTS / f"backtest_replication_{suffix}.txt"
@@ -429,6 +521,8 @@ def main(argv: list[str] | None = None) -> int:
     tuner = CachedTuner(out.with_suffix(".runs.jsonl"), "cpu", args.jobs or default_jobs())
     if args.profile == "depth4":
         return depth_ladder(tuner, out, started)
+    if args.profile == "knee-short4":
+        return short_depth4_ladder(tuner, out, started)
     if args.profile in ("knee", "knee-depth4"):
         return knee_ladder(tuner, out, started, args.profile)
     if args.profile != "cpu":
