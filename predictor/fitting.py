@@ -67,6 +67,7 @@ def fit(
     gamma: float | None = None,
     gamma_sd: float = 0.0,
     gamma_dof: int = 0,
+    x_label: str | None = None,
 ) -> FitResult:
     """Fit `law` to losses y at x.
 
@@ -78,6 +79,8 @@ def fit(
     ``"residual"`` or ``"cases"``, see predictor.bootstrap); intervals never need it.
     ``kaplan_slice`` takes its outer power ``gamma`` from an (N, D) fit of the same architecture, with that
     fit's standard error ``gamma_sd`` and dof ``gamma_dof`` (its sigma_dof), which widen every interval.
+    ``x_label`` names what a one-column x counts in warnings and the report (default the law's column
+    name, N or C; e.g. "total parameters" for a law fitted in them).
     Raises ValueError, naming the fix, for input that cannot be fitted.
     """
     form = check_outer(check_law(law), gamma, gamma_sd, gamma_dof)
@@ -178,6 +181,7 @@ def fit(
         gamma=form.outer_value,
         gamma_sd=float(gamma_sd),
         gamma_dof=int(gamma_dof),
+        x_label=x_label or form.columns[0],
     )
     result.warnings = _fit_warnings(result, form)
     return result
@@ -262,12 +266,12 @@ def _fit_warnings(result: FitResult, law: Law) -> list[str]:
     if result.condition_number > ILL_CONDITIONED:
         out.append(
             f"poorly conditioned fit (condition number {result.condition_number:.2g}): the parameters "
-            f"trade off against each other; widen the range of {law.columns[0]}"
+            f"trade off against each other; widen the range of {result.x_label}"
         )
     spare = result.n_groups - law.n_params
     if spare < 2:
         out.append(
-            f"only {result.n_groups} distinct {law.columns[0]} for {law.n_params} parameters: the law's "
+            f"only {result.n_groups} distinct {result.x_label} for {law.n_params} parameters: the law's "
             "shape beyond them is barely constrained and its misfit cannot be tested; add proxy widths"
         )
     noise = result.noise

@@ -71,6 +71,9 @@ class FitResult:
     gamma: float | None = None
     gamma_sd: float = 0.0
     gamma_dof: int = 0
+    # What the first x column counts, as warnings and the report name it ("N" unless the caller fitted
+    # another count, e.g. total parameters).
+    x_label: str = "N"
     # Profiles already computed, by query point (predict(method="profile")); not part of the fit's state.
     _profiles: dict[bytes, Profile] = field(default_factory=dict, repr=False, compare=False)
 
@@ -260,7 +263,7 @@ class FitResult:
         N calls for: extrapolation far beyond the data, a query below it, a D far past the grid's."""
         out = list(self.warnings)
         worst = float(factor.max())
-        name = self.law_form.columns[0]
+        name = self.x_label if len(self.law_form.columns) == 1 else self.law_form.columns[0]
         if worst > EXTRAPOLATION_FAR:
             out.append(
                 f"{name}={rows[:, 0].max():.3g} is {worst:.0f}× the largest fitted {name} "
@@ -284,7 +287,7 @@ class FitResult:
     def report(self, min_correl: float = 0.1) -> str:
         """A plain-text report in the manner of lmfit's fit_report."""
         law = self.law_form
-        distinct = law.columns[0] if len(law.columns) == 1 else f"({', '.join(law.columns)})"
+        distinct = self.x_label if len(law.columns) == 1 else f"({', '.join(law.columns)})"
         lines = [
             "[[Model]]",
             f"    {self.law}: {law.formula}",
@@ -293,7 +296,8 @@ class FitResult:
             f"    # starts           = {self.n_starts} projected, {self.n_polished} polished",
             f"    # iterations       = {self.n_iterations}",
             f"    # data points      = {self.n_points} ({self.n_groups} distinct {distinct}, "
-            f"{law.columns[0]} {self.x_range[0]:.4g} … {self.x_range[1]:.4g})",
+            f"{distinct if len(law.columns) == 1 else law.columns[0]} {self.x_range[0]:.4g} … "
+            f"{self.x_range[1]:.4g})",
             f"    # variables        = {len(self.params)}",
             f"    chi-square (log)   = {self.chisqr:.6g}",
             f"    R-squared          = {self.r2:.6f}",
@@ -377,6 +381,7 @@ class FitResult:
         values.setdefault("gamma", None)  # fits stored before fixed-outer laws existed
         values.setdefault("gamma_sd", 0.0)
         values.setdefault("gamma_dof", 0)
+        values.setdefault("x_label", LAWS[d["law"]].columns[0])
         values["bootstrap_params"] = np.asarray(d["bootstrap_params"], dtype=float).reshape(-1, n_params)
         values["x_range"] = (float(d["x_range"][0]), float(d["x_range"][1]))
         values["stderr"] = {k: (None if v is None else float(v)) for k, v in d["stderr"].items()}

@@ -70,3 +70,29 @@ def peak_flops(device_name: str) -> float | None:
         if key in device_name:
             return peak
     return None
+
+
+def total_params_at(spec: ArchitectureSpec, n_params: float) -> float | None:
+    """Total parameters (embeddings included) of this spec at `n_params` non-embedding ones.
+
+    A law fitted in total parameters (predictor's kaplan_slice) is asked by N like every other; the
+    embeddings grow linearly in width, so their count is interpolated between the two head-size widths
+    whose N bracket n_params (the smallest width's count below it). None past width 2^20.
+    """
+    step = spec.head_dim
+    low, high = 1, (1 << 20) // step
+    if count_params(spec, high * step)[1] < n_params:
+        return None
+    while low < high:  # the smallest multiple of the head size whose N reaches n_params
+        mid = (low + high) // 2
+        if count_params(spec, mid * step)[1] < n_params:
+            low = mid + 1
+        else:
+            high = mid
+    total_b, n_b = count_params(spec, low * step)
+    if low == 1 or n_b == n_params:
+        return float(n_params + (total_b - n_b))
+    total_a, n_a = count_params(spec, (low - 1) * step)
+    share = (n_params - n_a) / (n_b - n_a)
+    embedding = (total_a - n_a) + share * ((total_b - n_b) - (total_a - n_a))
+    return float(n_params + embedding)

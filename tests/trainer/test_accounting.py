@@ -8,7 +8,7 @@ import pytest
 
 from tests.trainer.helpers import tiny_spec
 from trainer import build_model, count_params
-from trainer.accounting import flops_per_token, peak_flops
+from trainer.accounting import flops_per_token, peak_flops, total_params_at
 
 EMBEDDING_NAMES = ("wte.weight", "wpe.weight", "lm_head.weight")
 
@@ -33,6 +33,19 @@ def test_count_params_matches_the_built_model(fields: dict[str, Any], width: int
     total, non_embedding = count_params(spec, width)
     assert total == sum(p.numel() for p in model.parameters())
     assert non_embedding == sum(p.numel() for n, p in model.named_parameters() if n not in EMBEDDING_NAMES)
+
+
+def test_total_params_at_n_is_exact_on_the_head_grid_and_between_its_neighbours_in_between() -> None:
+    spec = tiny_spec(tie_embeddings=False)
+    step = spec.head_dim
+    for width in (step, 4 * step, 9 * step):
+        total, n = count_params(spec, width)
+        assert total_params_at(spec, n) == total
+    (total_a, n_a), (total_b, n_b) = count_params(spec, 4 * step), count_params(spec, 5 * step)
+    between = total_params_at(spec, (n_a + n_b) / 2)
+    assert between is not None and total_a < between < total_b
+    assert between - (n_a + n_b) / 2 == pytest.approx(((total_a - n_a) + (total_b - n_b)) / 2)
+    assert total_params_at(spec, 1e18) is None  # past width 2^20
 
 
 def test_flops_are_six_n_plus_readout_plus_attention() -> None:
