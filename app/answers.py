@@ -14,8 +14,9 @@ import predictor
 from app import architectures, tuning
 from app.comparability import common_unit, recipe_differences
 from app.errors import field_error, get_or_404, unprocessable
-from app.fits import NO_TREND_ADVICE, CurrentFit, FitPoints, NoScalingTrend, holdout_warning
+from app.fits import NO_TREND_ADVICE, SLICE_LAW, CurrentFit, FitPoints, NoScalingTrend, holdout_warning
 from app.models import Architecture
+from app.public import served_parameters, served_stderr
 from app.schemas import (
     Allocation,
     Candidate,
@@ -33,7 +34,7 @@ from app.settings import Settings
 from predictor.frontier import at_ratio, compute_of, compute_optimal
 from predictor.shape import predict_with_shape
 from trainer import ArchitectureSpec, count_params
-from trainer.accounting import flops_per_token
+from trainer.accounting import flops_per_token, total_params_at
 from trainer.shapes import non_embedding, shape_for
 
 CurrentOf = Callable[[Session, int], CurrentFit]  # (session, architecture id) -> its current fit
@@ -87,6 +88,8 @@ def prediction(
             seeds=request.seeds,
         )
     else:
+        if result.law == SLICE_LAW:  # fitted in total parameters: asked at the target's total
+            at = _total_of(spec, n_params, request.width, depth)
         predicted = result.predict(
             at, level=request.level, interval=request.interval, seeds=request.seeds, method=request.method
         )
@@ -120,14 +123,14 @@ def prediction(
         lower=float(predicted.lower),
         upper=float(predicted.upper),
         law=result.law,
-        parameters=result.params,
-        stderr=result.stderr,
+        parameters=served_parameters(result),
+        stderr=served_stderr(result),
         noise_model=result.noise.summary(),
         points_used=result.n_points,
         widths_used=sorted(set(points.widths)),
         excluded_runs=[ExcludedRun(run_id=e.run_id, reason=e.reason) for e in points.excluded],
-        n_params_range=(float(result.x_range[0]), float(result.x_range[1])),
-        extrapolation_factor=float(predicted.extrapolation_factor),
+        n_params_range=(min(points.n_params), max(points.n_params)),
+        extrapolation_factor=n_params / max(points.n_params),
         extrapolation=extrapolation(spec, points, n_params, request.width, tokens, depth),
         warnings=[
             *predicted.warnings,
@@ -144,6 +147,19 @@ def prediction(
             recipe=Recipe(**dataclasses.asdict(points.recipe)),
         ),
     )
+
+
+def _total_of(spec: ArchitectureSpec, n_params: float, width: int | None, depth: int | None) -> float:
+    """The target's total parameters (the slice law's x): counted at an asked width, else interpolated at
+    N (trainer.accounting.total_params_at); 422 past the widths the trainer can count."""
+    if width is not None:
+        return float(count_params(spec.at_depth(depth) if depth is not None else spec, width)[0])
+    total = total_params_at(spec, n_params)
+    if total is None:
+        raise unprocessable(
+            field_error("body", "n_params", msg="past width 2^20: no total parameter count for the slice law")
+        )
+    return total
 
 
 def _target(result: predictor.FitResult, request: CompareRequest) -> tuple[float, float | None]:

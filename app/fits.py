@@ -38,6 +38,11 @@ DEFAULT_LAW = "mu_scaling"
 # 1.84 % (bench/results/horizon_cpu-long-r.txt).
 GRID_LAW: Final = "kaplan"
 MIN_BUDGETS = 3  # distinct token budgets an (N, D) fit needs: a D exponent and how the N term bends with D
+# The fixed-D slice of GRID_LAW, (A·N^−α + C)^γ, fitted to a whole-run ladder with γ from the architecture's
+# own token-horizon grid. Fitted in total parameters: on the CPU ladders on record it extrapolated in total
+# parameters and not in non-embedding N (bench/PROTOCOL.md, calibration amendments 6-8). Served on request
+# (`law`), not by default: one fresh 4-layer ladder met the accuracy target with it, the 2-layer ones did not.
+SLICE_LAW: Final = "kaplan_slice"
 
 
 def is_grid_law(law: str) -> bool:
@@ -134,15 +139,21 @@ class FitPoints:
         return len(set(self.tokens))
 
     def x(self, law: str) -> Any:
-        """The fit's x: N, or the (N, D) rows of a two-column law."""
+        """The fit's x: N, the (N, D) rows of a two-column law, or total parameters for the slice law."""
         if is_grid_law(law):
             return np.column_stack([self.n_params, self.tokens])
+        if law == SLICE_LAW:
+            return self.total_params
         return self.n_params
 
-    def data_hash(self, law: str) -> str:
+    def data_hash(self, law: str, *also: Any) -> str:
+        """The cache key of a fit of these points (and of `also`: what else the fit read, e.g. a grid)."""
         fields: list[Any] = [FIT_METHOD, law, self.run_ids, self.n_params, self.losses, self.seed_labels]
         if self.tokens:
             fields.append(self.tokens)
+        if law == SLICE_LAW:
+            fields.append(self.total_params)
+        fields += also
         return hashlib.sha256(json.dumps(fields).encode()).hexdigest()
 
 
@@ -370,14 +381,21 @@ def refresh_fit(
     points = points or fit_points(session, architecture_id, law)
     if points.distinct_sizes < min_widths or (is_grid_law(law) and points.distinct_budgets < MIN_BUDGETS):
         return None
+    options: dict[str, Any] = {}
     key = points.data_hash(law)
+    if law == SLICE_LAW:
+        grid = slice_grid(session, architecture_id, min_widths, points)
+        options = slice_gamma(grid)
+        key = points.data_hash(law, grid.run_ids, grid.total_params, grid.tokens, grid.losses)
     cached = session.scalar(
         select(Fit).where(Fit.architecture_id == architecture_id, Fit.law == law, Fit.data_hash == key)
     )
     if cached is not None:
         return cached
     try:
-        result = predictor.fit(points.x(law), points.losses, law=law, seeds=points.seed_labels)
+        if law == SLICE_LAW:
+            options["x_label"] = "total parameters"
+        result = predictor.fit(points.x(law), points.losses, law=law, seeds=points.seed_labels, **options)
     except ValueError as exc:
         raise FitFailed(
             f"architecture {architecture_id}: no {law} fit for the {len(points.run_ids)} finished run(s): "
@@ -404,6 +422,49 @@ def refresh_fit(
             select(Fit).where(Fit.architecture_id == architecture_id, Fit.law == law, Fit.data_hash == key)
         )
     return fit
+
+
+def slice_grid(session: Session, architecture_id: int, min_widths: int, ladder: FitPoints) -> FitPoints:
+    """The token-horizon grid the slice law takes γ from: the architecture's own, on the ladder's corpus.
+    Raises NotEnoughRuns (no grid yet, or too small) or FitFailed (a grid on another corpus)."""
+    grid = fit_points(session, architecture_id, GRID_LAW)
+    if grid.distinct_sizes < min_widths or grid.distinct_budgets < MIN_BUDGETS:
+        counts = run_counts(session, architecture_id, grid.recipe) if grid.recipe else {}
+        raise NotEnoughRuns(
+            architecture_id,
+            counts,
+            min_widths,
+            grid.distinct_sizes,
+            grid.excluded,
+            f"the {SLICE_LAW} law takes its outer power γ from the architecture's token-horizon grid, "
+            f"which needs {min_widths} widths at {MIN_BUDGETS} budgets or more ({grid.distinct_budgets} "
+            f"budget(s) finished): launch one (POST /v1/architectures/{architecture_id}/sweeps with "
+            f"token_budgets), or ask without `law` for the {DEFAULT_LAW} fit",
+        )
+    if grid.corpus_fingerprints != ladder.corpus_fingerprints:
+        raise FitFailed(
+            f"architecture {architecture_id}: the token-horizon grid was trained on another corpus than the "
+            f"ladder, so its γ is not this ladder's: rerun the grid on the ladder's corpus, or ask without "
+            f"`law` for the {DEFAULT_LAW} fit"
+        )
+    return grid
+
+
+def slice_gamma(grid: FitPoints) -> dict[str, Any]:
+    """γ for the slice law, with its standard error and dof: the kaplan law fitted to the grid in total
+    parameters, the basis the slice is fitted in (bench/backtest_replication.horizon_fit does the same)."""
+    x = np.column_stack([grid.total_params, grid.tokens])
+    try:
+        fitted = predictor.fit(x, grid.losses, law=GRID_LAW, seeds=grid.seed_labels)
+    except ValueError as exc:
+        raise FitFailed(f"the token-horizon grid gives no γ for the {SLICE_LAW} law: {exc}") from exc
+    sd = fitted.stderr["gamma"]
+    if sd is None or fitted.at_bound["gamma"]:
+        raise FitFailed(
+            f"the token-horizon grid does not pin γ (gamma = {fitted.params['gamma']:.3g} at its bound): "
+            "add budgets further apart to the grid"
+        )
+    return {"gamma": fitted.params["gamma"], "gamma_sd": sd, "gamma_dof": fitted.sigma_dof}
 
 
 @dataclass(frozen=True)
@@ -443,7 +504,7 @@ def current_fit(
     # The shape test is a few milliseconds of least squares on the fitted points: computed with the
     # fit's load, so it always matches the fit it is served beside.
     shape = None
-    if not is_grid_law(law) and len(set(points.depths)) > 1:
+    if law == DEFAULT_LAW and len(set(points.depths)) > 1:
         shape = shape_test(result, points.widths, points.depths)
     return CurrentFit(
         fit.id,
@@ -454,21 +515,34 @@ def current_fit(
         points,
         assess(result),
         shape,
-        holdout_check(points, law),
+        holdout_check(points, law, result),
     )
 
 
-def holdout_check(points: FitPoints, law: str) -> predictor.HeldOut | None:
+def holdout_check(
+    points: FitPoints, law: str, result: predictor.FitResult | None = None
+) -> predictor.HeldOut | None:
     """The law refitted without the ladder's largest size predicts the mean of that size's runs
     (predictor.hold_out_largest): one extrapolation step whose answer is known. Like the shape test, a
     few milliseconds at load. None for an (N, D) grid, a ladder too short to spare its largest size, or
     smaller sizes the law cannot be fitted to."""
     if is_grid_law(law):
         return None
+    # The slice law refits with the γ its full fit took (and that γ's uncertainty).
+    gamma = (
+        {} if result is None or result.gamma is None else {**gamma_options(result), "x_label": result.x_label}
+    )
     try:
-        return predictor.hold_out_largest(points.n_params, points.losses, law, seeds=points.seed_labels)
+        return predictor.hold_out_largest(
+            points.x(law), points.losses, law, seeds=points.seed_labels, **gamma
+        )
     except ValueError:
         return None
+
+
+def gamma_options(result: predictor.FitResult) -> dict[str, Any]:
+    """A slice fit's γ as predictor.fit's options."""
+    return {"gamma": result.gamma, "gamma_sd": result.gamma_sd, "gamma_dof": result.gamma_dof}
 
 
 def holdout_warning(held: predictor.HeldOut | None) -> list[str]:
@@ -497,6 +571,22 @@ def holdout_report(held: predictor.HeldOut | None) -> str:
             f"({held.level:.0%})",
             f"    measured           = {held.measured:.4f}: error {held.error:+.2%}, "
             + ("inside the interval" if held.inside else "OUTSIDE the interval"),
+        ]
+    )
+
+
+def basis_report(law: str) -> str:
+    """What the slice law's x is, as a section of the fit report (nothing for a law in N)."""
+    if law != SLICE_LAW:
+        return ""
+    return "\n".join(
+        [
+            "",
+            "[[Basis]]",
+            "    x                  = total parameters (embeddings included); the holdout check's N counts "
+            "them too",
+            f"    gamma              = from the {GRID_LAW} law fitted to the token-horizon grid in total "
+            "parameters",
         ]
     )
 

@@ -111,7 +111,7 @@ class PredictionService:
         else:
             arch_id = await run_in_threadpool(self._architecture_of_spec, request)
         version = await self._versions.read(arch_id, partial(results_version, self.engine, arch_id))
-        key = (arch_id, GRID_LAW if request.in_tokens else DEFAULT_LAW, version)
+        key = (arch_id, GRID_LAW if request.in_tokens else request.law, version)
         asked = (
             request.n_params,
             request.width,

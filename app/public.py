@@ -9,6 +9,7 @@ from typing import Any
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
+import predictor
 from app.fits import FitPoints
 from app.models import FINISHED, Run, RunStatus, Sweep, SweepRun
 from app.schemas import LossPoint, RunCounts, RunPublic, RunSummary, SweepPublic
@@ -113,3 +114,13 @@ def fit_point_fields(points: FitPoints, predicted: Iterable[float]) -> list[dict
             strict=True,
         )
     ]
+
+
+def served_parameters(result: predictor.FitResult) -> dict[str, float]:
+    """The law's parameters as served: a slice fit's fixed γ is listed beside the fitted ones."""
+    return {**result.params, **({"gamma": result.gamma} if result.gamma is not None else {})}
+
+
+def served_stderr(result: predictor.FitResult) -> dict[str, float | None]:
+    """Their standard errors: a slice fit's γ has the one of the grid fit it came from."""
+    return {**result.stderr, **({"gamma": result.gamma_sd} if result.gamma is not None else {})}

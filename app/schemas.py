@@ -409,11 +409,23 @@ class PredictionRequest(TokenTarget):
         "or 'profile' (profile likelihood: refits the law constrained to each value, follows the "
         "floor–exponent trade-off far from the proxies). bench/calibration.py compares them.",
     )
+    law: Literal["mu_scaling", "kaplan_slice"] = Field(
+        "mu_scaling",
+        description="The law of the whole-run ladder: 'mu_scaling' (E + A·N^−α, the default) or "
+        "'kaplan_slice' ((A·N^−α + C)^γ in total parameters, the fixed-D slice of the kaplan law with γ "
+        "from the architecture's token-horizon grid, which it needs; its uncertainty is in the interval). "
+        "Not with `tokens` or `compute`, which the grid's own (N, D) law answers.",
+    )
 
     @model_validator(mode="after")
     def _one_of_each(self) -> PredictionRequest:
         if (self.architecture_id is None) == (self.spec is None):
             raise ValueError("give exactly one of `architecture_id` and `spec`")
+        if self.law != "mu_scaling" and self.in_tokens:
+            raise ValueError(
+                f"`law` {self.law} answers at the ladder's own token budget: drop `tokens` and `compute`, or "
+                "drop `law` for the token-horizon grid's (N, D) answer"
+            )
         if self.compute is not None:
             if self.n_params is not None or self.width is not None or self.tokens is not None:
                 raise ValueError(

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import itertools
 from collections.abc import Sequence
-from typing import Annotated, Any
+from typing import Annotated, Any, Literal
 
 import numpy as np
 from fastapi import APIRouter, HTTPException, Query, Response, status
@@ -24,11 +24,11 @@ from app.deps import (
     WriteSessionDep,
 )
 from app.errors import field_error, get_or_404, unprocessable
-from app.fits import holdout_report, proxies_report
+from app.fits import SLICE_LAW, basis_report, holdout_report, proxies_report
 from app.limits import check_source, check_stored_source, check_sweep, run_flops
 from app.models import Architecture, Run
 from app.pagination import decode_cursor, encode_cursor
-from app.public import fit_point_fields, sweep_public
+from app.public import fit_point_fields, served_parameters, served_stderr, sweep_public
 from app.schemas import (
     MAX_N_PARAMS,
     ArchitectureListItem,
@@ -49,6 +49,7 @@ from app.schemas import (
     TuningSummary,
 )
 from trainer import ArchitectureSpec, count_params
+from trainer.accounting import total_params_at
 from trainer.growth import check_widths
 from trainer.horizon import HorizonError, HorizonPlan, plan_horizons
 from trainer.shapes import ladder_shapes
@@ -328,28 +329,40 @@ def get_fit(
     ] = None,
     level: Annotated[float, Query(gt=0, lt=1, description="Coverage of the band.")] = 0.9,
     curve_points: Annotated[int, Query(ge=2, le=200)] = 40,
+    law: Annotated[
+        Literal["mu_scaling", "kaplan_slice"],
+        Query(
+            description="The ladder's law: mu_scaling (the default), or kaplan_slice, the fixed-D slice of "
+            "the kaplan law in total parameters with γ from the architecture's token-horizon grid."
+        ),
+    ] = "mu_scaling",
 ) -> FitPublic:
     """The scaling-law fit over the architecture's finished proxies (409 until enough have finished)."""
-    get_or_404(session, Architecture, architecture_id)
-    current = predictions.current(session, architecture_id)
+    arch = get_or_404(session, Architecture, architecture_id)
+    current = predictions.current(session, architecture_id, law)
     result, points = current.result, current.points
-    predicted = result.predict(points.n_params).mean
-    low, high = float(result.x_range[0]), float(result.x_range[1])
+    predicted = result.predict(points.x(law)).mean
+    low, high = min(points.n_params), max(points.n_params)
     grid = np.geomspace(low, max(curve_to or 10 * high, low * 1.01), curve_points)
-    band = result.predict(grid, level=level, interval="expected")
+    at = grid
+    if law == SLICE_LAW:  # fitted in total parameters; the curve is drawn against N like every other
+        spec = architectures.stored_spec(arch)
+        at = np.array([total_params_at(spec, n) or np.nan for n in grid])
+        grid, at = grid[np.isfinite(at)], at[np.isfinite(at)]
+    band = result.predict(at, level=level, interval="expected")
     return FitPublic(
         architecture_id=architecture_id,
         fit_id=current.fit_id,
         law=result.law,
-        parameters=result.params,
-        stderr=result.stderr,
+        parameters=served_parameters(result),
+        stderr=served_stderr(result),
         r2=result.r2,
         success=result.success,
         message=result.message,
         at_bound=result.at_bound,
         n_points=result.n_points,
-        n_params_range=(float(result.x_range[0]), float(result.x_range[1])),
-        report=result.report() + proxies_report(points) + holdout_report(current.holdout),
+        n_params_range=(low, high),
+        report=result.report() + basis_report(law) + proxies_report(points) + holdout_report(current.holdout),
         quality=FitQuality(**current.quality.to_dict(), enforced=settings.fit_gate),
         noise_model=result.noise.summary(),
         excluded_runs=[ExcludedRun(run_id=e.run_id, reason=e.reason) for e in points.excluded],
