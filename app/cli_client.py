@@ -130,6 +130,10 @@ def predict(
     ),
     interval: str = typer.Option("expected", help="expected (the expected loss) or run (a new run's)."),
     level: float = LEVEL,
+    law: str = typer.Option(
+        "mu_scaling",
+        help="mu_scaling, or kaplan_slice (the kaplan law at fixed D, γ from the token-horizon grid).",
+    ),
     server: str = SERVER,
 ) -> None:
     """The predicted loss of one architecture at N or at a shape (--width, --depth), or at (N, D), or at
@@ -146,6 +150,7 @@ def predict(
             tokens_per_parameter=tokens_per_parameter,
             interval=interval,
             level=level,
+            law=law,
         )
     console = Console()
     title = f"Predicted loss at N = {p.n_params:.3g} non-embedding parameters"

@@ -127,8 +127,10 @@ class Client:
         validates has `valid` False, `spec` None and the reason in `error`."""
         return Rows(self._pages("/v1/architectures", Page[ArchitectureListItem], name=name, limit=page_size))
 
-    def get_fit(self, architecture_id: int) -> FitPublic:
-        return self._get(f"/v1/architectures/{architecture_id}/fit", FitPublic)
+    def get_fit(self, architecture_id: int, law: str = "mu_scaling") -> FitPublic:
+        """The ladder's fit: `law` "mu_scaling" (the default) or "kaplan_slice" (γ from the architecture's
+        token-horizon grid, fitted in total parameters)."""
+        return self._get(f"/v1/architectures/{architecture_id}/fit", FitPublic, law=law)
 
     def grid(
         self,
@@ -329,6 +331,7 @@ class Client:
         interval: str = "run",
         seeds: int = 1,
         method: str = DEFAULT_METHOD,
+        law: str = "mu_scaling",
     ) -> PredictionPublic:
         """The loss at n_params (or width), with an interval for the expected loss (`interval="expected"`)
         or for what `seeds` new runs will show, averaged (`interval="run"`, the default); `method`
@@ -336,7 +339,9 @@ class Client:
         With `tokens` the loss at (N, D), and with `compute` (FLOPs, 6ND) instead of N the loss at the
         compute-optimal split, or at D = `tokens_per_parameter` × N: from the token-horizon grid's fit.
         `depth` (with `width`) asks at that shape; `aspect_ratio` (width / depth, with `n_params`) at N
-        for that shape: shape-corrected when the ladder's fit found that shape matters."""
+        for that shape: shape-corrected when the ladder's fit found that shape matters. `law`
+        "kaplan_slice" answers from the fixed-D slice of the kaplan law (γ from the token-horizon grid)
+        instead of E + A·N^−α."""
         body: dict[str, Any] = {
             "architecture_id": architecture_id,
             "n_params": n_params,
@@ -350,6 +355,7 @@ class Client:
             "interval": interval,
             "seeds": seeds,
             "method": method,
+            "law": law,
         }
         if spec is not None:
             body["spec"] = spec.model_dump(mode="json") if isinstance(spec, ArchitectureSpec) else spec

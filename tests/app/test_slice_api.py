@@ -7,14 +7,16 @@ from __future__ import annotations
 
 from collections.abc import Iterator
 
+import httpx
 import numpy as np
 import pytest
 from fastapi.testclient import TestClient
 
 from app import queue
 from app.api import create_app
+from app.client import Client
 from app.settings import Settings
-from tests.app.api_helpers import GRID_TRUTH, finish_runs, grid_loss, spec_dict
+from tests.app.api_helpers import GRID_TRUTH, finish_runs, forward, grid_loss, spec_dict
 from trainer import ArchitectureSpec, count_params
 from trainer.accounting import total_params_at
 
@@ -111,6 +113,12 @@ def test_the_slice_fit_states_its_basis_and_draws_its_curve_against_n(api: TestC
     # Every fitted point's value is the law at that run's total parameters: residuals are small.
     assert max(abs(p["residual"]) / p["loss"] for p in body["points"]) < 0.01
     assert api.get(f"/v1/architectures/{arch_id}/fit").json()["law"] == "mu_scaling"
+    # The notebook client asks the same questions.
+    with Client("http://testserver", transport=httpx.MockTransport(forward(api))) as client:
+        assert client.get_fit(arch_id, law="kaplan_slice").parameters == body["parameters"]
+        p = client.predict(architecture_id=arch_id, width=512, law="kaplan_slice", interval="expected")
+        assert p.law == "kaplan_slice" and p.parameters["gamma"] == body["parameters"]["gamma"]
+        assert client.predict(architecture_id=arch_id, width=512).law == "mu_scaling"
 
 
 def test_without_a_grid_the_409_says_how_to_get_one(api: TestClient) -> None:
