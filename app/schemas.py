@@ -684,7 +684,10 @@ class HoldoutCheck(BaseModel):
     """The ladder's own extrapolation check (predictor.hold_out_largest): the law refitted without the
     largest proxy size predicts the mean of that size's runs, with the interval for such a mean."""
 
-    n_params: float = Field(description="The held-out (largest) size's non-embedding N.")
+    n_params: float = Field(
+        description="The held-out (largest) size's non-embedding N (its total parameters for the "
+        "kaplan_slice law, which is fitted in them)."
+    )
     runs: int = Field(description="Its runs, averaged into `measured`.")
     measured: float
     predicted: float

@@ -12,6 +12,7 @@
   const curves = new Map(); // run id → { progress, trace }: refetched only when a run moved on
   let fittedOn = null; // the finished runs the shown fit used, so a new one triggers a refresh
   let gridOn = null; // likewise the finished token-horizon branches the (N, D) fit used
+  let shownArch = null; // the architecture as last loaded, for redrawing the fit in another law
   let timer = null;
 
   function progress(run) {
@@ -126,8 +127,9 @@
       return;
     }
     let fit;
+    const law = document.getElementById("fit-law").value;
     try {
-      fit = await MU.api(`/v1/architectures/${id}/fit`, { query: { level: MU.LEVEL } });
+      fit = await MU.api(`/v1/architectures/${id}/fit`, { query: { level: MU.LEVEL, law } });
     } catch (err) {
       body.hidden = true;
       MU.notice(status, err.status === 409 ? "warn" : "error", `No fit: ${err.message}`);
@@ -150,7 +152,7 @@
       el("dt", {}, "parameters"), el("dd", { class: "mono" }, params.join(", ")),
       el("dt", {}, "R²"), el("dd", {}, fit.r2 == null ? "—" : fit.r2.toFixed(5)),
       el("dt", {}, "points"), el("dd", {}, `${fit.n_points} runs, N ${MU.fmtN(fit.n_params_range[0])} – ${MU.fmtN(fit.n_params_range[1])}`),
-      ...holdoutFacts(fit.holdout),
+      ...holdoutFacts(fit.holdout, fit.law),
     );
     document.getElementById("fit-report").textContent = fit.report;
     body.hidden = false;
@@ -161,7 +163,7 @@
     await Plotly.react("fit-plot", [
       MU.bandTrace(curve, color, { name: `${Math.round(fit.level * 100)}% band (expected loss)` }),
       {
-        name: "fitted law", type: "scatter", mode: "lines", line: { color, width: 2 },
+        name: `fitted law (${fit.law})`, type: "scatter", mode: "lines", line: { color, width: 2 },
         x: curve.map((c) => c.n_params), y: curve.map((c) => c.mean),
         hovertemplate: "N %{x:.3s}<br>fit %{y:.4f}<extra></extra>",
       },
@@ -231,6 +233,7 @@
       MU.api(`/v1/architectures/${id}`),
       MU.listAll("/v1/runs", { architecture_id: id, limit: 500 }),
     ]);
+    shownArch = arch;
     document.getElementById("spec").textContent = JSON.stringify(arch.spec, null, 2);
     document.getElementById("run-counts").textContent = `— ${MU.runCounts(arch.runs)}`;
     const widthsInput = document.getElementById("sweep-widths");
@@ -255,6 +258,7 @@
       gridOn = branchesDone;
       await MUHorizon.draw(id, runs);
     }
+    offerSlice(runs);
     // The fit is refetched only when the set of finished runs changed; the "not yet" notice always.
     if (finished !== fittedOn || !MU.canFit(arch.runs)) {
       fittedOn = finished;
@@ -262,6 +266,21 @@
     }
     const busy = (status) => status === "queued" || status === "running";
     return runs.some((run) => busy(run.status)) || (tuning != null && busy(tuning.status));
+  }
+
+  /** The slice law takes γ from the token-horizon grid: offered once the grid can be fitted (enough
+   * widths at 3 budgets or more, as app.fits asks), so choosing it never meets a 409. */
+  function offerSlice(runs) {
+    const branches = runs.filter((run) => run.role === "branch" && run.status === "succeeded");
+    const budgets = new Set(branches.map((run) => run.steps)).size;
+    const widths = new Set(branches.map((run) => run.width)).size;
+    const ready = budgets >= 3 && widths >= MU.minWidths;
+    const select = document.getElementById("fit-law");
+    select.querySelector("option[value=kaplan_slice]").disabled = !ready;
+    if (!ready && select.value === "kaplan_slice") select.value = "mu_scaling";
+    document.getElementById("fit-law-note").textContent = ready
+      ? "the slice is fitted in total parameters and drawn against N"
+      : "kaplan_slice needs a token-horizon grid (a sweep with token budgets) at 3 budgets or more";
   }
 
   /** Refresh now, and keep polling while any run or the tuning is queued or running. */
@@ -360,16 +379,21 @@
     }
   });
 
+  document.getElementById("fit-law").addEventListener("change", () => {
+    if (shownArch) drawFit(shownArch).catch((err) => MU.notice(messages, "error", err.message));
+  });
+
   document.getElementById("coord-run").addEventListener("click", () => MUTuning.runCoordCheck(id));
   document.getElementById("lr-relative").addEventListener("change", () => {
     MUTuning.redraw().catch((err) => MU.notice(messages, "error", err.message));
   });
 
   // The ladder's own extrapolation check: the law refitted without its largest size, scored there.
-  function holdoutFacts(h) {
+  function holdoutFacts(h, law) {
     if (!h) return [];
     const pct = (100 * h.error).toFixed(2);
-    const text = `largest size (N ${MU.fmtN(h.n_params)}, ${h.runs} run(s)) from the rest: predicted ` +
+    const counted = law === "kaplan_slice" ? "total parameters" : "N"; // the slice is fitted in total parameters
+    const text = `largest size (${counted} ${MU.fmtN(h.n_params)}, ${h.runs} run(s)) from the rest: predicted ` +
       `${h.predicted.toFixed(4)} [${h.lower.toFixed(4)}, ${h.upper.toFixed(4)}], measured ` +
       `${h.measured.toFixed(4)} (${h.error >= 0 ? "+" : ""}${pct} %)`;
     return [

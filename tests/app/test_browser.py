@@ -30,6 +30,7 @@ from app.models import Run
 from app.settings import Settings
 from tests.app.api_helpers import finish_runs, grid_loss, lr_basin, spec_dict
 from tests.app.live_server import live_server
+from tests.app.test_slice_api import total_of
 from tests.db_fixtures import require_service
 
 pytestmark = pytest.mark.browser
@@ -874,3 +875,44 @@ def test_a_nugpt_design_gets_its_page_and_is_ranked_against_a_gpt(watched: Watch
     rows = page.locator("#ranking tbody tr").all_inner_texts()
     assert len(rows) == 2 and "nugpt-design" in rows[0]  # its lower law ranks it first
     _screenshot(page, "compare-nugpt-gpt")
+
+
+def test_the_fit_card_offers_the_slice_law_once_a_token_horizon_grid_is_fitted(
+    watched: Watched, site: Site
+) -> None:
+    """Issue 13: the fit card switches the ladder's law to kaplan_slice (γ from the architecture's own
+    token-horizon grid) when there is a grid to take γ from, and draws that fit against N; without a grid
+    the choice is disabled and says why, so it never meets a 409."""
+    page = _open(watched, site, f"/architectures/{site.ids['gelu-base']}")
+    assert page.locator("#fit-law option[value=kaplan_slice]").is_disabled()
+    assert "needs a token-horizon grid" in page.locator("#fit-law-note").inner_text()
+    spec = spec_dict(  # three layers: not the "horizons" design of the same recipe (specs match by hash)
+        "sliced",
+        n_layers=3,
+        training={"batch_tokens": 1024, "schedule": "wsd", "decay_fraction": 0.2, "steps": 1600},
+    )
+    engine = make_engine(site.db_url)
+    with httpx.Client(base_url=site.url, headers={"Authorization": f"Bearer {TOKEN}"}) as api:
+        created = api.post("/v1/architectures", json=spec)
+        assert created.status_code == 201, created.text
+        arch_id = created.json()["id"]
+        budgets = [1024 * s for s in (200, 400, 800, 1600)]
+        api.post(f"/v1/architectures/{arch_id}/sweeps", json={"seeds": [0, 1], "token_budgets": budgets})
+        finish_runs(engine, arch_id, loss_of=lambda run, n: grid_loss(total_of(run), run.steps * 1024))
+        api.post(f"/v1/architectures/{arch_id}/sweeps", json={"seeds": [0, 1]})
+        finish_runs(engine, arch_id, loss_of=lambda run, n: grid_loss(total_of(run), run.steps * 1024))
+    engine.dispose()
+    page = _open(watched, site, f"/architectures/{arch_id}")
+    assert "mu_scaling" in page.locator("#fit-facts").inner_text()
+    assert not page.locator("#fit-law option[value=kaplan_slice]").is_disabled()
+    page.select_option("#fit-law", "kaplan_slice")
+    page.wait_for_function("document.getElementById('fit-facts').innerText.includes('kaplan_slice')")
+    fit = httpx.get(f"{site.url}/v1/architectures/{arch_id}/fit", params={"law": "kaplan_slice"}).json()
+    assert "gamma = " in page.locator("#fit-facts").inner_text()
+    assert "[[Basis]]" in page.locator("#fit-report").inner_text()
+    drawn = page.evaluate("document.getElementById('fit-plot').data[1]")
+    assert drawn["name"] == "fitted law (kaplan_slice)"
+    assert drawn["x"] == pytest.approx([c["n_params"] for c in fit["curve"]])
+    assert drawn["y"] == pytest.approx([c["mean"] for c in fit["curve"]])
+    assert "total parameters" in page.locator("#holdout-check").inner_text()
+    _screenshot(page, "architecture-slice-law")
