@@ -310,9 +310,14 @@ def comparison(
     archs, specs, currents = [archs[i] for i in keep], [specs[i] for i in keep], [currents[i] for i in keep]
     unit = common_unit(archs, specs, currents)
     targets = [_target(c.result, request) for c in currents]
+    # The slice law is fitted in total parameters: each design is asked at its own total at that N.
+    queries = [
+        _total_of(s, n, None, None) if c.result.law == SLICE_LAW else (n if d is None else (n, d))
+        for s, c, (n, d) in zip(specs, currents, targets, strict=True)
+    ]
     ranking = predictor.compare(
         [c.result for c in currents],
-        at=[n if d is None else (n, d) for n, d in targets],
+        at=queries,
         level=request.level,
         factors=unit.factors,
     )
@@ -329,7 +334,7 @@ def comparison(
                 lower=float(p.lower),
                 upper=float(p.upper),
                 probability_best=float(ranking.probability_best[k]),
-                extrapolation_factor=float(p.extrapolation_factor),
+                extrapolation_factor=targets[k][0] / max(currents[k].points.n_params),
                 extrapolation=extrapolation(specs[k], currents[k].points, targets[k][0], None, targets[k][1]),
                 warnings=[*p.warnings, *holdout_warning(currents[k].holdout), *lr_notes[k]],
                 n_params=targets[k][0],

@@ -393,10 +393,11 @@ class Client:
         tokens: float | None = None,
         compute: float | None = None,
         tokens_per_parameter: float | None = None,
+        law: str = "mu_scaling",
     ) -> ComparePublic:
         """Rank designs by expected loss at n_params (at (N, D) with `tokens`), or at equal training
         `compute` (FLOPs, 6ND: each at its compute-optimal N*, D*, or at D = tokens_per_parameter × N),
-        with P(best) paired by seed."""
+        with P(best) paired by seed. By N, `law` "kaplan_slice" ranks each design's slice fit."""
         body = {
             "architecture_ids": architecture_ids,
             "n_params": n_params,
@@ -404,6 +405,7 @@ class Client:
             "compute": compute,
             "tokens_per_parameter": tokens_per_parameter,
             "level": level,
+            "law": law,
         }
         return self._post("/v1/compare", ComparePublic, body, idempotent=True)
 

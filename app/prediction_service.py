@@ -163,7 +163,7 @@ class PredictionService:
 
     def compare(self, request: CompareRequest) -> ComparePublic:
         """Candidates ranked at one N, P(best) paired by seed (app.answers.comparison)."""
-        law = GRID_LAW if request.in_tokens else DEFAULT_LAW
+        law = GRID_LAW if request.in_tokens else request.law
         with self.sessions() as session:
             return answers.comparison(
                 session, self.settings, request, lambda s, arch_id: self.current(s, arch_id, law)

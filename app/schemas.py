@@ -361,6 +361,21 @@ class TokenTarget(BaseModel):
         None, gt=0, le=1e6, description="With `compute`: spend it at D = r·N (Chinchilla-optimal is ~20)."
     )
 
+    law: Literal["mu_scaling", "kaplan_slice"] = Field(
+        "mu_scaling",
+        description="Asked by N: the whole-run ladder's law, 'mu_scaling' (E + A·N^−α, the default) or "
+        "'kaplan_slice' ((A·N^−α + C)^γ in total parameters, the fixed-D slice of the kaplan law with γ "
+        "from the architecture's token-horizon grid, which it needs; γ's uncertainty is in the interval). "
+        "Not with `tokens` or `compute`, which the grid's own (N, D) law answers.",
+    )
+
+    def check_law(self) -> None:
+        if self.law != "mu_scaling" and self.in_tokens:
+            raise ValueError(
+                f"`law` {self.law} answers at the ladder's own token budget: drop `tokens` and `compute`, or "
+                "drop `law` for the token-horizon grid's (N, D) answer"
+            )
+
     def check_split(self) -> None:
         if self.tokens_per_parameter is not None and self.compute is None:
             raise ValueError("`tokens_per_parameter` splits a `compute` budget: give `compute` too")
@@ -409,23 +424,12 @@ class PredictionRequest(TokenTarget):
         "or 'profile' (profile likelihood: refits the law constrained to each value, follows the "
         "floor–exponent trade-off far from the proxies). bench/calibration.py compares them.",
     )
-    law: Literal["mu_scaling", "kaplan_slice"] = Field(
-        "mu_scaling",
-        description="The law of the whole-run ladder: 'mu_scaling' (E + A·N^−α, the default) or "
-        "'kaplan_slice' ((A·N^−α + C)^γ in total parameters, the fixed-D slice of the kaplan law with γ "
-        "from the architecture's token-horizon grid, which it needs; its uncertainty is in the interval). "
-        "Not with `tokens` or `compute`, which the grid's own (N, D) law answers.",
-    )
 
     @model_validator(mode="after")
     def _one_of_each(self) -> PredictionRequest:
         if (self.architecture_id is None) == (self.spec is None):
             raise ValueError("give exactly one of `architecture_id` and `spec`")
-        if self.law != "mu_scaling" and self.in_tokens:
-            raise ValueError(
-                f"`law` {self.law} answers at the ladder's own token budget: drop `tokens` and `compute`, or "
-                "drop `law` for the token-horizon grid's (N, D) answer"
-            )
+        self.check_law()
         if self.compute is not None:
             if self.n_params is not None or self.width is not None or self.tokens is not None:
                 raise ValueError(
@@ -586,6 +590,7 @@ class CompareRequest(TokenTarget):
         if self.tokens is not None and self.n_params is None:
             raise ValueError("`tokens` goes with `n_params`: rank at (N, D)")
         self.check_split()
+        self.check_law()
         return self
 
 

@@ -121,6 +121,43 @@ def test_the_slice_fit_states_its_basis_and_draws_its_curve_against_n(api: TestC
         assert client.predict(architecture_id=arch_id, width=512).law == "mu_scaling"
 
 
+def test_designs_are_compared_under_the_slice_law_each_at_its_own_total(api: TestClient) -> None:
+    first, spec = _architecture(api)
+    tied = spec_dict(
+        "slice-tied",
+        tie_embeddings=True,
+        training={"batch_tokens": BATCH, "schedule": "wsd", "decay_fraction": 0.2, "steps": STEPS},
+    )
+    second = int(api.post("/v1/architectures", json=tied).json()["id"])
+    engine = api.app.state.engine  # type: ignore[attr-defined]
+    rng = np.random.default_rng(9)
+
+    def loss(claimed: queue.ClaimedRun, n: int) -> float:
+        return grid_loss(total_of(claimed), claimed.steps * BATCH) * float(
+            np.exp(0.001 * rng.standard_normal())
+        )
+
+    api.post(f"/v1/architectures/{second}/sweeps", json={"seeds": [0, 1], "token_budgets": BUDGETS})
+    finish_runs(engine, second, loss_of=loss)
+    api.post(f"/v1/architectures/{second}/sweeps", json={"seeds": [0, 1, 2]})
+    finish_runs(engine, second, loss_of=loss)
+    n_target = float(count_params(spec, 512)[1])
+    body = {"architecture_ids": [first, second], "n_params": n_target, "law": "kaplan_slice"}
+    response = api.post("/v1/compare", json=body)
+    assert response.status_code == 200, response.text
+    ranked = response.json()["candidates"]
+    # Same N, same law of total parameters: the untied design has more of them, so it ranks first.
+    assert [c["architecture_id"] for c in ranked] == [first, second]
+    assert ranked[0]["probability_best"] > 0.5  # 131k more parameters of ~6.6M: a small, real edge
+    for c in ranked:
+        assert c["extrapolation_factor"] == pytest.approx(n_target / count_params(spec, 128)[1])
+    tied_spec = ArchitectureSpec.model_validate(tied)
+    expected = grid_loss(float(count_params(tied_spec, 512)[0]), STEPS * BATCH)
+    assert ranked[1]["predicted_loss"] == pytest.approx(expected, rel=0.02)
+    refused = api.post("/v1/compare", json={**body, "tokens": 1e8})
+    assert refused.status_code == 422 and "drop `tokens`" in refused.text
+
+
 def test_without_a_grid_the_409_says_how_to_get_one(api: TestClient) -> None:
     arch_id, _ = _architecture(api, grid=False)
     response = api.post(
