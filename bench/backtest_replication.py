@@ -24,7 +24,6 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
-from scipy.optimize import least_squares
 
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
@@ -36,7 +35,6 @@ from bench.calibration import BASES, backtests, load_ladders  # noqa: E402
 from bench.horizon import PROFILES as HORIZON_PROFILES  # noqa: E402
 from bench.tuning_runs import CachedTuner, bench_parser, default_jobs, fit_rows  # noqa: E402
 from predictor.fitting import LACK_OF_FIT_P  # noqa: E402
-from predictor.noise import noise_model  # noqa: E402
 from trainer.tuning import Point, Shape  # noqa: E402
 
 RESULTS = ROOT / "bench" / "results"
@@ -316,58 +314,59 @@ def horizon_fit() -> predictor.FitResult:
     return predictor.fit(x, y, law="kaplan", seeds=np.array([int(r["seed"]) for r in rows]))
 
 
-# Amendment 6's start grid for the slice: 4 × 5 × 4 = 80 (log A, log C, α), in units of the smallest N.
-SLICE_STARTS = [
-    (log_a, log_c, alpha)
-    for log_a in (-2.0, 0.0, 2.0, 4.0)
-    for log_c in (-6.0, -3.0, -1.0, 0.0, 1.0)
-    for alpha in (0.2, 0.5, 1.0, 2.0)
-]
+def slice_fit(rows: list[dict[str, Any]], gamma: dict[str, Any]) -> predictor.FitResult:
+    """The fixed-D slice of Kaplan et al. 2020's L(N, D) (§4, Eq. (4.1)), L(N) = (A·N^−α + C)^γ at fixed γ,
+    fitted to `rows` in total parameters by least squares on log loss: the predictor's kaplan_slice law.
+    `gamma` holds predictor.fit's gamma (and for amendment 8 gamma_sd, gamma_dof). Amendments 6 and 7
+    fitted it with their own 80-start scipy solve; this law reaches the same optimum (their reports
+    regenerate identically)."""
+    return predictor.fit(
+        [float(r["n_params"]) for r in rows],
+        [float(r["val_loss"]) for r in rows],
+        "kaplan_slice",
+        seeds=np.array([int(r["seed"]) for r in rows]),
+        **gamma,
+    )
 
 
-def slice_fit(n: np.ndarray, y: np.ndarray, gamma: float) -> Callable[[float], float]:
-    """Amendment 6's candidate: L(N) = (A·N^−α + C)^γ at fixed γ (the fixed-D slice of Kaplan et al. 2020's
-    L(N, D), §4 Eq. (4.1)), least squares on log loss over every run; returns the fitted curve."""
-    log_n, log_y = np.log(n / n.min()), np.log(y)
-
-    def residuals(p: np.ndarray) -> np.ndarray:
-        return gamma * np.logaddexp(p[0] - p[2] * log_n, p[1]) - log_y
-
-    best = None
-    for start in SLICE_STARTS:
-        found = least_squares(residuals, np.array(start), method="lm", max_nfev=4000)
-        if np.all(np.isfinite(found.fun)) and (best is None or found.cost < best.cost):
-            best = found
-    assert best is not None
-    a, c, alpha = best.x
-    return lambda target: float(np.exp(gamma * np.logaddexp(a - alpha * np.log(target / n.min()), c)))
-
-
-def slice_backtest(name: str, rows: list[dict[str, Any]], gamma: float) -> tuple[list[str], list[float]]:
-    """The rolling-origin backtest of (b) with the slice in total parameters: its table and its signed
-    errors at ≥ 4× in non-embedding N (the factor every criterion 3 test used)."""
-    lines = [f"    {name}: the slice (A·N^−α + C)^γ, γ {gamma:.4f}, in total parameters"]
+def slice_backtest(
+    name: str, rows: list[dict[str, Any]], gamma: dict[str, Any], intervals: bool = False
+) -> tuple[list[str], list[float], list[bool]]:
+    """The rolling-origin backtest of (b) with the slice in total parameters: its table, its signed errors
+    at ≥ 4× in non-embedding N (the factor every criterion 3 test used), and with `intervals` (amendment
+    8) whether its 90 % interval for the mean of the held-out runs covered each of those means."""
+    if intervals:
+        heading = f"predictor's kaplan_slice, γ {gamma['gamma']:.4f} ± {gamma['gamma_sd']:.4f}, total N"
+    else:
+        heading = f"the slice (A·N^−α + C)^γ, γ {gamma['gamma']:.4f}, in total parameters"
+    lines = [f"    {name}: {heading}"]
     widths = sorted({int(r["width"]) for r in rows})
-    far = []
+    far, covered = [], []
     for k in range(4, len(widths)):
-        fitted = [r for r in rows if int(r["width"]) in widths[:k]]
-        n = np.array([float(r["n_params"]) for r in fitted])
-        curve = slice_fit(n, np.array([float(r["val_loss"]) for r in fitted]), gamma)
-        top = max(float(r["n_params_non_embedding"]) for r in fitted)
+        fit = slice_fit([r for r in rows if int(r["width"]) in widths[:k]], gamma)
+        top = max(float(r["n_params_non_embedding"]) for r in rows if int(r["width"]) in widths[:k])
         for width in widths[k:]:
             held = [r for r in rows if int(r["width"]) == width]
             measured = float(np.mean([float(r["val_loss"]) for r in held]))
-            predicted = curve(float(held[0]["n_params"]))
+            pred = fit.predict(float(held[0]["n_params"]), interval="run", seeds=len(held))
             factor = float(held[0]["n_params_non_embedding"]) / top
-            error = predicted / measured - 1
+            error = float(pred.mean) / measured - 1
+            inside = float(pred.lower) <= measured <= float(pred.upper)
             if factor >= 4:
                 far.append(error)
-            lines.append(
+                covered.append(inside)
+            line = (
                 f"      fit on {widths[0]}…{widths[k - 1]:<4} width {width:>4} ×N {factor:>5.1f} "
-                f"measured {measured:.4f} predicted {predicted:.4f} error {error:+.2%}"
+                f"measured {measured:.4f} predicted {float(pred.mean):.4f}"
             )
-    lines.append(f"      {far_summary(far)}")
-    return lines, far
+            if intervals:
+                line += f" [{float(pred.lower):.4f}, {float(pred.upper):.4f}]"
+            lines.append(line + f" error {error:+.2%}" + ("" if inside or not intervals else " OUTSIDE"))
+    summary = far_summary(far)
+    if intervals:
+        summary += f"; 90% intervals at ≥ 4× covering: {sum(covered)} of {len(covered)}"
+    lines.append(f"      {summary}")
+    return lines, far, covered
 
 
 def far_summary(far: list[float]) -> str:
@@ -381,13 +380,7 @@ def far_summary(far: list[float]) -> str:
 def slice_lack_of_fit(rows: list[dict[str, Any]], gamma: float) -> str:
     """The slice fitted on every width of a ladder, tested for lack of fit against the seed replicates the
     way the product tests its own law (predictor.noise, seeds as labels)."""
-    n = np.array([float(r["n_params"]) for r in rows])
-    y = np.array([float(r["val_loss"]) for r in rows])
-    curve = slice_fit(n, y, gamma)
-    residuals = np.log(y) - np.log([curve(v) for v in n])
-    groups = np.unique(n, return_inverse=True)[1]
-    seeds = np.array([int(r["seed"]) for r in rows])
-    noise = noise_model(np.log(n), residuals, groups, seeds, n_params=3)
+    noise = slice_fit(rows, {"gamma": gamma}).noise
     return f"all widths: lack of fit F = {noise.lack_of_fit_f:.2f}, p = {noise.lack_of_fit_p:.3g}"
 
 
@@ -408,11 +401,11 @@ def knee_ladder(tuner: CachedTuner, out: Path, started: float, profile: str) -> 
         f"(c) the fixed-D slice of the kaplan law, γ = {gamma:.4f} from the horizon grid "
         "(bench/results/horizon_cpu-long-r, total parameters)"
     )
-    part, far = slice_backtest(ladders[0][0], ladders[0][1], gamma)
+    part, far, _ = slice_backtest(ladders[0][0], ladders[0][1], {"gamma": gamma})
     lines += [*part, f"      {slice_lack_of_fit(ladders[0][1], gamma)}"]
     lines += ["", "    for reference, not held out (the ladders on record before this one):"]
     for name, rows in on_record(5 if depth4 else 4):
-        lines.append(f"      {name}: {far_summary(slice_backtest(name, rows, gamma)[1])}")
+        lines.append(f"      {name}: {far_summary(slice_backtest(name, rows, {'gamma': gamma})[1])}")
         lines.append(f"        {slice_lack_of_fit(rows, gamma)}")
     shipped = summaries["non-embedding"]
     candidate = float(np.median(np.abs(far)))
@@ -431,50 +424,6 @@ def knee_ladder(tuner: CachedTuner, out: Path, started: float, profile: str) -> 
     return finish(out, lines, tuner, started)
 
 
-def product_slice_backtest(
-    name: str, rows: list[dict[str, Any]], grid: predictor.FitResult
-) -> tuple[list[str], list[float], list[bool]]:
-    """Amendment 8's rolling-origin backtest of the product's kaplan_slice law, in total parameters with the
-    grid's γ, standard error and dof: its table, its signed errors at ≥ 4× in non-embedding N, and whether
-    its 90 % interval for a 3-run mean covered each of those held-out means."""
-    gamma = {"gamma": grid.params["gamma"], "gamma_sd": grid.stderr["gamma"], "gamma_dof": grid.sigma_dof}
-    lines = [
-        f"    {name}: predictor's kaplan_slice, γ {gamma['gamma']:.4f} ± {gamma['gamma_sd']:.4f}, total N"
-    ]
-    widths = sorted({int(r["width"]) for r in rows})
-    far, covered = [], []
-    for k in range(4, len(widths)):
-        fitted = [r for r in rows if int(r["width"]) in widths[:k]]
-        fit = predictor.fit(
-            [float(r["n_params"]) for r in fitted],
-            [float(r["val_loss"]) for r in fitted],
-            "kaplan_slice",
-            seeds=np.array([int(r["seed"]) for r in fitted]),
-            **gamma,  # type: ignore[arg-type]
-        )
-        top = max(float(r["n_params_non_embedding"]) for r in fitted)
-        for width in widths[k:]:
-            held = [r for r in rows if int(r["width"]) == width]
-            measured = float(np.mean([float(r["val_loss"]) for r in held]))
-            pred = fit.predict(float(held[0]["n_params"]), interval="run", seeds=len(held))
-            factor = float(held[0]["n_params_non_embedding"]) / top
-            error = float(pred.mean) / measured - 1
-            inside = float(pred.lower) <= measured <= float(pred.upper)
-            if factor >= 4:
-                far.append(error)
-                covered.append(inside)
-            lines.append(
-                f"      fit on {widths[0]}…{widths[k - 1]:<4} width {width:>4} ×N {factor:>5.1f} "
-                f"measured {measured:.4f} predicted {float(pred.mean):.4f} "
-                f"[{float(pred.lower):.4f}, {float(pred.upper):.4f}] error {error:+.2%}"
-                + ("" if inside else " OUTSIDE")
-            )
-    lines.append(
-        f"      {far_summary(far)}; 90% intervals at ≥ 4× covering: {sum(covered)} of {len(covered)}"
-    )
-    return lines, far, covered
-
-
 def short_depth4_ladder(tuner: CachedTuner, out: Path, started: float) -> int:
     """Amendment 8 (`knee-short4`: R8, R7's 4-layer recipe at 1,500 steps with fresh seeds; criteria N and
     O): the shipped backtest and the product's kaplan_slice law beside it, with the earlier ladders for
@@ -488,10 +437,11 @@ def short_depth4_ladder(tuner: CachedTuner, out: Path, started: float) -> int:
         f"(c) predictor's kaplan_slice, γ = {grid.params['gamma']:.4f} ± {grid.stderr['gamma']:.4f} "
         f"({grid.sigma_dof} dof) from the horizon grid (bench/results/horizon_cpu-long-r, total parameters)"
     )
-    part, far, covered = product_slice_backtest(ladders[0][0], ladders[0][1], grid)
+    gamma = {"gamma": grid.params["gamma"], "gamma_sd": grid.stderr["gamma"], "gamma_dof": grid.sigma_dof}
+    part, far, covered = slice_backtest(ladders[0][0], ladders[0][1], gamma, intervals=True)
     lines += [*part, "", "    for reference, not held out (the ladders on record before this one):"]
     for name, rows in on_record(len(ON_RECORD)):
-        _, ref_far, ref_covered = product_slice_backtest(name, rows, grid)
+        _, ref_far, ref_covered = slice_backtest(name, rows, gamma, intervals=True)
         lines.append(
             f"      {name}: {far_summary(ref_far)}; covering {sum(ref_covered)} of {len(ref_covered)}"
         )
