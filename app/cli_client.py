@@ -36,6 +36,10 @@ COMPUTE = typer.Option(
 )
 RATIO = typer.Option(None, "--tokens-per-parameter", help="With --compute: split it at D = r·N instead.")
 LEVEL = typer.Option(0.9, min=0.01, max=0.99, help="Central probability of the interval.")
+LAW = typer.Option(
+    "mu_scaling",
+    help="By N: mu_scaling, or kaplan_slice (the kaplan law at fixed D, γ from the token-horizon grid).",
+)
 
 
 @contextmanager
@@ -130,10 +134,7 @@ def predict(
     ),
     interval: str = typer.Option("expected", help="expected (the expected loss) or run (a new run's)."),
     level: float = LEVEL,
-    law: str = typer.Option(
-        "mu_scaling",
-        help="mu_scaling, or kaplan_slice (the kaplan law at fixed D, γ from the token-horizon grid).",
-    ),
+    law: str = LAW,
     server: str = SERVER,
 ) -> None:
     """The predicted loss of one architecture at N or at a shape (--width, --depth), or at (N, D), or at
@@ -187,6 +188,7 @@ def compare(
     compute: float | None = COMPUTE,
     tokens_per_parameter: float | None = RATIO,
     level: float = LEVEL,
+    law: str = LAW,
     server: str = SERVER,
 ) -> None:
     """Rank architectures by expected loss at N (or (N, D), or equal compute), with P(best) paired by
@@ -201,6 +203,7 @@ def compare(
             tokens=tokens,
             compute=compute,
             tokens_per_parameter=tokens_per_parameter,
+            law=law,
         )
     if compute is not None:
         title = f"Predicted loss at C = {compute:.3g} FLOPs, each design at its own N, D"

@@ -147,3 +147,35 @@ def test_predict_and_compare_in_tokens_and_compute(server: tuple[str, str], tmp_
     assert neither.exit_code != 0 and "give exactly one of `n_params` and `width`" in " ".join(
         neither.output.split()
     )
+
+
+def test_predict_and_compare_in_the_slice_law(server: tuple[str, str], tmp_path: Path) -> None:
+    """`--law kaplan_slice` reaches the ladder's slice fit, γ taken from the design's own grid."""
+    url, db_url = server
+    ids = []
+    for name, scale, overrides in (("slice-a", 1.0, {}), ("slice-b", 0.97, {"activation": "swiglu"})):
+        training = {"batch_tokens": 1024, "schedule": "wsd", "steps": 1600}
+        spec = spec_dict(name, training=training, n_layers=3, **overrides)
+        path = tmp_path / f"{name}.json"
+        path.write_text(json.dumps(spec))
+        submitted = run("submit", str(path), "--server", url, "--no-sweep")
+        assert submitted.exit_code == 0, submitted.output
+        arch_id = int(re.search(r"id (\d+)", submitted.output).group(1))  # type: ignore[union-attr]
+        engine = make_engine(db_url)
+        for body in (
+            {"seeds": [0, 1], "token_budgets": [1024 * s for s in (200, 400, 800, 1600)]},
+            {"seeds": [0, 1]},
+        ):
+            with httpx.Client(base_url=url, headers={"Authorization": f"Bearer {TOKEN}"}) as api:
+                api.post(f"/v1/architectures/{arch_id}/sweeps", json=body)
+            finish_runs(engine, arch_id, loss_of=lambda run, n, s=scale: s * grid_loss(n, run.steps * 1024))
+        engine.dispose()
+        ids.append(arch_id)
+    predicted = run("predict", str(ids[0]), "--n", "1e7", "--law", "kaplan_slice", "--server", url)
+    assert predicted.exit_code == 0, predicted.output
+    assert "kaplan_slice" in " ".join(predicted.output.split())
+    ranked = run("compare", str(ids[0]), str(ids[1]), "--n", "1e7", "--law", "kaplan_slice", "--server", url)
+    assert ranked.exit_code == 0, ranked.output
+    assert "slice-b wins with probability" in " ".join(ranked.output.split())
+    unknown = run("predict", str(ids[0]), "--n", "1e7", "--law", "kaplan", "--server", url)
+    assert unknown.exit_code != 0 and "law" in unknown.output
