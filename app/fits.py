@@ -43,6 +43,14 @@ MIN_BUDGETS = 3  # distinct token budgets an (N, D) fit needs: a D exponent and 
 # parameters and not in non-embedding N (bench/PROTOCOL.md, calibration amendments 6-8). Served on request
 # (`law`), not by default: one fresh 4-layer ladder met the accuracy target with it, the 2-layer ones did not.
 SLICE_LAW: Final = "kaplan_slice"
+# Two-layer models leave the N trend as they widen (Kaplan et al. 2020, §3.2, Figure 6); on the CPU
+# ladders the slice extrapolated both fresh 4-layer ladders and missed both fresh 2-layer 6,000-step ones.
+SHALLOW = 2
+SHALLOW_SLICE = (
+    "the ladder is at most 2 layers deep: two-layer models leave the N trend as they widen (Kaplan et al. "
+    "2020, §3.2), and the slice law missed such ladders trained 6,000 steps by 2–3 % at ≥ 4× where it met "
+    "1 % on 4-layer ones (bench/PROTOCOL.md, calibration amendments 6–8): prefer proxies of 4 layers or more"
+)
 
 
 def is_grid_law(law: str) -> bool:
@@ -501,6 +509,8 @@ def current_fit(
             architecture_id, counts, min_widths, points.distinct_sizes, points.excluded, budgets
         )
     result = predictor.FitResult.from_dict(fit.result)
+    if law == SLICE_LAW and max(points.depths) <= SHALLOW:
+        result.warnings.append(SHALLOW_SLICE)
     # The shape test is a few milliseconds of least squares on the fitted points: computed with the
     # fit's load, so it always matches the fit it is served beside.
     shape = None

@@ -910,6 +910,7 @@ def test_the_fit_card_offers_the_slice_law_once_a_token_horizon_grid_is_fitted(
     fit = httpx.get(f"{site.url}/v1/architectures/{arch_id}/fit", params={"law": "kaplan_slice"}).json()
     assert "gamma = " in page.locator("#fit-facts").inner_text()
     assert "[[Basis]]" in page.locator("#fit-report").inner_text()
+    assert "at most 2 layers deep" not in page.locator("#fit-report").inner_text()  # three layers
     drawn = page.evaluate("document.getElementById('fit-plot').data[1]")
     assert drawn["name"] == "fitted law (kaplan_slice)"
     assert drawn["x"] == pytest.approx([c["n_params"] for c in fit["curve"]])

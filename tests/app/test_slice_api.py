@@ -92,6 +92,9 @@ def test_the_slice_law_takes_gamma_from_the_grid_and_predicts_in_total_parameter
     default = _predict(api, architecture_id=arch_id, n_params=n_target, interval="expected")
     assert default["law"] == "mu_scaling" and "gamma" not in default["parameters"]
     assert default["predicted_loss"] != p["predicted_loss"]
+    # A 2-layer ladder: the slice's answer says what such ladders did on the CPU backtests.
+    assert any("at most 2 layers deep" in w for w in p["warnings"])
+    assert not any("at most 2 layers deep" in w for w in default["warnings"])
 
 
 def test_the_slice_fit_states_its_basis_and_draws_its_curve_against_n(api: TestClient) -> None:
@@ -102,6 +105,7 @@ def test_the_slice_fit_states_its_basis_and_draws_its_curve_against_n(api: TestC
     assert body["law"] == "kaplan_slice" and body["result"]["gamma"] == body["parameters"]["gamma"]
     assert "[[Basis]]" in body["report"] and "gamma: " in body["report"] and "(fixed" in body["report"]
     assert "5 distinct total parameters" in body["report"]  # what x counts, named where it is used
+    assert "at most 2 layers deep" in body["report"]  # the 2-layer ladder's warning, in the report too
     curve = body["curve"]
     assert curve[0]["n_params"] == pytest.approx(body["n_params_range"][0])
     widest = count_params(spec, 128)[1]
