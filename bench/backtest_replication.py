@@ -9,6 +9,7 @@ basis) and in total parameters side by side.
     python bench/backtest_replication.py --profile knee   # amendment 6: the fixed-D slice of the kaplan law
     python bench/backtest_replication.py --profile knee-depth4   # amendment 7: the slice at 4 layers
     python bench/backtest_replication.py --profile knee-short4   # amendment 8: the product's slice
+    python bench/backtest_replication.py --profile knee-lr4   # amendment 9: at 4 layers and η*/√2
 
 Trained runs are appended to bench/results/backtest_replication_cpu.runs.jsonl, so an interrupted run
 resumes where it stopped.
@@ -78,6 +79,10 @@ KNEE_DEPTH4_LADDERS = (
 KNEE_SHORT4_LADDERS = (
     ("R8 at η* (lr 0.0166), 1,500 steps, 4 layers (CompleteP), seeds 70-73", ETA_STAR, (70, 71, 72, 73)),
 )
+# Calibration amendment 9: R8's recipe at R2's LR (η*/√2), fresh seeds; amendment 8's analysis.
+KNEE_LR4_LADDERS = (
+    ("R9 at η*/√2 (lr 0.0117), 1,500 steps, 4 layers (CompleteP), seeds 80-83", 0.0117, (80, 81, 82, 83)),
+)
 # Every fresh ladder on record, in the order trained: (run cache, ladders, steps, spec overrides).
 ON_RECORD = (
     (RESULTS / "backtest_replication_cpu.runs.jsonl", LADDERS, None, None),
@@ -86,6 +91,7 @@ ON_RECORD = (
     (RESULTS / "backtest_replication_cpu-depth4.runs.jsonl", DEPTH4_LADDERS, LONG_STEPS, DEPTH4),
     (RESULTS / "backtest_replication_cpu-knee.runs.jsonl", KNEE_LADDERS, LONG_STEPS, None),
     (RESULTS / "backtest_replication_cpu-knee-depth4.runs.jsonl", KNEE_DEPTH4_LADDERS, LONG_STEPS, DEPTH4),
+    (RESULTS / "backtest_replication_cpu-knee-short4.runs.jsonl", KNEE_SHORT4_LADDERS, None, DEPTH4),
 )
 NULL_DRAWS = 400  # simulated ladders per real ladder in the noise-floor check (amendment 5)
 
@@ -424,14 +430,18 @@ def knee_ladder(tuner: CachedTuner, out: Path, started: float, profile: str) -> 
     return finish(out, lines, tuner, started)
 
 
-def short_depth4_ladder(tuner: CachedTuner, out: Path, started: float) -> int:
+def short_depth4_ladder(tuner: CachedTuner, out: Path, started: float, profile: str) -> int:
     """Amendment 8 (`knee-short4`: R8, R7's 4-layer recipe at 1,500 steps with fresh seeds; criteria N and
-    O): the shipped backtest and the product's kaplan_slice law beside it, with the earlier ladders for
-    reference."""
-    ladders = train(tuner, KNEE_SHORT4_LADDERS, None, DEPTH4)
-    lines, summaries = report_head(
-        "knee-short4", "trained 1,500 steps at 4 layers (R7's recipe, R1's steps), fresh seeds", ladders
+    O) or 9 (`knee-lr4`: R9, R8's recipe at η*/√2; criteria P and Q): the shipped backtest and the
+    product's kaplan_slice law beside it, with the earlier ladders for reference."""
+    lr4 = profile == "knee-lr4"
+    ladders = train(tuner, KNEE_LR4_LADDERS if lr4 else KNEE_SHORT4_LADDERS, None, DEPTH4)
+    recipe = (
+        "trained 1,500 steps at 4 layers at η*/√2 (R8's recipe, R2's LR), fresh seeds"
+        if lr4
+        else "trained 1,500 steps at 4 layers (R7's recipe, R1's steps), fresh seeds"
     )
+    lines, summaries = report_head(profile, recipe, ladders)
     grid = horizon_fit()
     lines.append(
         f"(c) predictor's kaplan_slice, γ = {grid.params['gamma']:.4f} ± {grid.stderr['gamma']:.4f} "
@@ -440,7 +450,8 @@ def short_depth4_ladder(tuner: CachedTuner, out: Path, started: float) -> int:
     gamma = {"gamma": grid.params["gamma"], "gamma_sd": grid.stderr["gamma"], "gamma_dof": grid.sigma_dof}
     part, far, covered = slice_backtest(ladders[0][0], ladders[0][1], gamma, intervals=True)
     lines += [*part, "", "    for reference, not held out (the ladders on record before this one):"]
-    for name, rows in on_record(len(ON_RECORD)):
+    # Amendment 8 read the ladders before R8; amendment 9 those before R9 (R8 included).
+    for name, rows in on_record(len(ON_RECORD) if lr4 else len(ON_RECORD) - 1):
         _, ref_far, ref_covered = slice_backtest(name, rows, gamma, intervals=True)
         lines.append(
             f"      {name}: {far_summary(ref_far)}; covering {sum(ref_covered)} of {len(ref_covered)}"
@@ -449,13 +460,14 @@ def short_depth4_ladder(tuner: CachedTuner, out: Path, started: float) -> int:
     candidate = float(np.median(np.abs(far)))
     first = shipped["median_error_far"] <= 0.01
     second = candidate <= 0.01 and candidate < shipped["median_error_far"]
+    amendment, a, b = (9, "P", "Q") if lr4 else (8, "N", "O")
     lines += [
         "",
-        "criteria (bench/PROTOCOL.md, calibration amendment 8):",
-        f"    N. shipped law: median |error| at ≥ 4× ≤ 1%: {'PASS' if first else 'FAIL'} "
+        f"criteria (bench/PROTOCOL.md, calibration amendment {amendment}):",
+        f"    {a}. shipped law: median |error| at ≥ 4× ≤ 1%: {'PASS' if first else 'FAIL'} "
         f"({shipped['median_error_far']:.2%} over {int(shipped['n_far'])} predictions, "
         f"{int(shipped['positive_far'])} above the measured loss)",
-        f"    O. the product's slice: median |error| at ≥ 4× ≤ 1% and below the shipped law's: "
+        f"    {b}. the product's slice: median |error| at ≥ 4× ≤ 1% and below the shipped law's: "
         f"{'HOLDS' if second else 'REJECTED'} ({candidate:.2%} over {len(far)} predictions; "
         f"reported, not judged: {sum(covered)} of {len(covered)} 90% intervals covered)",
     ]
@@ -463,7 +475,7 @@ def short_depth4_ladder(tuner: CachedTuner, out: Path, started: float) -> int:
 
 
 def main(argv: list[str] | None = None) -> int:
-    profiles = ["cpu", "long", "width-lr", "depth4", "knee", "knee-depth4", "knee-short4"]
+    profiles = ["cpu", "long", "width-lr", "depth4", "knee", "knee-depth4", "knee-short4", "knee-lr4"]
     args = bench_parser(__doc__, profiles).parse_args(argv)
     suffix = "cpu" if args.profile == "cpu" else f"cpu-{args.profile}"
     out = args.out or RESULTS / f"backtest_replication_{suffix}.txt"
@@ -471,8 +483,8 @@ def main(argv: list[str] | None = None) -> int:
     tuner = CachedTuner(out.with_suffix(".runs.jsonl"), "cpu", args.jobs or default_jobs())
     if args.profile == "depth4":
         return depth_ladder(tuner, out, started)
-    if args.profile == "knee-short4":
-        return short_depth4_ladder(tuner, out, started)
+    if args.profile in ("knee-short4", "knee-lr4"):
+        return short_depth4_ladder(tuner, out, started, args.profile)
     if args.profile in ("knee", "knee-depth4"):
         return knee_ladder(tuner, out, started, args.profile)
     if args.profile != "cpu":
