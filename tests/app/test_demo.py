@@ -78,10 +78,12 @@ def test_the_demo_designs_ship_and_validate() -> None:
     assert [s.activation for s in specs] == ["gelu", "swiglu"]
 
 
+@pytest.mark.timeout(1500)  # the subprocess's own limit: the suite's 600 s is for unit tests
 def test_the_readme_main_command_prints_a_real_prediction(tmp_path: Path) -> None:
     """`make demo` runs `mupredict demo`: here the same command on the shipped designs, with the real
     recipe (LR tuning, two ladders of two seeds, the fit-quality gate on), on its own database and port,
-    and without the final serving loop. About four minutes on two cores."""
+    and without the final serving loop. Four to eleven minutes on two cores (633 s alone on the
+    development machine on 2026-11-27, past the suite's default limit)."""
     env = {
         **os.environ,
         "MUPREDICT_DATABASE_URL": f"sqlite:///{tmp_path / 'demo.db'}",
