@@ -751,7 +751,7 @@ def test_architecture_page_plots_the_fit_over_its_validation_losses(watched: Wat
     )
     assert [name for name, _, _ in plotted] == [
         "90% band (expected loss)",
-        "fitted law",
+        "fitted law (mu_scaling)",  # the law is named: the fit card can show either
         "validation loss (runs)",
     ]
     losses = page.evaluate("document.getElementById('fit-plot').data[2].y")
