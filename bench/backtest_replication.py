@@ -413,21 +413,34 @@ def knee_ladder(tuner: CachedTuner, out: Path, started: float, profile: str) -> 
     for name, rows in on_record(5 if depth4 else 4):
         lines.append(f"      {name}: {far_summary(slice_backtest(name, rows, {'gamma': gamma})[1])}")
         lines.append(f"        {slice_lack_of_fit(rows, gamma)}")
-    shipped = summaries["non-embedding"]
+    amendment, a, b = (7, "L", "M") if depth4 else (6, "J", "K")
+    lines += slice_criteria(amendment, (a, b), summaries["non-embedding"], far, "the slice", "")
+    return finish(out, lines, tuner, started)
+
+
+def slice_criteria(
+    amendment: int,
+    letters: tuple[str, str],
+    shipped: dict[str, float],
+    far: list[float],
+    what: str,
+    note: str,
+) -> list[str]:
+    """Amendments 6-9's two criteria: the shipped law's median |error| at ≥ 4× ≤ 1 %, and the slice's ≤ 1 %
+    and below the shipped law's (`note` is appended inside the slice's parentheses)."""
     candidate = float(np.median(np.abs(far)))
     first = shipped["median_error_far"] <= 0.01
     second = candidate <= 0.01 and candidate < shipped["median_error_far"]
-    amendment, a, b = (7, "L", "M") if depth4 else (6, "J", "K")
-    lines += [
+    a, b = letters
+    return [
         "",
         f"criteria (bench/PROTOCOL.md, calibration amendment {amendment}):",
         f"    {a}. shipped law: median |error| at ≥ 4× ≤ 1%: {'PASS' if first else 'FAIL'} "
         f"({shipped['median_error_far']:.2%} over {int(shipped['n_far'])} predictions, "
         f"{int(shipped['positive_far'])} above the measured loss)",
-        f"    {b}. the slice: median |error| at ≥ 4× ≤ 1% and below the shipped law's: "
-        f"{'HOLDS' if second else 'REJECTED'} ({candidate:.2%} over {len(far)} predictions)",
+        f"    {b}. {what}: median |error| at ≥ 4× ≤ 1% and below the shipped law's: "
+        f"{'HOLDS' if second else 'REJECTED'} ({candidate:.2%} over {len(far)} predictions{note})",
     ]
-    return finish(out, lines, tuner, started)
 
 
 def short_depth4_ladder(tuner: CachedTuner, out: Path, started: float, profile: str) -> int:
@@ -456,21 +469,9 @@ def short_depth4_ladder(tuner: CachedTuner, out: Path, started: float, profile: 
         lines.append(
             f"      {name}: {far_summary(ref_far)}; covering {sum(ref_covered)} of {len(ref_covered)}"
         )
-    shipped = summaries["non-embedding"]
-    candidate = float(np.median(np.abs(far)))
-    first = shipped["median_error_far"] <= 0.01
-    second = candidate <= 0.01 and candidate < shipped["median_error_far"]
     amendment, a, b = (9, "P", "Q") if lr4 else (8, "N", "O")
-    lines += [
-        "",
-        f"criteria (bench/PROTOCOL.md, calibration amendment {amendment}):",
-        f"    {a}. shipped law: median |error| at ≥ 4× ≤ 1%: {'PASS' if first else 'FAIL'} "
-        f"({shipped['median_error_far']:.2%} over {int(shipped['n_far'])} predictions, "
-        f"{int(shipped['positive_far'])} above the measured loss)",
-        f"    {b}. the product's slice: median |error| at ≥ 4× ≤ 1% and below the shipped law's: "
-        f"{'HOLDS' if second else 'REJECTED'} ({candidate:.2%} over {len(far)} predictions; "
-        f"reported, not judged: {sum(covered)} of {len(covered)} 90% intervals covered)",
-    ]
+    note = f"; reported, not judged: {sum(covered)} of {len(covered)} 90% intervals covered"
+    lines += slice_criteria(amendment, (a, b), summaries["non-embedding"], far, "the product's slice", note)
     return finish(out, lines, tuner, started)
 
 
