@@ -10,6 +10,7 @@ basis) and in total parameters side by side.
     python bench/backtest_replication.py --profile knee-depth4   # amendment 7: the slice at 4 layers
     python bench/backtest_replication.py --profile knee-short4   # amendment 8: the product's slice
     python bench/backtest_replication.py --profile knee-lr4   # amendment 9: at 4 layers and η*/√2
+    python bench/backtest_replication.py --profile knee-deep6   # amendment 10: the default-law rule at 6 layers
 
 Trained runs are appended to bench/results/backtest_replication_cpu.runs.jsonl, so an interrupted run
 resumes where it stopped.
@@ -83,6 +84,12 @@ KNEE_SHORT4_LADDERS = (
 KNEE_LR4_LADDERS = (
     ("R9 at η*/√2 (lr 0.0117), 1,500 steps, 4 layers (CompleteP), seeds 80-83", 0.0117, (80, 81, 82, 83)),
 )
+# Calibration amendment 10: R8's recipe at 6 layers (CompleteP from the same 2-layer base), fresh seeds; the
+# slice is the law the default-law rule picks for it (4 layers or more, and a grid).
+DEPTH6 = {**DEPTH4, "n_layers": 6}
+KNEE_DEEP6_LADDERS = (
+    ("R10 at η* (lr 0.0166), 1,500 steps, 6 layers (CompleteP), seeds 90-93", ETA_STAR, (90, 91, 92, 93)),
+)
 # Every fresh ladder on record, in the order trained: (run cache, ladders, steps, spec overrides).
 ON_RECORD = (
     (RESULTS / "backtest_replication_cpu.runs.jsonl", LADDERS, None, None),
@@ -92,6 +99,7 @@ ON_RECORD = (
     (RESULTS / "backtest_replication_cpu-knee.runs.jsonl", KNEE_LADDERS, LONG_STEPS, None),
     (RESULTS / "backtest_replication_cpu-knee-depth4.runs.jsonl", KNEE_DEPTH4_LADDERS, LONG_STEPS, DEPTH4),
     (RESULTS / "backtest_replication_cpu-knee-short4.runs.jsonl", KNEE_SHORT4_LADDERS, None, DEPTH4),
+    (RESULTS / "backtest_replication_cpu-knee-lr4.runs.jsonl", KNEE_LR4_LADDERS, None, DEPTH4),
 )
 NULL_DRAWS = 400  # simulated ladders per real ladder in the noise-floor check (amendment 5)
 
@@ -443,17 +451,40 @@ def slice_criteria(
     ]
 
 
-def short_depth4_ladder(tuner: CachedTuner, out: Path, started: float, profile: str) -> int:
+# Amendments 8-10: (ladders, spec overrides, recipe, ladders on record read for reference, amendment,
+# criteria letters). Each amendment reads the ladders trained before its own.
+SHORT_PROFILES = {
+    "knee-short4": (
+        KNEE_SHORT4_LADDERS,
+        DEPTH4,
+        "trained 1,500 steps at 4 layers (R7's recipe, R1's steps), fresh seeds",
+        6,
+        (8, "N", "O"),
+    ),
+    "knee-lr4": (
+        KNEE_LR4_LADDERS,
+        DEPTH4,
+        "trained 1,500 steps at 4 layers at η*/√2 (R8's recipe, R2's LR), fresh seeds",
+        7,
+        (9, "P", "Q"),
+    ),
+    "knee-deep6": (
+        KNEE_DEEP6_LADDERS,
+        DEPTH6,
+        "trained 1,500 steps at 6 layers (R8's recipe, 6 layers under CompleteP), fresh seeds",
+        8,
+        (10, "S", "T"),
+    ),
+}
+
+
+def short_depth_ladder(tuner: CachedTuner, out: Path, started: float, profile: str) -> int:
     """Amendment 8 (`knee-short4`: R8, R7's 4-layer recipe at 1,500 steps with fresh seeds; criteria N and
-    O) or 9 (`knee-lr4`: R9, R8's recipe at η*/√2; criteria P and Q): the shipped backtest and the
-    product's kaplan_slice law beside it, with the earlier ladders for reference."""
-    lr4 = profile == "knee-lr4"
-    ladders = train(tuner, KNEE_LR4_LADDERS if lr4 else KNEE_SHORT4_LADDERS, None, DEPTH4)
-    recipe = (
-        "trained 1,500 steps at 4 layers at η*/√2 (R8's recipe, R2's LR), fresh seeds"
-        if lr4
-        else "trained 1,500 steps at 4 layers (R7's recipe, R1's steps), fresh seeds"
-    )
+    O), 9 (`knee-lr4`: R9, R8's recipe at η*/√2; criteria P and Q) or 10 (`knee-deep6`: R10, R8's recipe at
+    6 layers; criteria S and T): the shipped backtest and the product's kaplan_slice law beside it, with
+    the earlier ladders for reference."""
+    specs, overrides, recipe, record, (amendment, a, b) = SHORT_PROFILES[profile]
+    ladders = train(tuner, specs, None, overrides)
     lines, summaries = report_head(profile, recipe, ladders)
     grid = horizon_fit()
     lines.append(
@@ -463,20 +494,21 @@ def short_depth4_ladder(tuner: CachedTuner, out: Path, started: float, profile: 
     gamma = {"gamma": grid.params["gamma"], "gamma_sd": grid.stderr["gamma"], "gamma_dof": grid.sigma_dof}
     part, far, covered = slice_backtest(ladders[0][0], ladders[0][1], gamma, intervals=True)
     lines += [*part, "", "    for reference, not held out (the ladders on record before this one):"]
-    # Amendment 8 read the ladders before R8; amendment 9 those before R9 (R8 included).
-    for name, rows in on_record(len(ON_RECORD) if lr4 else len(ON_RECORD) - 1):
+    for name, rows in on_record(record):
         _, ref_far, ref_covered = slice_backtest(name, rows, gamma, intervals=True)
         lines.append(
             f"      {name}: {far_summary(ref_far)}; covering {sum(ref_covered)} of {len(ref_covered)}"
         )
-    amendment, a, b = (9, "P", "Q") if lr4 else (8, "N", "O")
     note = f"; reported, not judged: {sum(covered)} of {len(covered)} 90% intervals covered"
     lines += slice_criteria(amendment, (a, b), summaries["non-embedding"], far, "the product's slice", note)
+    if amendment == 10:
+        lines.append(f"      {slice_lack_of_fit(ladders[0][1], gamma['gamma'])} (reported, not judged)")
     return finish(out, lines, tuner, started)
 
 
 def main(argv: list[str] | None = None) -> int:
     profiles = ["cpu", "long", "width-lr", "depth4", "knee", "knee-depth4", "knee-short4", "knee-lr4"]
+    profiles += ["knee-deep6"]
     args = bench_parser(__doc__, profiles).parse_args(argv)
     suffix = "cpu" if args.profile == "cpu" else f"cpu-{args.profile}"
     out = args.out or RESULTS / f"backtest_replication_{suffix}.txt"
@@ -484,8 +516,8 @@ def main(argv: list[str] | None = None) -> int:
     tuner = CachedTuner(out.with_suffix(".runs.jsonl"), "cpu", args.jobs or default_jobs())
     if args.profile == "depth4":
         return depth_ladder(tuner, out, started)
-    if args.profile in ("knee-short4", "knee-lr4"):
-        return short_depth4_ladder(tuner, out, started, args.profile)
+    if args.profile in SHORT_PROFILES:
+        return short_depth_ladder(tuner, out, started, args.profile)
     if args.profile in ("knee", "knee-depth4"):
         return knee_ladder(tuner, out, started, args.profile)
     if args.profile != "cpu":
