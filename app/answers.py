@@ -123,6 +123,7 @@ def prediction(
         lower=float(predicted.lower),
         upper=float(predicted.upper),
         law=result.law,
+        law_choice=current.law_choice,
         parameters=served_parameters(result),
         stderr=served_stderr(result),
         noise_model=result.noise.summary(),
@@ -283,9 +284,14 @@ def lr_warnings(session: Session, arch: Architecture, spec: ArchitectureSpec, po
 
 
 def comparison(
-    session: Session, settings: Settings, request: CompareRequest, current_fit: CurrentOf
+    session: Session,
+    settings: Settings,
+    request: CompareRequest,
+    current_fit: CurrentOf,
+    law_choice: str = "asked",
 ) -> ComparePublic:
-    """Rank candidates by expected loss at `n_params`, with P(best) paired by seed (predictor.compare)."""
+    """Rank candidates by expected loss at `n_params`, with P(best) paired by seed (predictor.compare);
+    `law_choice` says why their ladders' law is the one `current_fit` loads."""
     ids = list(dict.fromkeys(request.architecture_ids))
     if len(ids) < 2:
         raise unprocessable(field_error("body", "architecture_ids", msg="give at least two different ids"))
@@ -350,6 +356,8 @@ def comparison(
         level=request.level,
         interval="expected",
         unit=unit.name,
+        law=None if request.in_tokens else currents[0].result.law,
+        law_choice=None if request.in_tokens else law_choice,
         best_architecture_id=candidates[0].architecture_id,
         candidates=candidates,
         excluded=excluded,

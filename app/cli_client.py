@@ -37,8 +37,9 @@ COMPUTE = typer.Option(
 RATIO = typer.Option(None, "--tokens-per-parameter", help="With --compute: split it at D = r·N instead.")
 LEVEL = typer.Option(0.9, min=0.01, max=0.99, help="Central probability of the interval.")
 LAW = typer.Option(
-    "mu_scaling",
-    help="By N: mu_scaling, or kaplan_slice (the kaplan law at fixed D, γ from the token-horizon grid).",
+    None,
+    help="By N: mu_scaling, kaplan_slice (the kaplan law at fixed D, γ from the token-horizon grid), or "
+    "auto (the slice where the grid gives γ); default: the service's.",
 )
 
 
@@ -134,7 +135,7 @@ def predict(
     ),
     interval: str = typer.Option("expected", help="expected (the expected loss) or run (a new run's)."),
     level: float = LEVEL,
-    law: str = LAW,
+    law: str | None = LAW,
     server: str = SERVER,
 ) -> None:
     """The predicted loss of one architecture at N or at a shape (--width, --depth), or at (N, D), or at
@@ -188,7 +189,7 @@ def compare(
     compute: float | None = COMPUTE,
     tokens_per_parameter: float | None = RATIO,
     level: float = LEVEL,
-    law: str = LAW,
+    law: str | None = LAW,
     server: str = SERVER,
 ) -> None:
     """Rank architectures by expected loss at N (or (N, D), or equal compute), with P(best) paired by

@@ -127,9 +127,10 @@ class Client:
         validates has `valid` False, `spec` None and the reason in `error`."""
         return Rows(self._pages("/v1/architectures", Page[ArchitectureListItem], name=name, limit=page_size))
 
-    def get_fit(self, architecture_id: int, law: str = "mu_scaling") -> FitPublic:
-        """The ladder's fit: `law` "mu_scaling" (the default) or "kaplan_slice" (γ from the architecture's
-        token-horizon grid, fitted in total parameters)."""
+    def get_fit(self, architecture_id: int, law: str | None = None) -> FitPublic:
+        """The ladder's fit: `law` "mu_scaling", "kaplan_slice" (γ from the architecture's token-horizon
+        grid, fitted in total parameters) or "auto" (the slice where the grid gives γ); None: the
+        service's default. `law_choice` says which law and why."""
         return self._get(f"/v1/architectures/{architecture_id}/fit", FitPublic, law=law)
 
     def grid(
@@ -331,7 +332,7 @@ class Client:
         interval: str = "run",
         seeds: int = 1,
         method: str = DEFAULT_METHOD,
-        law: str = "mu_scaling",
+        law: str | None = None,
     ) -> PredictionPublic:
         """The loss at n_params (or width), with an interval for the expected loss (`interval="expected"`)
         or for what `seeds` new runs will show, averaged (`interval="run"`, the default); `method`
@@ -340,8 +341,9 @@ class Client:
         compute-optimal split, or at D = `tokens_per_parameter` × N: from the token-horizon grid's fit.
         `depth` (with `width`) asks at that shape; `aspect_ratio` (width / depth, with `n_params`) at N
         for that shape: shape-corrected when the ladder's fit found that shape matters. `law`
-        "kaplan_slice" answers from the fixed-D slice of the kaplan law (γ from the token-horizon grid)
-        instead of E + A·N^−α."""
+        "kaplan_slice" answers from the fixed-D slice of the kaplan law (γ from the token-horizon grid),
+        "mu_scaling" from E + A·N^−α, "auto" from the slice where the grid gives γ; None: the service's
+        default. The answer's `law_choice` says which law and why."""
         body: dict[str, Any] = {
             "architecture_id": architecture_id,
             "n_params": n_params,
@@ -355,8 +357,9 @@ class Client:
             "interval": interval,
             "seeds": seeds,
             "method": method,
-            "law": law,
         }
+        if law is not None:
+            body["law"] = law
         if spec is not None:
             body["spec"] = spec.model_dump(mode="json") if isinstance(spec, ArchitectureSpec) else spec
         # A prediction reads the cached fit and changes nothing: safe to retry.
@@ -393,20 +396,22 @@ class Client:
         tokens: float | None = None,
         compute: float | None = None,
         tokens_per_parameter: float | None = None,
-        law: str = "mu_scaling",
+        law: str | None = None,
     ) -> ComparePublic:
         """Rank designs by expected loss at n_params (at (N, D) with `tokens`), or at equal training
         `compute` (FLOPs, 6ND: each at its compute-optimal N*, D*, or at D = tokens_per_parameter × N),
-        with P(best) paired by seed. By N, `law` "kaplan_slice" ranks each design's slice fit."""
-        body = {
+        with P(best) paired by seed. By N, `law` picks the ladders' law as in `predict` (one law for
+        every candidate)."""
+        body: dict[str, Any] = {
             "architecture_ids": architecture_ids,
             "n_params": n_params,
             "tokens": tokens,
             "compute": compute,
             "tokens_per_parameter": tokens_per_parameter,
             "level": level,
-            "law": law,
         }
+        if law is not None:
+            body["law"] = law
         return self._post("/v1/compare", ComparePublic, body, idempotent=True)
 
     # -- helpers -----------------------------------------------------------------------------------

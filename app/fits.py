@@ -10,6 +10,7 @@ keeps each process's memo of the current fits and answers from them.
 from __future__ import annotations
 
 import dataclasses
+import functools
 import hashlib
 import json
 import math
@@ -40,9 +41,12 @@ GRID_LAW: Final = "kaplan"
 MIN_BUDGETS = 3  # distinct token budgets an (N, D) fit needs: a D exponent and how the N term bends with D
 # The fixed-D slice of GRID_LAW, (A·N^−α + C)^γ, fitted to a whole-run ladder with γ from the architecture's
 # own token-horizon grid. Fitted in total parameters: on the CPU ladders on record it extrapolated in total
-# parameters and not in non-embedding N (bench/PROTOCOL.md, calibration amendments 6-8). Served on request
-# (`law`), not by default: one fresh 4-layer ladder met the accuracy target with it, the 2-layer ones did not.
+# parameters and not in non-embedding N (bench/PROTOCOL.md, calibration amendments 6-8).
 SLICE_LAW: Final = "kaplan_slice"
+# The law asked for by default: SLICE_LAW wherever the architecture's grid pins γ, DEFAULT_LAW elsewhere.
+# The slice was the better law on all nine CPU ladders on record, and the rule was fixed before a tenth,
+# held-out ladder tested it (bench/PROTOCOL.md, calibration amendment 10).
+AUTO_LAW: Final = "auto"
 # Two-layer models leave the N trend as they widen (Kaplan et al. 2020, §3.2, Figure 6); on the CPU
 # ladders the slice extrapolated both fresh 4-layer ladders and missed both fresh 2-layer 6,000-step ones.
 SHALLOW = 2
@@ -460,10 +464,23 @@ def slice_grid(session: Session, architecture_id: int, min_widths: int, ladder: 
 
 def slice_gamma(grid: FitPoints) -> dict[str, Any]:
     """γ for the slice law, with its standard error and dof: the kaplan law fitted to the grid in total
-    parameters, the basis the slice is fitted in (bench/backtest_replication.horizon_fit does the same)."""
-    x = np.column_stack([grid.total_params, grid.tokens])
+    parameters, the basis the slice is fitted in (bench/backtest_replication.horizon_fit does the same).
+    Memoised on the grid's points, so choosing a law and fitting with it solve the grid once."""
+    return dict(
+        _grid_gamma(tuple(grid.total_params), tuple(grid.tokens), tuple(grid.losses), tuple(grid.seed_labels))
+    )
+
+
+@functools.lru_cache(maxsize=256)
+def _grid_gamma(
+    total_params: tuple[float, ...],
+    tokens: tuple[float, ...],
+    losses: tuple[float, ...],
+    seeds: tuple[Any, ...],
+) -> tuple[tuple[str, Any], ...]:
+    x = np.column_stack([total_params, tokens])
     try:
-        fitted = predictor.fit(x, grid.losses, law=GRID_LAW, seeds=grid.seed_labels)
+        fitted = predictor.fit(x, np.array(losses), law=GRID_LAW, seeds=np.array(seeds))
     except ValueError as exc:
         raise FitFailed(f"the token-horizon grid gives no γ for the {SLICE_LAW} law: {exc}") from exc
     sd = fitted.stderr["gamma"]
@@ -472,7 +489,40 @@ def slice_gamma(grid: FitPoints) -> dict[str, Any]:
             f"the token-horizon grid does not pin γ (gamma = {fitted.params['gamma']:.3g} at its bound): "
             "add budgets further apart to the grid"
         )
-    return {"gamma": fitted.params["gamma"], "gamma_sd": sd, "gamma_dof": fitted.sigma_dof}
+    return (("gamma", fitted.params["gamma"]), ("gamma_sd", sd), ("gamma_dof", fitted.sigma_dof))
+
+
+def slice_unavailable(session: Session, architecture_id: int, min_widths: int) -> str | None:
+    """Why the slice law cannot be fitted to the architecture's ladder (None when it can)."""
+    try:
+        ladder = fit_points(session, architecture_id, SLICE_LAW)
+        slice_gamma(slice_grid(session, architecture_id, min_widths, ladder))
+    except NotEnoughRuns:
+        return (
+            f"the architecture has no token-horizon grid of {min_widths} widths at {MIN_BUDGETS} budgets or "
+            "more (a sweep with token_budgets)"
+        )
+    except FitFailed as exc:
+        return str(exc)
+    return None
+
+
+def choose_law(session: Session, architecture_id: int, min_widths: int, law: str) -> tuple[str, str]:
+    """The ladder law to fit for a request's `law`, and why: AUTO_LAW resolves to SLICE_LAW where the
+    architecture's token-horizon grid, on the ladder's corpus, pins γ, and to DEFAULT_LAW elsewhere."""
+    if law != AUTO_LAW:
+        return law, "asked"
+    reason = slice_unavailable(session, architecture_id, min_widths)
+    if reason:
+        return DEFAULT_LAW, (
+            f"auto: {DEFAULT_LAW}, as {reason}; where a grid gives the ladder its γ, auto fits {SLICE_LAW}, "
+            "which extrapolated the CPU ladders on record better (bench/PROTOCOL.md, calibration "
+            "amendment 10)"
+        )
+    return SLICE_LAW, (
+        f"auto: {SLICE_LAW}, as the architecture's token-horizon grid gives its γ; it extrapolated the CPU "
+        f"ladders on record better than {DEFAULT_LAW} (bench/PROTOCOL.md, calibration amendment 10)"
+    )
 
 
 @dataclass(frozen=True)
@@ -489,12 +539,15 @@ class CurrentFit:
     shape: ShapeTest | None = None  # does shape matter at fixed N (a law in N over several depths)
     # The ladder's own extrapolation check: the law refitted without its largest size, scored there.
     holdout: predictor.HeldOut | None = None
+    law_choice: str = "asked"  # why this law (choose_law): "asked", or how `auto` resolved
 
 
 def current_fit(
     session: Session, architecture_id: int, min_widths: int, law: str = DEFAULT_LAW
 ) -> CurrentFit:
-    """The fit to predict from, restored from its cached dict; raises NotEnoughRuns."""
+    """The fit to predict from, restored from its cached dict; raises NotEnoughRuns. `law` may be
+    AUTO_LAW (choose_law)."""
+    law, why = choose_law(session, architecture_id, min_widths, law)
     points = fit_points(session, architecture_id, law)
     fit = refresh_fit(session, architecture_id, min_widths, law, points)
     if fit is None:
@@ -526,6 +579,7 @@ def current_fit(
         assess(result),
         shape,
         holdout_check(points, law, result),
+        why,
     )
 
 

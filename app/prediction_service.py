@@ -27,7 +27,19 @@ from starlette.concurrency import run_in_threadpool
 
 from app import answers
 from app.coalesce import CoalescedReads
-from app.fits import DEFAULT_LAW, GRID_LAW, CurrentFit, FitFailed, NoScalingTrend, NotEnoughRuns, current_fit
+from app.fits import (
+    AUTO_LAW,
+    DEFAULT_LAW,
+    GRID_LAW,
+    SLICE_LAW,
+    CurrentFit,
+    FitFailed,
+    NoScalingTrend,
+    NotEnoughRuns,
+    choose_law,
+    current_fit,
+    slice_unavailable,
+)
 from app.models import Architecture, RunStatus
 from app.schemas import (
     ComparePublic,
@@ -163,11 +175,28 @@ class PredictionService:
 
     def compare(self, request: CompareRequest) -> ComparePublic:
         """Candidates ranked at one N, P(best) paired by seed (app.answers.comparison)."""
-        law = GRID_LAW if request.in_tokens else request.law
+        law: str = GRID_LAW if request.in_tokens else request.law
+        why = "asked"
         with self.sessions() as session:
+            if law == AUTO_LAW:
+                law, why = self._common_law(session, request.architecture_ids)
             return answers.comparison(
-                session, self.settings, request, lambda s, arch_id: self.current(s, arch_id, law)
+                session, self.settings, request, lambda s, arch_id: self.current(s, arch_id, law), why
             )
+
+    def _common_law(self, session: Session, architecture_ids: list[int]) -> tuple[str, str]:
+        """`auto` for a comparison: one law for every candidate, so that no design's rank rides on its
+        law. The slice where every candidate's grid gives its γ, else the default law for all."""
+        mw = self.settings.min_runs_for_fit
+        ids = list(dict.fromkeys(architecture_ids))
+        lacking = [(i, slice_unavailable(session, i, mw)) for i in ids]
+        named = [f"architecture {i}: {why}" for i, why in lacking if why]
+        if not named:
+            return choose_law(session, ids[0], mw, AUTO_LAW)
+        return DEFAULT_LAW, (
+            f"auto: {DEFAULT_LAW} for every candidate, as one law ranks them all and {SLICE_LAW} needs a "
+            f"token-horizon grid that gives each ladder its γ ({'; '.join(named)})"
+        )
 
     def current(self, session: Session, architecture_id: int, law: str = DEFAULT_LAW) -> CurrentFit:
         """The architecture's current fit as of `session`'s snapshot (the whole-run ladder's, or with

@@ -361,16 +361,18 @@ class TokenTarget(BaseModel):
         None, gt=0, le=1e6, description="With `compute`: spend it at D = r·N (Chinchilla-optimal is ~20)."
     )
 
-    law: Literal["mu_scaling", "kaplan_slice"] = Field(
+    law: Literal["auto", "mu_scaling", "kaplan_slice"] = Field(
         "mu_scaling",
-        description="Asked by N: the whole-run ladder's law, 'mu_scaling' (E + A·N^−α, the default) or "
-        "'kaplan_slice' ((A·N^−α + C)^γ in total parameters, the fixed-D slice of the kaplan law with γ "
-        "from the architecture's token-horizon grid, which it needs; γ's uncertainty is in the interval). "
-        "Not with `tokens` or `compute`, which the grid's own (N, D) law answers.",
+        description="Asked by N: the whole-run ladder's law. 'auto' fits 'kaplan_slice' where the "
+        "architecture's token-horizon grid gives the ladder its γ and 'mu_scaling' elsewhere (the answer's "
+        "`law_choice` says which and why). 'mu_scaling' is E + A·N^−α in non-embedding N. 'kaplan_slice' "
+        "is (A·N^−α + C)^γ in total parameters, the fixed-D slice of the kaplan law with γ from the grid, "
+        "which it needs; γ's uncertainty is in the interval. Not `kaplan_slice` with `tokens` or `compute`, "
+        "which the grid's own (N, D) law answers.",
     )
 
     def check_law(self) -> None:
-        if self.law != "mu_scaling" and self.in_tokens:
+        if self.law == "kaplan_slice" and self.in_tokens:
             raise ValueError(
                 f"`law` {self.law} answers at the ladder's own token budget: drop `tokens` and `compute`, or "
                 "drop `law` for the token-horizon grid's (N, D) answer"
@@ -561,6 +563,7 @@ class PredictionPublic(BaseModel):
     lower: float
     upper: float
     law: str
+    law_choice: str = Field(description="Why this law: 'asked', or how `law` 'auto' resolved.")
     parameters: dict[str, float]
     stderr: dict[str, float | None]
     noise_model: str = Field(description="The noise model the interval rests on (predictor.noise).")
@@ -661,6 +664,10 @@ class ComparePublic(Tabular):
         description="The losses' unit: 'nats/token' when the candidates share a tokenizer and corpus; "
         "'bits/byte' when they were trained on one prepared text with different tokenizers.",
     )
+    law: str | None = Field(
+        None, description="The ladders' law every candidate was fitted with (null when asked in tokens)."
+    )
+    law_choice: str | None = Field(None, description="Why this law: 'asked', or how 'auto' resolved.")
     best_architecture_id: int
     candidates: list[Candidate]
     excluded: list[ExcludedCandidate] = Field(
@@ -748,6 +755,7 @@ class FittedLaw(Tabular):
 
 
 class FitPublic(FittedLaw):
+    law_choice: str = Field(description="Why this law: 'asked', or how `law` 'auto' resolved.")
     success: bool
     message: str
     at_bound: dict[str, bool]

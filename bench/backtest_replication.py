@@ -10,7 +10,7 @@ basis) and in total parameters side by side.
     python bench/backtest_replication.py --profile knee-depth4   # amendment 7: the slice at 4 layers
     python bench/backtest_replication.py --profile knee-short4   # amendment 8: the product's slice
     python bench/backtest_replication.py --profile knee-lr4   # amendment 9: at 4 layers and η*/√2
-    python bench/backtest_replication.py --profile knee-deep6   # amendment 10: the default-law rule at 6 layers
+    python bench/backtest_replication.py --profile knee-deep6   # amendment 10: the default law, 6 layers
 
 Trained runs are appended to bench/results/backtest_replication_cpu.runs.jsonl, so an interrupted run
 resumes where it stopped.

@@ -330,10 +330,11 @@ def get_fit(
     level: Annotated[float, Query(gt=0, lt=1, description="Coverage of the band.")] = 0.9,
     curve_points: Annotated[int, Query(ge=2, le=200)] = 40,
     law: Annotated[
-        Literal["mu_scaling", "kaplan_slice"],
+        Literal["auto", "mu_scaling", "kaplan_slice"],
         Query(
-            description="The ladder's law: mu_scaling (the default), or kaplan_slice, the fixed-D slice of "
-            "the kaplan law in total parameters with γ from the architecture's token-horizon grid."
+            description="The ladder's law: mu_scaling (E + A·N^−α), kaplan_slice (the fixed-D slice of the "
+            "kaplan law in total parameters, γ from the architecture's token-horizon grid), or auto: "
+            "kaplan_slice where the grid gives the ladder its γ, else mu_scaling (`law_choice` says which)."
         ),
     ] = "mu_scaling",
 ) -> FitPublic:
@@ -341,11 +342,12 @@ def get_fit(
     arch = get_or_404(session, Architecture, architecture_id)
     current = predictions.current(session, architecture_id, law)
     result, points = current.result, current.points
-    predicted = result.predict(points.x(law)).mean
+    fitted = result.law  # what `law` asked for, with auto resolved
+    predicted = result.predict(points.x(fitted)).mean
     low, high = min(points.n_params), max(points.n_params)
     grid = np.geomspace(low, max(curve_to or 10 * high, low * 1.01), curve_points)
     at = grid
-    if law == SLICE_LAW:  # fitted in total parameters; the curve is drawn against N like every other
+    if fitted == SLICE_LAW:  # fitted in total parameters; the curve is drawn against N like every other
         spec = architectures.stored_spec(arch)
         at = np.array([total_params_at(spec, n) or np.nan for n in grid])
         grid, at = grid[np.isfinite(at)], at[np.isfinite(at)]
@@ -354,6 +356,7 @@ def get_fit(
         architecture_id=architecture_id,
         fit_id=current.fit_id,
         law=result.law,
+        law_choice=current.law_choice,
         parameters=served_parameters(result),
         stderr=served_stderr(result),
         r2=result.r2,
@@ -362,7 +365,10 @@ def get_fit(
         at_bound=result.at_bound,
         n_points=result.n_points,
         n_params_range=(low, high),
-        report=result.report() + basis_report(law) + proxies_report(points) + holdout_report(current.holdout),
+        report=result.report()
+        + basis_report(fitted)
+        + proxies_report(points)
+        + holdout_report(current.holdout),
         quality=FitQuality(**current.quality.to_dict(), enforced=settings.fit_gate),
         noise_model=result.noise.summary(),
         excluded_runs=[ExcludedRun(run_id=e.run_id, reason=e.reason) for e in points.excluded],

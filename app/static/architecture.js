@@ -149,6 +149,7 @@
     });
     document.getElementById("fit-facts").replaceChildren(
       el("dt", {}, "law"), el("dd", { class: "mono" }, fit.law),
+      ...(fit.law_choice === "asked" ? [] : [el("dt", {}, "why this law"), el("dd", { id: "fit-law-choice" }, fit.law_choice)]),
       el("dt", {}, "parameters"), el("dd", { class: "mono" }, params.join(", ")),
       el("dt", {}, "R²"), el("dd", {}, fit.r2 == null ? "—" : fit.r2.toFixed(5)),
       el("dt", {}, "points"), el("dd", {}, `${fit.n_points} runs, N ${MU.fmtN(fit.n_params_range[0])} – ${MU.fmtN(fit.n_params_range[1])}`),

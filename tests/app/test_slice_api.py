@@ -181,3 +181,84 @@ def test_the_slice_law_asked_in_tokens_is_refused_with_the_fix(api: TestClient) 
     assert "drop `tokens`" in response.text
     unknown = api.post("/v1/predictions", json={"architecture_id": 1, "n_params": 1e6, "law": "kaplan"})
     assert unknown.status_code == 422
+
+
+def test_auto_fits_the_slice_once_the_grid_gives_gamma_and_says_why(api: TestClient) -> None:
+    arch_id, spec = _architecture(api, grid=False)
+    n_target = float(count_params(spec, 512)[1])
+    asked = {"architecture_id": arch_id, "n_params": n_target, "interval": "expected"}
+    # No grid yet: auto is the default law, and says what would change that.
+    before = _predict(api, **asked, law="auto")
+    assert before["law"] == "mu_scaling"
+    assert before["law_choice"].startswith("auto: mu_scaling") and "token_budgets" in before["law_choice"]
+    assert before["predicted_loss"] == _predict(api, **asked, law="mu_scaling")["predicted_loss"]
+    # The grid's runs finish: the same question now gets the slice (the memo follows the results).
+    engine = api.app.state.engine  # type: ignore[attr-defined]
+    rng = np.random.default_rng(11)
+
+    def loss(claimed: queue.ClaimedRun, n: int) -> float:
+        return grid_loss(total_of(claimed), claimed.steps * BATCH) * float(
+            np.exp(0.002 * rng.standard_normal())
+        )
+
+    sweep = api.post(f"/v1/architectures/{arch_id}/sweeps", json={"seeds": [0, 1], "token_budgets": BUDGETS})
+    assert sweep.status_code == 202, sweep.text
+    finish_runs(engine, arch_id, loss_of=loss)
+    after = _predict(api, **asked, law="auto")
+    assert after["law"] == "kaplan_slice" and after["law_choice"].startswith("auto: kaplan_slice")
+    explicit = _predict(api, **asked, law="kaplan_slice")
+    assert explicit["law_choice"] == "asked"
+    assert after["predicted_loss"] == explicit["predicted_loss"] and after["upper"] == explicit["upper"]
+    # The fit endpoint resolves auto the same way, and draws the slice's curve.
+    fit = api.get(f"/v1/architectures/{arch_id}/fit", params={"law": "auto"})
+    assert fit.status_code == 200, fit.text
+    assert fit.json()["law"] == "kaplan_slice" and "[[Basis]]" in fit.json()["report"]
+    assert fit.json()["law_choice"] == after["law_choice"]
+    # In tokens, auto leaves the answer to the grid's own (N, D) law.
+    in_tokens = _predict(api, architecture_id=arch_id, n_params=n_target, tokens=1e8, law="auto")
+    assert in_tokens["law"] == "kaplan"
+    with Client("http://testserver", transport=httpx.MockTransport(forward(api))) as client:
+        assert client.predict(architecture_id=arch_id, width=512, law="auto").law == "kaplan_slice"
+        assert client.get_fit(arch_id, law="auto").law == "kaplan_slice"
+
+
+def test_auto_ranks_every_candidate_under_one_law(api: TestClient) -> None:
+    with_grid, spec = _architecture(api)
+    raw = spec_dict(
+        "slice-no-grid",
+        tie_embeddings=True,
+        training={"batch_tokens": BATCH, "schedule": "wsd", "decay_fraction": 0.2, "steps": STEPS},
+    )
+    without = int(api.post("/v1/architectures", json=raw).json()["id"])
+    engine = api.app.state.engine  # type: ignore[attr-defined]
+    rng = np.random.default_rng(13)
+
+    def loss(claimed: queue.ClaimedRun, n: int) -> float:
+        return grid_loss(total_of(claimed), claimed.steps * BATCH) * float(
+            np.exp(0.002 * rng.standard_normal())
+        )
+
+    api.post(f"/v1/architectures/{without}/sweeps", json={"seeds": [0, 1, 2]})
+    finish_runs(engine, without, loss_of=loss)
+    n_target = float(count_params(spec, 512)[1])
+    body = {"architecture_ids": [with_grid, without], "n_params": n_target, "law": "auto"}
+    mixed = api.post("/v1/compare", json=body)
+    assert mixed.status_code == 200, mixed.text
+    # One design lacks a grid: both are ranked by the default law, and the answer names the one lacking.
+    assert mixed.json()["law"] == "mu_scaling"
+    assert f"architecture {without}: " in mixed.json()["law_choice"]
+    assert f"architecture {with_grid}: " not in mixed.json()["law_choice"]
+    plain = api.post("/v1/compare", json={**body, "law": "mu_scaling"}).json()
+    assert [c["predicted_loss"] for c in mixed.json()["candidates"]] == [
+        c["predicted_loss"] for c in plain["candidates"]
+    ]
+    assert plain["law_choice"] == "asked"
+    # With the grid run for the second design too, auto ranks both by the slice.
+    api.post(f"/v1/architectures/{without}/sweeps", json={"seeds": [0, 1], "token_budgets": BUDGETS})
+    finish_runs(engine, without, loss_of=loss)
+    both = api.post("/v1/compare", json=body).json()
+    assert both["law"] == "kaplan_slice" and both["law_choice"].startswith("auto: kaplan_slice")
+    sliced = api.post("/v1/compare", json={**body, "law": "kaplan_slice"}).json()
+    assert [c["predicted_loss"] for c in both["candidates"]] == [
+        c["predicted_loss"] for c in sliced["candidates"]
+    ]
