@@ -903,7 +903,8 @@ def test_the_fit_card_offers_the_slice_law_once_a_token_horizon_grid_is_fitted(
         finish_runs(engine, arch_id, loss_of=lambda run, n: grid_loss(total_of(run), run.steps * 1024))
     engine.dispose()
     page = _open(watched, site, f"/architectures/{arch_id}")
-    assert "mu_scaling" in page.locator("#fit-facts").inner_text()
+    page.select_option("#fit-law", "mu_scaling")
+    page.wait_for_function("document.getElementById('fit-facts').innerText.includes('mu_scaling')")
     assert not page.locator("#fit-law option[value=kaplan_slice]").is_disabled()
     page.select_option("#fit-law", "kaplan_slice")
     page.wait_for_function("document.getElementById('fit-facts').innerText.includes('kaplan_slice')")
@@ -916,4 +917,12 @@ def test_the_fit_card_offers_the_slice_law_once_a_token_horizon_grid_is_fitted(
     assert drawn["x"] == pytest.approx([c["n_params"] for c in fit["curve"]])
     assert drawn["y"] == pytest.approx([c["mean"] for c in fit["curve"]])
     assert "total parameters" in page.locator("#holdout-check").inner_text()
+    assert page.locator("#fit-law-choice").count() == 0  # asked for by name: no reason to give
     _screenshot(page, "architecture-slice-law")
+    # auto resolves to the slice here (the grid gives γ) and says why.
+    page.select_option("#fit-law", "mu_scaling")
+    page.wait_for_function("document.getElementById('fit-facts').innerText.includes('mu_scaling')")
+    page.select_option("#fit-law", "auto")
+    page.wait_for_selector("#fit-law-choice")
+    assert page.locator("#fit-law-choice").inner_text().startswith("auto: kaplan_slice")
+    assert "kaplan_slice" in page.locator("#fit-facts").inner_text()
