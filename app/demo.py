@@ -208,6 +208,9 @@ def print_table(console: Console, result: ComparePublic, title: str) -> None:
             f"{c.extrapolation_factor:.3g}",
         )
     console.print(table)
+    if result.law is not None:  # asked by N: the ladders' law, and how `auto` chose it
+        why = "" if result.law_choice in (None, "asked") else f": {result.law_choice}"
+        console.print(f"law {result.law}{why}", soft_wrap=True)
     for c in result.candidates:
         e = c.extrapolation
         parts = [f"{e.n_params:.3g}× N"] + [

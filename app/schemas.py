@@ -362,7 +362,7 @@ class TokenTarget(BaseModel):
     )
 
     law: Literal["auto", "mu_scaling", "kaplan_slice"] = Field(
-        "mu_scaling",
+        "auto",
         description="Asked by N: the whole-run ladder's law. 'auto' fits 'kaplan_slice' where the "
         "architecture's token-horizon grid gives the ladder its γ and 'mu_scaling' elsewhere (the answer's "
         "`law_choice` says which and why). 'mu_scaling' is E + A·N^−α in non-embedding N. 'kaplan_slice' "

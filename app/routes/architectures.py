@@ -334,9 +334,10 @@ def get_fit(
         Query(
             description="The ladder's law: mu_scaling (E + A·N^−α), kaplan_slice (the fixed-D slice of the "
             "kaplan law in total parameters, γ from the architecture's token-horizon grid), or auto: "
-            "kaplan_slice where the grid gives the ladder its γ, else mu_scaling (`law_choice` says which)."
+            "kaplan_slice where the grid gives the ladder its γ, else mu_scaling (`law_choice` says which; "
+            "the default)."
         ),
-    ] = "mu_scaling",
+    ] = "auto",
 ) -> FitPublic:
     """The scaling-law fit over the architecture's finished proxies (409 until enough have finished)."""
     arch = get_or_404(session, Architecture, architecture_id)

@@ -118,7 +118,10 @@
     });
   }
 
+  let fitDraws = 0; // the latest drawFit: an earlier one answered late (another law) must not overwrite it
+
   async function drawFit(arch) {
+    const draw = ++fitDraws;
     const status = document.getElementById("fit-status");
     const body = document.getElementById("fit-body");
     if (!MU.canFit(arch.runs)) {
@@ -131,10 +134,12 @@
     try {
       fit = await MU.api(`/v1/architectures/${id}/fit`, { query: { level: MU.LEVEL, law } });
     } catch (err) {
+      if (draw !== fitDraws) return;
       body.hidden = true;
       MU.notice(status, err.status === 409 ? "warn" : "error", `No fit: ${err.message}`);
       return;
     }
+    if (draw !== fitDraws) return;
     status.replaceChildren();
     if (!fit.quality.ok && fit.quality.enforced) {
       // The fit exists but fails the gate: shown for diagnosis, never served as a prediction or ranked.

@@ -70,6 +70,8 @@ def test_submit_status_predict_and_compare(server: tuple[str, str], tmp_path: Pa
     ranked = run("compare", str(ids[0]), str(ids[1]), "--n", "7e9", "--server", url)
     assert ranked.exit_code == 0, ranked.output
     assert "P(best)" in ranked.output and "swiglu-cli wins with probability" in ranked.output
+    # No grid for either design: the default law falls back to E + A·N^−α and the table says why.
+    assert "law mu_scaling: auto: mu_scaling for every candidate" in " ".join(ranked.output.split())
 
     # A finished proxy, widened by μP upscaling and queued to train on.
     first = httpx.get(f"{url}/v1/runs", params={"architecture_id": ids[0], "width": 32}).json()["items"][0]
@@ -177,5 +179,9 @@ def test_predict_and_compare_in_the_slice_law(server: tuple[str, str], tmp_path:
     ranked = run("compare", str(ids[0]), str(ids[1]), "--n", "1e7", "--law", "kaplan_slice", "--server", url)
     assert ranked.exit_code == 0, ranked.output
     assert "slice-b wins with probability" in " ".join(ranked.output.split())
+    assert "law kaplan_slice" in ranked.output
+    # Both have grids: asked without a law, auto ranks them by the slice too, and says so.
+    auto = run("compare", str(ids[0]), str(ids[1]), "--n", "1e7", "--server", url)
+    assert "law kaplan_slice: auto: kaplan_slice" in " ".join(auto.output.split())
     unknown = run("predict", str(ids[0]), "--n", "1e7", "--law", "kaplan", "--server", url)
     assert unknown.exit_code != 0 and "law" in unknown.output

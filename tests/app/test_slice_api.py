@@ -1,7 +1,9 @@
-"""The kaplan_slice law on request (issue 13): a whole-run ladder fitted as the fixed-D slice of the
-kaplan law, (A·N^−α + C)^γ in total parameters, with γ and its uncertainty from the architecture's own
-token-horizon grid; asked by N or by width like the default law; its fit report states the basis; a 409
-that says how to get a grid; a 422 for the law asked with tokens. SQLite and PostgreSQL."""
+"""The kaplan_slice law (issue 13), by name and as the default `auto` picks where a grid gives γ: a
+whole-run ladder fitted as the fixed-D slice of the kaplan law, (A·N^−α + C)^γ in total parameters, with γ
+and its uncertainty from the architecture's own token-horizon grid; asked by N or by width like E + A·N^−α;
+its fit report states the basis; a 409 that says how to get a grid; a 422 for the law asked with tokens;
+`auto` falls back to E + A·N^−α without a grid, says why, and ranks compared candidates by one law.
+SQLite and PostgreSQL."""
 
 from __future__ import annotations
 
@@ -88,13 +90,17 @@ def test_the_slice_law_takes_gamma_from_the_grid_and_predicts_in_total_parameter
     by_width = _predict(api, architecture_id=arch_id, width=512, **asked)
     assert by_width["predicted_loss"] == pytest.approx(p["predicted_loss"], rel=1e-9)
     assert total_params_at(spec, n_target) == float(count_params(spec, 512)[0])
-    # The default law is another fit of the same ladder, answered separately.
-    default = _predict(api, architecture_id=arch_id, n_params=n_target, interval="expected")
-    assert default["law"] == "mu_scaling" and "gamma" not in default["parameters"]
-    assert default["predicted_loss"] != p["predicted_loss"]
+    # E + A·N^−α is another fit of the same ladder, answered separately.
+    plain = _predict(api, architecture_id=arch_id, n_params=n_target, interval="expected", law="mu_scaling")
+    assert plain["law"] == "mu_scaling" and "gamma" not in plain["parameters"]
+    assert plain["predicted_loss"] != p["predicted_loss"]
     # A 2-layer ladder: the slice's answer says what such ladders did on the CPU backtests.
     assert any("at most 2 layers deep" in w for w in p["warnings"])
-    assert not any("at most 2 layers deep" in w for w in default["warnings"])
+    assert not any("at most 2 layers deep" in w for w in plain["warnings"])
+    # Asked without a law (auto), the grid makes it the slice, and the answer says so.
+    default = _predict(api, architecture_id=arch_id, n_params=n_target, interval="expected", level=0.99)
+    assert default["law"] == "kaplan_slice" and default["law_choice"].startswith("auto: kaplan_slice")
+    assert default["predicted_loss"] == p["predicted_loss"]
 
 
 def test_the_slice_fit_states_its_basis_and_draws_its_curve_against_n(api: TestClient) -> None:
@@ -116,13 +122,18 @@ def test_the_slice_fit_states_its_basis_and_draws_its_curve_against_n(api: TestC
         assert point["lower"] < point["mean"] < point["upper"]
     # Every fitted point's value is the law at that run's total parameters: residuals are small.
     assert max(abs(p["residual"]) / p["loss"] for p in body["points"]) < 0.01
-    assert api.get(f"/v1/architectures/{arch_id}/fit").json()["law"] == "mu_scaling"
+    assert (
+        api.get(f"/v1/architectures/{arch_id}/fit", params={"law": "mu_scaling"}).json()["law"]
+        == "mu_scaling"
+    )
+    assert api.get(f"/v1/architectures/{arch_id}/fit").json()["law"] == "kaplan_slice"  # auto, the default
     # The notebook client asks the same questions.
     with Client("http://testserver", transport=httpx.MockTransport(forward(api))) as client:
         assert client.get_fit(arch_id, law="kaplan_slice").parameters == body["parameters"]
         p = client.predict(architecture_id=arch_id, width=512, law="kaplan_slice", interval="expected")
         assert p.law == "kaplan_slice" and p.parameters["gamma"] == body["parameters"]["gamma"]
-        assert client.predict(architecture_id=arch_id, width=512).law == "mu_scaling"
+        assert client.predict(architecture_id=arch_id, width=512, law="mu_scaling").law == "mu_scaling"
+        assert client.predict(architecture_id=arch_id, width=512).law == "kaplan_slice"  # the default, auto
 
 
 def test_designs_are_compared_under_the_slice_law_each_at_its_own_total(api: TestClient) -> None:
