@@ -494,9 +494,13 @@ def _grid_gamma(
 
 
 def slice_unavailable(session: Session, architecture_id: int, min_widths: int) -> str | None:
-    """Why the slice law cannot be fitted to the architecture's ladder (None when it can)."""
+    """Why `auto` does not fit the slice law to the architecture's ladder (None when it does)."""
     try:
         ladder = fit_points(session, architecture_id, SLICE_LAW)
+        if len(set(ladder.depths)) > 1:
+            # Over several depths E + A·N^−α comes with the shape test and shape-corrected answers; every
+            # ladder the slice was backtested on had one depth.
+            return "the ladder is over several depths, where E + A·N^−α corrects for shape (predictor.shape)"
         slice_gamma(slice_grid(session, architecture_id, min_widths, ladder))
     except NotEnoughRuns:
         return (

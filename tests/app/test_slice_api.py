@@ -273,3 +273,15 @@ def test_auto_ranks_every_candidate_under_one_law(api: TestClient) -> None:
     assert [c["predicted_loss"] for c in both["candidates"]] == [
         c["predicted_loss"] for c in sliced["candidates"]
     ]
+
+
+def test_auto_keeps_the_shape_aware_law_for_a_ladder_over_several_depths(api: TestClient) -> None:
+    arch_id, _ = _architecture(api)
+    engine = api.app.state.engine  # type: ignore[attr-defined]
+    sweep = api.post(f"/v1/architectures/{arch_id}/sweeps", json={"seeds": [0, 1], "depths": [1, 2, 4]})
+    assert sweep.status_code == 202, sweep.text
+    finish_runs(engine, arch_id, loss_of=lambda claimed, n: grid_loss(total_of(claimed), STEPS * BATCH))
+    p = _predict(api, architecture_id=arch_id, n_params=1e7, interval="expected")
+    assert p["law"] == "mu_scaling" and "several depths" in p["law_choice"]
+    fit = api.get(f"/v1/architectures/{arch_id}/fit").json()
+    assert fit["law"] == "mu_scaling" and fit["shape"] is not None  # the shape test comes with it
