@@ -7,7 +7,7 @@ SQLite and PostgreSQL."""
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 
 import httpx
 import numpy as np
@@ -25,6 +25,7 @@ from trainer.accounting import total_params_at
 BATCH = 1024
 STEPS = 1600  # the whole-run ladder's steps: its D is the grid's largest budget
 BUDGETS = [BATCH * s for s in (200, 400, 800, 1600)]
+TRAINING = {"batch_tokens": BATCH, "schedule": "wsd", "decay_fraction": 0.2, "steps": STEPS}
 
 
 @pytest.fixture
@@ -39,19 +40,27 @@ def total_of(claimed: queue.ClaimedRun) -> float:
     return float(count_params(spec, claimed.width)[0])
 
 
-def _architecture(api: TestClient, grid: bool = True) -> tuple[int, ArchitectureSpec]:
-    """A ladder whose losses follow the kaplan law in total parameters (and a grid of it, if asked)."""
-    raw = spec_dict(
-        "slice", training={"batch_tokens": BATCH, "schedule": "wsd", "decay_fraction": 0.2, "steps": STEPS}
-    )
-    arch_id = int(api.post("/v1/architectures", json=raw).json()["id"])
-    rng = np.random.default_rng(5)
+def noisy(seed: int, sd: float) -> Callable[[queue.ClaimedRun, int], float]:
+    """Runs' losses: the kaplan law in total parameters at each run's budget, times log-normal noise."""
+    rng = np.random.default_rng(seed)
 
     def loss(claimed: queue.ClaimedRun, n: int) -> float:
-        return grid_loss(total_of(claimed), claimed.steps * BATCH) * float(
-            np.exp(0.002 * rng.standard_normal())
-        )
+        return grid_loss(total_of(claimed), claimed.steps * BATCH) * float(np.exp(sd * rng.standard_normal()))
 
+    return loss
+
+
+def _tied(api: TestClient, name: str) -> int:
+    """A second design of the same recipe with tied embeddings (fewer total parameters at each N)."""
+    raw = spec_dict(name, tie_embeddings=True, training=TRAINING)
+    return int(api.post("/v1/architectures", json=raw).json()["id"])
+
+
+def _architecture(api: TestClient, grid: bool = True) -> tuple[int, ArchitectureSpec]:
+    """A ladder whose losses follow the kaplan law in total parameters (and a grid of it, if asked)."""
+    raw = spec_dict("slice", training=TRAINING)
+    arch_id = int(api.post("/v1/architectures", json=raw).json()["id"])
+    loss = noisy(5, 0.002)
     engine = api.app.state.engine  # type: ignore[attr-defined]
     if grid:
         sweep = api.post(
@@ -138,20 +147,9 @@ def test_the_slice_fit_states_its_basis_and_draws_its_curve_against_n(api: TestC
 
 def test_designs_are_compared_under_the_slice_law_each_at_its_own_total(api: TestClient) -> None:
     first, spec = _architecture(api)
-    tied = spec_dict(
-        "slice-tied",
-        tie_embeddings=True,
-        training={"batch_tokens": BATCH, "schedule": "wsd", "decay_fraction": 0.2, "steps": STEPS},
-    )
-    second = int(api.post("/v1/architectures", json=tied).json()["id"])
+    second = _tied(api, "slice-tied")
     engine = api.app.state.engine  # type: ignore[attr-defined]
-    rng = np.random.default_rng(9)
-
-    def loss(claimed: queue.ClaimedRun, n: int) -> float:
-        return grid_loss(total_of(claimed), claimed.steps * BATCH) * float(
-            np.exp(0.001 * rng.standard_normal())
-        )
-
+    loss = noisy(9, 0.001)
     api.post(f"/v1/architectures/{second}/sweeps", json={"seeds": [0, 1], "token_budgets": BUDGETS})
     finish_runs(engine, second, loss_of=loss)
     api.post(f"/v1/architectures/{second}/sweeps", json={"seeds": [0, 1, 2]})
@@ -166,7 +164,9 @@ def test_designs_are_compared_under_the_slice_law_each_at_its_own_total(api: Tes
     assert ranked[0]["probability_best"] > 0.5  # 131k more parameters of ~6.6M: a small, real edge
     for c in ranked:
         assert c["extrapolation_factor"] == pytest.approx(n_target / count_params(spec, 128)[1])
-    tied_spec = ArchitectureSpec.model_validate(tied)
+    tied_spec = ArchitectureSpec.model_validate(
+        spec_dict("slice-tied", tie_embeddings=True, training=TRAINING)
+    )
     expected = grid_loss(float(count_params(tied_spec, 512)[0]), STEPS * BATCH)
     assert ranked[1]["predicted_loss"] == pytest.approx(expected, rel=0.02)
     refused = api.post("/v1/compare", json={**body, "tokens": 1e8})
@@ -205,13 +205,7 @@ def test_auto_fits_the_slice_once_the_grid_gives_gamma_and_says_why(api: TestCli
     assert before["predicted_loss"] == _predict(api, **asked, law="mu_scaling")["predicted_loss"]
     # The grid's runs finish: the same question now gets the slice (the memo follows the results).
     engine = api.app.state.engine  # type: ignore[attr-defined]
-    rng = np.random.default_rng(11)
-
-    def loss(claimed: queue.ClaimedRun, n: int) -> float:
-        return grid_loss(total_of(claimed), claimed.steps * BATCH) * float(
-            np.exp(0.002 * rng.standard_normal())
-        )
-
+    loss = noisy(11, 0.002)
     sweep = api.post(f"/v1/architectures/{arch_id}/sweeps", json={"seeds": [0, 1], "token_budgets": BUDGETS})
     assert sweep.status_code == 202, sweep.text
     finish_runs(engine, arch_id, loss_of=loss)
@@ -235,20 +229,9 @@ def test_auto_fits_the_slice_once_the_grid_gives_gamma_and_says_why(api: TestCli
 
 def test_auto_ranks_every_candidate_under_one_law(api: TestClient) -> None:
     with_grid, spec = _architecture(api)
-    raw = spec_dict(
-        "slice-no-grid",
-        tie_embeddings=True,
-        training={"batch_tokens": BATCH, "schedule": "wsd", "decay_fraction": 0.2, "steps": STEPS},
-    )
-    without = int(api.post("/v1/architectures", json=raw).json()["id"])
+    without = _tied(api, "slice-no-grid")
     engine = api.app.state.engine  # type: ignore[attr-defined]
-    rng = np.random.default_rng(13)
-
-    def loss(claimed: queue.ClaimedRun, n: int) -> float:
-        return grid_loss(total_of(claimed), claimed.steps * BATCH) * float(
-            np.exp(0.002 * rng.standard_normal())
-        )
-
+    loss = noisy(13, 0.002)
     api.post(f"/v1/architectures/{without}/sweeps", json={"seeds": [0, 1, 2]})
     finish_runs(engine, without, loss_of=loss)
     n_target = float(count_params(spec, 512)[1])
