@@ -11,6 +11,7 @@ basis) and in total parameters side by side.
     python bench/backtest_replication.py --profile knee-short4   # amendment 8: the product's slice
     python bench/backtest_replication.py --profile knee-lr4   # amendment 9: at 4 layers and η*/√2
     python bench/backtest_replication.py --profile knee-deep6   # amendment 10: the default law, 6 layers
+    python bench/backtest_replication.py --profile slice-floor   # amendment 10's note: trains nothing
 
 Trained runs are appended to bench/results/backtest_replication_cpu.runs.jsonl, so an interrupted run
 resumes where it stopped.
@@ -102,6 +103,7 @@ ON_RECORD = (
     (RESULTS / "backtest_replication_cpu-knee-lr4.runs.jsonl", KNEE_LR4_LADDERS, None, DEPTH4),
 )
 NULL_DRAWS = 400  # simulated ladders per real ladder in the noise-floor check (amendment 5)
+FLOOR_DRAWS = 1000  # the same for the slice's floor (amendment 10's note)
 
 
 def train(
@@ -235,20 +237,26 @@ def one_ladder(tuner: CachedTuner, out: Path, started: float, profile: str) -> i
     return finish(out, lines, tuner, started)
 
 
-def noise_floor(rows: list[dict[str, Any]], rng: np.random.Generator) -> dict[str, float]:
+def noise_floor(
+    rows: list[dict[str, Any]], rng: np.random.Generator, gamma: float | None = None, draws: int = NULL_DRAWS
+) -> dict[str, float]:
     """What criterion 3 can show on this ladder's design if the law were right (amendment 5): the law fitted
     on all its widths is taken as the truth, each run redrawn around it with independent log-normal noise
-    at the ladder's pooled seed σ, and the rolling-origin backtest repeated NULL_DRAWS times. Returns σ,
-    the share of draws whose median |error| at ≥ 4× is ≤ 1 %, and the share whose far errors all share a
-    sign."""
+    at the ladder's pooled seed σ, and the rolling-origin backtest repeated `draws` times. With `gamma`
+    the law is the slice in total parameters at that γ (amendment 10's note), else E + A·N^−α in
+    non-embedding N; errors at ≥ 4× are counted in non-embedding N either way. Returns σ, the share of
+    draws whose median |error| at ≥ 4× is ≤ 1 %, the median of those medians, and the share whose far
+    errors all share a sign."""
     n = np.array([float(r["n_params_non_embedding"]) for r in rows])
+    x = n if gamma is None else np.array([float(r["n_params"]) for r in rows])
     seeds = np.array([int(r["seed"]) for r in rows])
-    truth = fit_rows(rows)
+    truth = fit_rows(rows) if gamma is None else slice_fit(rows, {"gamma": gamma})
+    options: dict[str, Any] = {} if gamma is None else {"law": "kaplan_slice", "gamma": gamma}
     sigma = float(np.sqrt(truth.noise.pure_error))
-    mean = np.asarray(truth.predict(n).mean, dtype=float)
+    mean = np.asarray(truth.predict(x).mean, dtype=float)
     widths = np.unique(n)
     medians, one_signed = [], []
-    for _ in range(NULL_DRAWS):
+    for _ in range(draws):
         drawn = mean * np.exp(sigma * rng.standard_normal(len(n)))
         errors = []
         for k in range(4, len(widths)):
@@ -256,16 +264,45 @@ def noise_floor(rows: list[dict[str, Any]], rng: np.random.Generator) -> dict[st
             far = widths[widths >= 4 * widths[k - 1]]
             if len(far) == 0:
                 continue
-            fit = predictor.fit(n[fitted], drawn[fitted], seeds=seeds[fitted])
+            fit = predictor.fit(x[fitted], drawn[fitted], seeds=seeds[fitted], **options)
             for target in far:
-                errors.append(float(fit.predict(float(target)).mean) / float(drawn[n == target].mean()) - 1)
+                at = float(x[n == target][0])
+                errors.append(float(fit.predict(at).mean) / float(drawn[n == target].mean()) - 1)
         medians.append(float(np.median(np.abs(errors))))
         one_signed.append(all(e < 0 for e in errors) or all(e > 0 for e in errors))
     return {
         "sigma": sigma,
         "pass": float(np.mean(np.array(medians) <= 0.01)),
+        "median": float(np.median(medians)),
         "one_signed": float(np.mean(one_signed)),
     }
+
+
+def slice_floor(out: Path, started: float) -> int:
+    """Amendment 10's note (`slice-floor`; reads the run caches, trains nothing): the slice's own noise
+    floor on every ladder on record and on R10, beside each ladder's measured median |error| at ≥ 4×."""
+    gamma = horizon_gamma()
+    cache = RESULTS / "backtest_replication_cpu-knee-deep6.runs.jsonl"
+    tuner = CachedTuner(cache, "cpu", 1, cached_only=True)
+    ladders = [*on_record(len(ON_RECORD)), *train(tuner, KNEE_DEEP6_LADDERS, None, DEPTH6)]
+    lines = [
+        f"the slice's noise floor (python bench/backtest_replication.py --profile slice-floor), "
+        f"{time.strftime('%Y-%m-%d %H:%M')}",
+        f"machine: {machine()}",
+        f"per ladder: the slice (γ {gamma:.4f}, total parameters) fitted on all its widths taken as the "
+        f"truth, runs redrawn at the ladder's pooled seed σ, the rolling-origin backtest repeated "
+        f"{FLOOR_DRAWS} times; reported, not judged (computed after amendment 10's run)",
+        "",
+    ]
+    rng = np.random.default_rng(2026)
+    for name, rows in ladders:
+        measured = float(np.median(np.abs(slice_backtest(name, rows, {"gamma": gamma})[1])))
+        floor = noise_floor(rows, rng, gamma, FLOOR_DRAWS)
+        lines.append(
+            f"    {name}: σ {floor['sigma']:.2%} a run; measured {measured:.2%}; if the slice were exact: "
+            f"≤ 1% in {floor['pass']:.0%} of draws, median {floor['median']:.2%}"
+        )
+    return finish(out, lines, tuner, started)
 
 
 def depth_ladder(tuner: CachedTuner, out: Path, started: float) -> int:
@@ -508,11 +545,13 @@ def short_depth_ladder(tuner: CachedTuner, out: Path, started: float, profile: s
 
 def main(argv: list[str] | None = None) -> int:
     profiles = ["cpu", "long", "width-lr", "depth4", "knee", "knee-depth4", "knee-short4", "knee-lr4"]
-    profiles += ["knee-deep6"]
+    profiles += ["knee-deep6", "slice-floor"]
     args = bench_parser(__doc__, profiles).parse_args(argv)
     suffix = "cpu" if args.profile == "cpu" else f"cpu-{args.profile}"
     out = args.out or RESULTS / f"backtest_replication_{suffix}.txt"
     started = time.perf_counter()
+    if args.profile == "slice-floor":
+        return slice_floor(out, started)
     tuner = CachedTuner(out.with_suffix(".runs.jsonl"), "cpu", args.jobs or default_jobs())
     if args.profile == "depth4":
         return depth_ladder(tuner, out, started)
