@@ -493,10 +493,20 @@ def _grid_gamma(
     return (("gamma", fitted.params["gamma"]), ("gamma_sd", sd), ("gamma_dof", fitted.sigma_dof))
 
 
-def slice_unavailable(session: Session, architecture_id: int, min_widths: int) -> str | None:
-    """Why `auto` does not fit the slice law to the architecture's ladder (None when it does)."""
+# How `auto` explains choosing the slice (choose_law, and a comparison whose candidates all have grids).
+AUTO_SLICE: Final = (
+    f"auto: {SLICE_LAW}, as the architecture's token-horizon grid gives its γ; it extrapolated the CPU "
+    f"ladders on record better than {DEFAULT_LAW} (bench/PROTOCOL.md, calibration amendment 10)"
+)
+
+
+def slice_unavailable(
+    session: Session, architecture_id: int, min_widths: int, ladder: FitPoints | None = None
+) -> str | None:
+    """Why `auto` does not fit the slice law to the architecture's ladder (None when it does); `ladder`
+    is its fit_points when the caller has read them already."""
     try:
-        ladder = fit_points(session, architecture_id, SLICE_LAW)
+        ladder = ladder or fit_points(session, architecture_id, SLICE_LAW)
         if len(set(ladder.depths)) > 1:
             # Over several depths E + A·N^−α comes with the shape test and shape-corrected answers; every
             # ladder the slice was backtested on had one depth.
@@ -512,21 +522,19 @@ def slice_unavailable(session: Session, architecture_id: int, min_widths: int) -
     return None
 
 
-def choose_law(session: Session, architecture_id: int, min_widths: int, law: str) -> tuple[str, str]:
+def choose_law(
+    session: Session, architecture_id: int, min_widths: int, law: str, ladder: FitPoints | None = None
+) -> tuple[str, str]:
     """The ladder law to fit for a request's `law`, and why: AUTO_LAW resolves to SLICE_LAW where the
     architecture's token-horizon grid, on the ladder's corpus, pins γ, and to DEFAULT_LAW elsewhere."""
     if law != AUTO_LAW:
         return law, "asked"
-    reason = slice_unavailable(session, architecture_id, min_widths)
-    if reason:
-        return DEFAULT_LAW, (
-            f"auto: {DEFAULT_LAW}, as {reason}; where a grid gives the ladder its γ, auto fits {SLICE_LAW}, "
-            "which extrapolated the CPU ladders on record better (bench/PROTOCOL.md, calibration "
-            "amendment 10)"
-        )
-    return SLICE_LAW, (
-        f"auto: {SLICE_LAW}, as the architecture's token-horizon grid gives its γ; it extrapolated the CPU "
-        f"ladders on record better than {DEFAULT_LAW} (bench/PROTOCOL.md, calibration amendment 10)"
+    reason = slice_unavailable(session, architecture_id, min_widths, ladder)
+    if reason is None:
+        return SLICE_LAW, AUTO_SLICE
+    return DEFAULT_LAW, (
+        f"auto: {DEFAULT_LAW}, as {reason}; where a grid gives the ladder its γ, auto fits {SLICE_LAW}, "
+        "which extrapolated the CPU ladders on record better (bench/PROTOCOL.md, calibration amendment 10)"
     )
 
 
@@ -552,8 +560,10 @@ def current_fit(
 ) -> CurrentFit:
     """The fit to predict from, restored from its cached dict; raises NotEnoughRuns. `law` may be
     AUTO_LAW (choose_law)."""
-    law, why = choose_law(session, architecture_id, min_widths, law)
-    points = fit_points(session, architecture_id, law)
+    # Both ladder laws pool the same runs (fit_points distinguishes only a grid law), so `auto` reads
+    # the ladder once, to choose its law and to fit it.
+    points = fit_points(session, architecture_id, SLICE_LAW if law == AUTO_LAW else law)
+    law, why = choose_law(session, architecture_id, min_widths, law, points)
     fit = refresh_fit(session, architecture_id, min_widths, law, points)
     if fit is None:
         counts = run_counts(session, architecture_id, points.recipe) if points.recipe else {}

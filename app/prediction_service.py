@@ -29,6 +29,7 @@ from app import answers
 from app.coalesce import CoalescedReads
 from app.fits import (
     AUTO_LAW,
+    AUTO_SLICE,
     DEFAULT_LAW,
     GRID_LAW,
     SLICE_LAW,
@@ -36,7 +37,6 @@ from app.fits import (
     FitFailed,
     NoScalingTrend,
     NotEnoughRuns,
-    choose_law,
     current_fit,
     slice_unavailable,
 )
@@ -192,7 +192,7 @@ class PredictionService:
         lacking = [(i, slice_unavailable(session, i, mw)) for i in ids]
         named = [f"architecture {i}: {why}" for i, why in lacking if why]
         if not named:
-            return choose_law(session, ids[0], mw, AUTO_LAW)
+            return SLICE_LAW, AUTO_SLICE
         return DEFAULT_LAW, (
             f"auto: {DEFAULT_LAW} for every candidate, as one law ranks them all and {SLICE_LAW} needs a "
             f"token-horizon grid that gives each ladder its γ ({'; '.join(named)})"
