@@ -101,6 +101,7 @@ ON_RECORD = (
     (RESULTS / "backtest_replication_cpu-knee-depth4.runs.jsonl", KNEE_DEPTH4_LADDERS, LONG_STEPS, DEPTH4),
     (RESULTS / "backtest_replication_cpu-knee-short4.runs.jsonl", KNEE_SHORT4_LADDERS, None, DEPTH4),
     (RESULTS / "backtest_replication_cpu-knee-lr4.runs.jsonl", KNEE_LR4_LADDERS, None, DEPTH4),
+    (RESULTS / "backtest_replication_cpu-knee-deep6.runs.jsonl", KNEE_DEEP6_LADDERS, None, DEPTH6),
 )
 NULL_DRAWS = 400  # simulated ladders per real ladder in the noise-floor check (amendment 5)
 FLOOR_DRAWS = 1000  # the same for the slice's floor (amendment 10's note)
@@ -282,9 +283,8 @@ def slice_floor(out: Path, started: float) -> int:
     """Amendment 10's note (`slice-floor`; reads the run caches, trains nothing): the slice's own noise
     floor on every ladder on record and on R10, beside each ladder's measured median |error| at ≥ 4×."""
     gamma = horizon_gamma()
-    cache = RESULTS / "backtest_replication_cpu-knee-deep6.runs.jsonl"
-    tuner = CachedTuner(cache, "cpu", 1, cached_only=True)
-    ladders = [*on_record(len(ON_RECORD)), *train(tuner, KNEE_DEEP6_LADDERS, None, DEPTH6)]
+    tuner = CachedTuner(out.with_suffix(".runs.jsonl"), "cpu", 1, cached_only=True)  # trains nothing
+    ladders = on_record(len(ON_RECORD))
     lines = [
         f"the slice's noise floor (python bench/backtest_replication.py --profile slice-floor), "
         f"{time.strftime('%Y-%m-%d %H:%M')}",
@@ -544,8 +544,7 @@ def short_depth_ladder(tuner: CachedTuner, out: Path, started: float, profile: s
 
 
 def main(argv: list[str] | None = None) -> int:
-    profiles = ["cpu", "long", "width-lr", "depth4", "knee", "knee-depth4", "knee-short4", "knee-lr4"]
-    profiles += ["knee-deep6", "slice-floor"]
+    profiles = ["cpu", "long", "width-lr", "depth4", "knee", "knee-depth4", *SHORT_PROFILES, "slice-floor"]
     args = bench_parser(__doc__, profiles).parse_args(argv)
     suffix = "cpu" if args.profile == "cpu" else f"cpu-{args.profile}"
     out = args.out or RESULTS / f"backtest_replication_{suffix}.txt"
