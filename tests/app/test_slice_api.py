@@ -56,21 +56,23 @@ def _tied(api: TestClient, name: str) -> int:
     return int(api.post("/v1/architectures", json=raw).json()["id"])
 
 
+def _sweep(
+    api: TestClient, arch_id: int, loss: Callable[[queue.ClaimedRun, int], float], **body: object
+) -> None:
+    """Launch a sweep (`body`: seeds, token_budgets for a grid, depths) and finish its runs at `loss`."""
+    sweep = api.post(f"/v1/architectures/{arch_id}/sweeps", json=body)
+    assert sweep.status_code == 202, sweep.text
+    finish_runs(api.app.state.engine, arch_id, loss_of=loss)  # type: ignore[attr-defined]
+
+
 def _architecture(api: TestClient, grid: bool = True) -> tuple[int, ArchitectureSpec]:
     """A ladder whose losses follow the kaplan law in total parameters (and a grid of it, if asked)."""
     raw = spec_dict("slice", training=TRAINING)
     arch_id = int(api.post("/v1/architectures", json=raw).json()["id"])
     loss = noisy(5, 0.002)
-    engine = api.app.state.engine  # type: ignore[attr-defined]
     if grid:
-        sweep = api.post(
-            f"/v1/architectures/{arch_id}/sweeps", json={"seeds": [0, 1], "token_budgets": BUDGETS}
-        )
-        assert sweep.status_code == 202, sweep.text
-        finish_runs(engine, arch_id, loss_of=loss)
-    sweep = api.post(f"/v1/architectures/{arch_id}/sweeps", json={"seeds": [0, 1, 2]})
-    assert sweep.status_code == 202, sweep.text
-    finish_runs(engine, arch_id, loss_of=loss)
+        _sweep(api, arch_id, loss, seeds=[0, 1], token_budgets=BUDGETS)
+    _sweep(api, arch_id, loss, seeds=[0, 1, 2])
     return arch_id, ArchitectureSpec.model_validate(raw)
 
 
@@ -148,12 +150,9 @@ def test_the_slice_fit_states_its_basis_and_draws_its_curve_against_n(api: TestC
 def test_designs_are_compared_under_the_slice_law_each_at_its_own_total(api: TestClient) -> None:
     first, spec = _architecture(api)
     second = _tied(api, "slice-tied")
-    engine = api.app.state.engine  # type: ignore[attr-defined]
     loss = noisy(9, 0.001)
-    api.post(f"/v1/architectures/{second}/sweeps", json={"seeds": [0, 1], "token_budgets": BUDGETS})
-    finish_runs(engine, second, loss_of=loss)
-    api.post(f"/v1/architectures/{second}/sweeps", json={"seeds": [0, 1, 2]})
-    finish_runs(engine, second, loss_of=loss)
+    _sweep(api, second, loss, seeds=[0, 1], token_budgets=BUDGETS)
+    _sweep(api, second, loss, seeds=[0, 1, 2])
     n_target = float(count_params(spec, 512)[1])
     body = {"architecture_ids": [first, second], "n_params": n_target, "law": "kaplan_slice"}
     response = api.post("/v1/compare", json=body)
@@ -204,11 +203,7 @@ def test_auto_fits_the_slice_once_the_grid_gives_gamma_and_says_why(api: TestCli
     assert before["law_choice"].startswith("auto: mu_scaling") and "token_budgets" in before["law_choice"]
     assert before["predicted_loss"] == _predict(api, **asked, law="mu_scaling")["predicted_loss"]
     # The grid's runs finish: the same question now gets the slice (the memo follows the results).
-    engine = api.app.state.engine  # type: ignore[attr-defined]
-    loss = noisy(11, 0.002)
-    sweep = api.post(f"/v1/architectures/{arch_id}/sweeps", json={"seeds": [0, 1], "token_budgets": BUDGETS})
-    assert sweep.status_code == 202, sweep.text
-    finish_runs(engine, arch_id, loss_of=loss)
+    _sweep(api, arch_id, noisy(11, 0.002), seeds=[0, 1], token_budgets=BUDGETS)
     after = _predict(api, **asked, law="auto")
     assert after["law"] == "kaplan_slice" and after["law_choice"].startswith("auto: kaplan_slice")
     explicit = _predict(api, **asked, law="kaplan_slice")
@@ -230,10 +225,8 @@ def test_auto_fits_the_slice_once_the_grid_gives_gamma_and_says_why(api: TestCli
 def test_auto_ranks_every_candidate_under_one_law(api: TestClient) -> None:
     with_grid, spec = _architecture(api)
     without = _tied(api, "slice-no-grid")
-    engine = api.app.state.engine  # type: ignore[attr-defined]
     loss = noisy(13, 0.002)
-    api.post(f"/v1/architectures/{without}/sweeps", json={"seeds": [0, 1, 2]})
-    finish_runs(engine, without, loss_of=loss)
+    _sweep(api, without, loss, seeds=[0, 1, 2])
     n_target = float(count_params(spec, 512)[1])
     body = {"architecture_ids": [with_grid, without], "n_params": n_target, "law": "auto"}
     mixed = api.post("/v1/compare", json=body)
@@ -248,8 +241,7 @@ def test_auto_ranks_every_candidate_under_one_law(api: TestClient) -> None:
     ]
     assert plain["law_choice"] == "asked"
     # With the grid run for the second design too, auto ranks both by the slice.
-    api.post(f"/v1/architectures/{without}/sweeps", json={"seeds": [0, 1], "token_budgets": BUDGETS})
-    finish_runs(engine, without, loss_of=loss)
+    _sweep(api, without, loss, seeds=[0, 1], token_budgets=BUDGETS)
     both = api.post("/v1/compare", json=body).json()
     assert both["law"] == "kaplan_slice" and both["law_choice"].startswith("auto: kaplan_slice")
     sliced = api.post("/v1/compare", json={**body, "law": "kaplan_slice"}).json()
@@ -260,10 +252,7 @@ def test_auto_ranks_every_candidate_under_one_law(api: TestClient) -> None:
 
 def test_auto_keeps_the_shape_aware_law_for_a_ladder_over_several_depths(api: TestClient) -> None:
     arch_id, _ = _architecture(api)
-    engine = api.app.state.engine  # type: ignore[attr-defined]
-    sweep = api.post(f"/v1/architectures/{arch_id}/sweeps", json={"seeds": [0, 1], "depths": [1, 2, 4]})
-    assert sweep.status_code == 202, sweep.text
-    finish_runs(engine, arch_id, loss_of=lambda claimed, n: grid_loss(total_of(claimed), STEPS * BATCH))
+    _sweep(api, arch_id, noisy(17, 0.0), seeds=[0, 1], depths=[1, 2, 4])
     p = _predict(api, architecture_id=arch_id, n_params=1e7, interval="expected")
     assert p["law"] == "mu_scaling" and "several depths" in p["law_choice"]
     fit = api.get(f"/v1/architectures/{arch_id}/fit").json()
