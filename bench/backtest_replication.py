@@ -12,6 +12,8 @@ basis) and in total parameters side by side.
     python bench/backtest_replication.py --profile knee-lr4   # amendment 9: at 4 layers and η*/√2
     python bench/backtest_replication.py --profile knee-deep6   # amendment 10: the default law, 6 layers
     python bench/backtest_replication.py --profile slice-floor   # amendment 10's note: trains nothing
+    python bench/backtest_replication.py --profile slice-power   # amendment 11's design: trains nothing
+    python bench/backtest_replication.py --profile knee-seeds8   # amendment 11: R8's recipe, 8 seeds
 
 Trained runs are appended to bench/results/backtest_replication_cpu.runs.jsonl, so an interrupted run
 resumes where it stopped.
@@ -103,6 +105,18 @@ ON_RECORD = (
     (RESULTS / "backtest_replication_cpu-knee-lr4.runs.jsonl", KNEE_LR4_LADDERS, None, DEPTH4),
     (RESULTS / "backtest_replication_cpu-knee-deep6.runs.jsonl", KNEE_DEEP6_LADDERS, None, DEPTH6),
 )
+# Calibration amendment 11: R8's recipe (the product's: 4 layers, CompleteP, 1,500 steps, η*) with twice the
+# seeds, 8 at the fitted widths and 6 at the held-out ones, so one ladder can decide criterion 3 more often.
+SEEDS8_LADDERS = (
+    (
+        "R11 at η* (lr 0.0166), 1,500 steps, 4 layers (CompleteP), seeds 100-107",
+        ETA_STAR,
+        tuple(range(100, 108)),
+    ),
+)
+SEEDS8_FAR = 6  # seeds at the held-out widths 96 and 128
+POWER_DESIGNS = ((4, 3), (8, SEEDS8_FAR))  # (seeds at fitted widths, at held-out widths) in the power check
+POWER_DRAWS = 300
 NULL_DRAWS = 400  # simulated ladders per real ladder in the noise-floor check (amendment 5)
 FLOOR_DRAWS = 1000  # the same for the slice's floor (amendment 10's note)
 
@@ -112,10 +126,11 @@ def train(
     ladders: tuple[tuple[str, float | Callable[[int], float], tuple[int, ...]], ...] = LADDERS,
     steps: int | None = None,
     overrides: dict[str, Any] | None = None,
+    far: int = 3,
 ) -> list[tuple[str, list[dict[str, Any]]]]:
     """Each (name, LR, seeds) ladder of the accuracy recipe (trained `steps` steps when given, with the
     top-level spec fields in `overrides` replaced); the LR is one value for every width, or a function of
-    the width."""
+    the width. The held-out widths take the first `far` seeds."""
     profile = PROFILES["cpu"]
     raw = {**profile.spec, **(overrides or {})}
     if steps is not None:
@@ -124,9 +139,9 @@ def train(
     trained = []
     for name, lr, seeds in ladders:
         lr_at = lr if callable(lr) else (lambda _width, value=lr: value)
-        # Every seed at the fitted widths, the first three at the held-out ones.
+        # Every seed at the fitted widths, the first `far` at the held-out ones.
         plan = [(w, s) for w in profile.fit_widths for s in seeds]
-        plan += [(w, s) for w in profile.holdout_widths for s in seeds[:3]]
+        plan += [(w, s) for w in profile.holdout_widths for s in seeds[:far]]
         points = [Point(Shape(w, spec.n_layers), 0.0, s, lr_at(w)) for w, s in plan]
         rows = tuner.train(spec, points)
         # The tuner's rows name the LR and width; the rolling-origin backtest also needs each run's seed.
@@ -184,11 +199,15 @@ def report_head(
     profile: str, recipe: str, ladders: list[tuple[str, list[dict[str, Any]]]]
 ) -> tuple[list[str], dict[str, dict[str, float]]]:
     """A one-ladder report's heading and its rolling-origin backtests in every basis, with their summaries."""
+    rows = ladders[0][1]
+    counts = {w: sum(int(r["width"]) == w for r in rows) for w in sorted({int(r["width"]) for r in rows})}
+    fitted, held = PROFILES["cpu"].fit_widths, PROFILES["cpu"].holdout_widths
     lines = [
         f"backtest on one fresh ladder (python bench/backtest_replication.py --profile {profile}), "
         f"{time.strftime('%Y-%m-%d %H:%M')}",
         f"machine: {machine()}",
-        f"a fresh ladder of the accuracy recipe {recipe}: widths 8…48 × 4 seeds, 96 and 128 × 3 seeds",
+        f"a fresh ladder of the accuracy recipe {recipe}: widths {fitted[0]}…{fitted[-1]} × "
+        f"{counts[fitted[0]]} seeds, {' and '.join(map(str, held))} × {counts[held[0]]} seeds",
         "",
     ]
     summaries = {}
@@ -238,20 +257,39 @@ def one_ladder(tuner: CachedTuner, out: Path, started: float, profile: str) -> i
     return finish(out, lines, tuner, started)
 
 
+def replicated(rows: list[dict[str, Any]], design: tuple[int, int]) -> list[dict[str, Any]]:
+    """The ladder's widths with (seeds at the fitted widths, seeds at the held-out ones) runs each, as
+    copies of its first run at each width under fresh seed labels: a design to redraw, not data."""
+    held_out = PROFILES["cpu"].holdout_widths
+    out = []
+    for width in sorted({int(r["width"]) for r in rows}):
+        first = next(r for r in rows if int(r["width"]) == width)
+        count = design[1] if width in held_out else design[0]
+        out += [{**first, "seed": 1000 + i} for i in range(count)]
+    return out
+
+
 def noise_floor(
-    rows: list[dict[str, Any]], rng: np.random.Generator, gamma: float | None = None, draws: int = NULL_DRAWS
+    rows: list[dict[str, Any]],
+    rng: np.random.Generator,
+    gamma: float | None = None,
+    draws: int = NULL_DRAWS,
+    design: tuple[int, int] | None = None,
 ) -> dict[str, float]:
     """What criterion 3 can show on this ladder's design if the law were right (amendment 5): the law fitted
     on all its widths is taken as the truth, each run redrawn around it with independent log-normal noise
     at the ladder's pooled seed σ, and the rolling-origin backtest repeated `draws` times. With `gamma`
     the law is the slice in total parameters at that γ (amendment 10's note), else E + A·N^−α in
-    non-embedding N; errors at ≥ 4× are counted in non-embedding N either way. Returns σ, the share of
-    draws whose median |error| at ≥ 4× is ≤ 1 %, the median of those medians, and the share whose far
-    errors all share a sign."""
+    non-embedding N; errors at ≥ 4× are counted in non-embedding N either way. With `design` (amendment
+    11) the runs are redrawn on that many seeds per width instead of the ladder's own. Returns σ, the share
+    of draws whose median |error| at ≥ 4× is ≤ 1 %, the median and 90th percentile of those medians, and
+    the share whose far errors all share a sign."""
+    truth = fit_rows(rows) if gamma is None else slice_fit(rows, {"gamma": gamma})
+    if design is not None:
+        rows = replicated(rows, design)
     n = np.array([float(r["n_params_non_embedding"]) for r in rows])
     x = n if gamma is None else np.array([float(r["n_params"]) for r in rows])
     seeds = np.array([int(r["seed"]) for r in rows])
-    truth = fit_rows(rows) if gamma is None else slice_fit(rows, {"gamma": gamma})
     options: dict[str, Any] = {} if gamma is None else {"law": "kaplan_slice", "gamma": gamma}
     sigma = float(np.sqrt(truth.noise.pure_error))
     mean = np.asarray(truth.predict(x).mean, dtype=float)
@@ -275,8 +313,35 @@ def noise_floor(
         "sigma": sigma,
         "pass": float(np.mean(np.array(medians) <= 0.01)),
         "median": float(np.median(medians)),
+        "q90": float(np.quantile(medians, 0.9)),
         "one_signed": float(np.mean(one_signed)),
     }
+
+
+def slice_power(out: Path, started: float) -> int:
+    """Amendment 11's design check (`slice-power`; reads the run caches, trains nothing): on the two ladders
+    on record of the product's recipe (R8, R9: 4 layers, 1,500 steps), how often an exact slice meets 1 %
+    with 4 seeds (3 held out) and with 8 (6 held out)."""
+    gamma = horizon_gamma()
+    tuner = CachedTuner(out.with_suffix(".runs.jsonl"), "cpu", 1, cached_only=True)  # trains nothing
+    lines = [
+        f"amendment 11's design check (python bench/backtest_replication.py --profile slice-power), "
+        f"{time.strftime('%Y-%m-%d %H:%M')}",
+        f"machine: {machine()}",
+        f"per ladder and design: the slice (γ {gamma:.4f}, total parameters) fitted on all the ladder's "
+        f"widths taken as the truth, runs redrawn at its pooled seed σ on the design's seeds per width, the "
+        f"rolling-origin backtest repeated {POWER_DRAWS} times",
+        "",
+    ]
+    for name, rows in on_record(8)[-2:]:
+        for design in POWER_DESIGNS:
+            floor = noise_floor(rows, np.random.default_rng(7), gamma, POWER_DRAWS, design)
+            lines.append(
+                f"    {name[:3]} (σ {floor['sigma']:.2%} a run), {design[0]} seeds at widths 8…48, "
+                f"{design[1]} at 96 and 128: ≤ 1% in {floor['pass']:.0%} of draws, "
+                f"median {floor['median']:.2%}, 90th percentile {floor['q90']:.2%}"
+            )
+    return finish(out, lines, tuner, started)
 
 
 def slice_floor(out: Path, started: float) -> int:
@@ -488,8 +553,8 @@ def slice_criteria(
     ]
 
 
-# Amendments 8-10: (ladders, spec overrides, recipe, ladders on record read for reference, amendment,
-# criteria letters). Each amendment reads the ladders trained before its own.
+# Amendments 8-11: (ladders, spec overrides, recipe, ladders on record read for reference, amendment,
+# criteria letters, seeds at the held-out widths). Each amendment reads the ladders trained before its own.
 SHORT_PROFILES = {
     "knee-short4": (
         KNEE_SHORT4_LADDERS,
@@ -497,6 +562,7 @@ SHORT_PROFILES = {
         "trained 1,500 steps at 4 layers (R7's recipe, R1's steps), fresh seeds",
         6,
         (8, "N", "O"),
+        3,
     ),
     "knee-lr4": (
         KNEE_LR4_LADDERS,
@@ -504,6 +570,7 @@ SHORT_PROFILES = {
         "trained 1,500 steps at 4 layers at η*/√2 (R8's recipe, R2's LR), fresh seeds",
         7,
         (9, "P", "Q"),
+        3,
     ),
     "knee-deep6": (
         KNEE_DEEP6_LADDERS,
@@ -511,8 +578,36 @@ SHORT_PROFILES = {
         "trained 1,500 steps at 6 layers (R8's recipe, 6 layers under CompleteP), fresh seeds",
         8,
         (10, "S", "T"),
+        3,
+    ),
+    "knee-seeds8": (
+        SEEDS8_LADDERS,
+        DEPTH4,
+        "trained 1,500 steps at 4 layers (R8's recipe) with 8 seeds, fresh seeds",
+        9,
+        (11, "U", "V"),
+        SEEDS8_FAR,
     ),
 }
+
+
+def seeds8_criteria(rows: list[dict[str, Any]], far: list[float], gamma: float, note: str) -> list[str]:
+    """Amendment 11's criteria on R11: U, the product's slice meets 1 % (criterion 3 by the default law);
+    V, its miss lies within the 90th percentile of an exact slice's on R11's own design and σ."""
+    measured = float(np.median(np.abs(far)))
+    floor = noise_floor(rows, np.random.default_rng(11), gamma, FLOOR_DRAWS)
+    return [
+        "",
+        "criteria (bench/PROTOCOL.md, calibration amendment 11):",
+        f"    U. (criterion 3) the product's slice: median |error| at ≥ 4× ≤ 1%: "
+        f"{'PASS' if measured <= 0.01 else 'FAIL'} ({measured:.2%} over {len(far)} predictions, "
+        f"{sum(e > 0 for e in far)} above the measured loss{note})",
+        f"    V. within an exact slice's noise on this design (σ {floor['sigma']:.2%} a run, {FLOOR_DRAWS} "
+        f"draws): median |error| ≤ the 90th percentile of the floor, {floor['q90']:.2%}: "
+        f"{'HOLDS' if measured <= floor['q90'] else 'REJECTED'} (floor: ≤ 1% in {floor['pass']:.0%} of "
+        f"draws, median {floor['median']:.2%})",
+        f"      {slice_lack_of_fit(rows, gamma)} (reported, not judged)",
+    ]
 
 
 def short_depth_ladder(tuner: CachedTuner, out: Path, started: float, profile: str) -> int:
@@ -520,8 +615,8 @@ def short_depth_ladder(tuner: CachedTuner, out: Path, started: float, profile: s
     O), 9 (`knee-lr4`: R9, R8's recipe at η*/√2; criteria P and Q) or 10 (`knee-deep6`: R10, R8's recipe at
     6 layers; criteria S and T): the shipped backtest and the product's kaplan_slice law beside it, with
     the earlier ladders for reference."""
-    specs, overrides, recipe, record, (amendment, a, b) = SHORT_PROFILES[profile]
-    ladders = train(tuner, specs, None, overrides)
+    specs, overrides, recipe, record, (amendment, a, b), far_seeds = SHORT_PROFILES[profile]
+    ladders = train(tuner, specs, None, overrides, far_seeds)
     lines, summaries = report_head(profile, recipe, ladders)
     grid = horizon_fit()
     lines.append(
@@ -537,6 +632,9 @@ def short_depth_ladder(tuner: CachedTuner, out: Path, started: float, profile: s
             f"      {name}: {far_summary(ref_far)}; covering {sum(ref_covered)} of {len(ref_covered)}"
         )
     note = f"; reported, not judged: {sum(covered)} of {len(covered)} 90% intervals covered"
+    if amendment == 11:
+        lines += seeds8_criteria(ladders[0][1], far, grid.params["gamma"], note)
+        return finish(out, lines, tuner, started)
     lines += slice_criteria(amendment, (a, b), summaries["non-embedding"], far, "the product's slice", note)
     if amendment == 10:
         lines.append(f"      {slice_lack_of_fit(ladders[0][1], gamma['gamma'])} (reported, not judged)")
@@ -544,13 +642,16 @@ def short_depth_ladder(tuner: CachedTuner, out: Path, started: float, profile: s
 
 
 def main(argv: list[str] | None = None) -> int:
-    profiles = ["cpu", "long", "width-lr", "depth4", "knee", "knee-depth4", *SHORT_PROFILES, "slice-floor"]
+    profiles = ["cpu", "long", "width-lr", "depth4", "knee", "knee-depth4", *SHORT_PROFILES]
+    profiles += ["slice-floor", "slice-power"]
     args = bench_parser(__doc__, profiles).parse_args(argv)
     suffix = "cpu" if args.profile == "cpu" else f"cpu-{args.profile}"
     out = args.out or RESULTS / f"backtest_replication_{suffix}.txt"
     started = time.perf_counter()
     if args.profile == "slice-floor":
         return slice_floor(out, started)
+    if args.profile == "slice-power":
+        return slice_power(out, started)
     tuner = CachedTuner(out.with_suffix(".runs.jsonl"), "cpu", args.jobs or default_jobs())
     if args.profile == "depth4":
         return depth_ladder(tuner, out, started)
