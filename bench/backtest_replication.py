@@ -93,18 +93,6 @@ DEPTH6 = {**DEPTH4, "n_layers": 6}
 KNEE_DEEP6_LADDERS = (
     ("R10 at η* (lr 0.0166), 1,500 steps, 6 layers (CompleteP), seeds 90-93", ETA_STAR, (90, 91, 92, 93)),
 )
-# Every fresh ladder on record, in the order trained: (run cache, ladders, steps, spec overrides).
-ON_RECORD = (
-    (RESULTS / "backtest_replication_cpu.runs.jsonl", LADDERS, None, None),
-    (RESULTS / "backtest_replication_cpu-long.runs.jsonl", LONG_LADDERS, LONG_STEPS, None),
-    (RESULTS / "backtest_replication_cpu-width-lr.runs.jsonl", WIDTH_LR_LADDERS, None, None),
-    (RESULTS / "backtest_replication_cpu-depth4.runs.jsonl", DEPTH4_LADDERS, LONG_STEPS, DEPTH4),
-    (RESULTS / "backtest_replication_cpu-knee.runs.jsonl", KNEE_LADDERS, LONG_STEPS, None),
-    (RESULTS / "backtest_replication_cpu-knee-depth4.runs.jsonl", KNEE_DEPTH4_LADDERS, LONG_STEPS, DEPTH4),
-    (RESULTS / "backtest_replication_cpu-knee-short4.runs.jsonl", KNEE_SHORT4_LADDERS, None, DEPTH4),
-    (RESULTS / "backtest_replication_cpu-knee-lr4.runs.jsonl", KNEE_LR4_LADDERS, None, DEPTH4),
-    (RESULTS / "backtest_replication_cpu-knee-deep6.runs.jsonl", KNEE_DEEP6_LADDERS, None, DEPTH6),
-)
 # Calibration amendment 11: R8's recipe (the product's: 4 layers, CompleteP, 1,500 steps, η*) with twice the
 # seeds, 8 at the fitted widths and 6 at the held-out ones, so one ladder can decide criterion 3 more often.
 SEEDS8_LADDERS = (
@@ -117,6 +105,20 @@ SEEDS8_LADDERS = (
 SEEDS8_FAR = 6  # seeds at the held-out widths 96 and 128
 POWER_DESIGNS = ((4, 3), (8, SEEDS8_FAR))  # (seeds at fitted widths, at held-out widths) in the power check
 POWER_DRAWS = 300
+# Every fresh ladder on record, in the order trained: (run cache, ladders, steps, spec overrides,
+# seeds at the held-out widths).
+ON_RECORD = (
+    (RESULTS / "backtest_replication_cpu.runs.jsonl", LADDERS, None, None, 3),
+    (RESULTS / "backtest_replication_cpu-long.runs.jsonl", LONG_LADDERS, LONG_STEPS, None, 3),
+    (RESULTS / "backtest_replication_cpu-width-lr.runs.jsonl", WIDTH_LR_LADDERS, None, None, 3),
+    (RESULTS / "backtest_replication_cpu-depth4.runs.jsonl", DEPTH4_LADDERS, LONG_STEPS, DEPTH4, 3),
+    (RESULTS / "backtest_replication_cpu-knee.runs.jsonl", KNEE_LADDERS, LONG_STEPS, None, 3),
+    (RESULTS / "backtest_replication_cpu-knee-depth4.runs.jsonl", KNEE_DEPTH4_LADDERS, LONG_STEPS, DEPTH4, 3),
+    (RESULTS / "backtest_replication_cpu-knee-short4.runs.jsonl", KNEE_SHORT4_LADDERS, None, DEPTH4, 3),
+    (RESULTS / "backtest_replication_cpu-knee-lr4.runs.jsonl", KNEE_LR4_LADDERS, None, DEPTH4, 3),
+    (RESULTS / "backtest_replication_cpu-knee-deep6.runs.jsonl", KNEE_DEEP6_LADDERS, None, DEPTH6, 3),
+    (RESULTS / "backtest_replication_cpu-knee-seeds8.runs.jsonl", SEEDS8_LADDERS, None, DEPTH4, SEEDS8_FAR),
+)
 NULL_DRAWS = 400  # simulated ladders per real ladder in the noise-floor check (amendment 5)
 FLOOR_DRAWS = 1000  # the same for the slice's floor (amendment 10's note)
 
@@ -157,9 +159,9 @@ def on_record(count: int) -> list[tuple[str, list[dict[str, Any]]]]:
     """The first `count` entries of ON_RECORD, read back from their run caches (never retrained here; an
     entry whose cache is absent is left out)."""
     ladders = []
-    for cache, specs, steps, overrides in ON_RECORD[:count]:
+    for cache, specs, steps, overrides, far in ON_RECORD[:count]:
         if cache.exists():
-            ladders += train(CachedTuner(cache, "cpu", 1, cached_only=True), specs, steps, overrides)
+            ladders += train(CachedTuner(cache, "cpu", 1, cached_only=True), specs, steps, overrides, far)
     return ladders
 
 
@@ -346,7 +348,7 @@ def slice_power(out: Path, started: float) -> int:
 
 def slice_floor(out: Path, started: float) -> int:
     """Amendment 10's note (`slice-floor`; reads the run caches, trains nothing): the slice's own noise
-    floor on every ladder on record and on R10, beside each ladder's measured median |error| at ≥ 4×."""
+    floor on every ladder on record (R1-R11), beside each ladder's measured median |error| at ≥ 4×."""
     gamma = horizon_gamma()
     tuner = CachedTuner(out.with_suffix(".runs.jsonl"), "cpu", 1, cached_only=True)  # trains nothing
     ladders = on_record(len(ON_RECORD))
