@@ -495,10 +495,12 @@ def _grid_gamma(
     return (("gamma", fitted.params["gamma"]), ("gamma_sd", sd), ("gamma_dof", fitted.sigma_dof))
 
 
+# Where `auto`'s rule was decided, cited by every reason it gives.
+AUTO_SOURCE: Final = "bench/PROTOCOL.md, calibration amendments 10-11"
 # How `auto` explains choosing the slice (choose_law, and a comparison whose candidates all have grids).
 AUTO_SLICE: Final = (
     f"auto: {SLICE_LAW}, as the architecture's token-horizon grid gives its γ; it extrapolated the CPU "
-    f"ladders on record better than {DEFAULT_LAW} (bench/PROTOCOL.md, calibration amendments 10-11)"
+    f"ladders on record better than {DEFAULT_LAW} ({AUTO_SOURCE})"
 )
 
 
@@ -508,7 +510,8 @@ def slice_unavailable(
     """Why `auto` does not fit the slice law to the architecture's ladder (None when it does); `ladder`
     is its fit_points when the caller has read them already."""
     try:
-        ladder = ladder or fit_points(session, architecture_id, SLICE_LAW)
+        if ladder is None:
+            ladder = fit_points(session, architecture_id, SLICE_LAW)
         if len(set(ladder.depths)) > 1:
             # Over several depths E + A·N^−α comes with the shape test and shape-corrected answers; every
             # ladder the slice was backtested on had one depth.
@@ -536,8 +539,7 @@ def choose_law(
         return SLICE_LAW, AUTO_SLICE
     return DEFAULT_LAW, (
         f"auto: {DEFAULT_LAW}, as {reason}; where a grid gives the ladder its γ, auto fits {SLICE_LAW}, "
-        "which extrapolated the CPU ladders on record better "
-        "(bench/PROTOCOL.md, calibration amendments 10-11)"
+        f"which extrapolated the CPU ladders on record better ({AUTO_SOURCE})"
     )
 
 
