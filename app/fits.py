@@ -388,10 +388,12 @@ def refresh_fit(
     min_widths: int,
     law: str = DEFAULT_LAW,
     points: FitPoints | None = None,
+    grid: FitPoints | None = None,
 ) -> Fit | None:
     """The cached fit for the architecture's current results, computing and storing it if needed.
 
-    None when fewer than `min_widths` proxy sizes (width, depth) have finished.
+    None when fewer than `min_widths` proxy sizes (width, depth) have finished. `points` (the ladder's
+    fit_points) and, for SLICE_LAW, `grid` (slice_grid's) are passed when the caller has read them already.
     """
     points = points or fit_points(session, architecture_id, law)
     if points.distinct_sizes < min_widths or (is_grid_law(law) and points.distinct_budgets < MIN_BUDGETS):
@@ -399,7 +401,8 @@ def refresh_fit(
     options: dict[str, Any] = {}
     key = points.data_hash(law)
     if law == SLICE_LAW:
-        grid = slice_grid(session, architecture_id, min_widths, points)
+        if grid is None:
+            grid = slice_grid(session, architecture_id, min_widths, points)
         options = slice_gamma(grid)
         key = points.data_hash(law, grid.run_ids, grid.total_params, grid.tokens, grid.losses)
     cached = session.scalar(
@@ -509,6 +512,15 @@ def slice_unavailable(
 ) -> str | None:
     """Why `auto` does not fit the slice law to the architecture's ladder (None when it does); `ladder`
     is its fit_points when the caller has read them already."""
+    source = _slice_source(session, architecture_id, min_widths, ladder)
+    return source if isinstance(source, str) else None
+
+
+def _slice_source(
+    session: Session, architecture_id: int, min_widths: int, ladder: FitPoints | None
+) -> FitPoints | str:
+    """The grid the slice law takes γ from (γ solved, so a grid that cannot pin it is refused here), or
+    why `auto` does not fit the slice. The grid is returned so that fitting the slice reads it once."""
     try:
         if ladder is None:
             ladder = fit_points(session, architecture_id, SLICE_LAW)
@@ -516,7 +528,8 @@ def slice_unavailable(
             # Over several depths E + A·N^−α comes with the shape test and shape-corrected answers; every
             # ladder the slice was backtested on had one depth.
             return "the ladder is over several depths, where E + A·N^−α corrects for shape (predictor.shape)"
-        slice_gamma(slice_grid(session, architecture_id, min_widths, ladder))
+        grid = slice_grid(session, architecture_id, min_widths, ladder)
+        slice_gamma(grid)
     except NotEnoughRuns:
         return (
             f"the architecture has no token-horizon grid of {min_widths} widths at {MIN_BUDGETS} budgets or "
@@ -524,22 +537,25 @@ def slice_unavailable(
         )
     except FitFailed as exc:
         return str(exc)
-    return None
+    return grid
 
 
 def choose_law(
     session: Session, architecture_id: int, min_widths: int, law: str, ladder: FitPoints | None = None
-) -> tuple[str, str]:
-    """The ladder law to fit for a request's `law`, and why: AUTO_LAW resolves to SLICE_LAW where the
-    architecture's token-horizon grid, on the ladder's corpus, pins γ, and to DEFAULT_LAW elsewhere."""
+) -> tuple[str, str, FitPoints | None]:
+    """The ladder law to fit for a request's `law`, why, and the slice's grid when `auto` read it:
+    AUTO_LAW resolves to SLICE_LAW where the architecture's token-horizon grid, on the ladder's corpus,
+    pins γ, and to DEFAULT_LAW elsewhere."""
     if law != AUTO_LAW:
-        return law, "asked"
-    reason = slice_unavailable(session, architecture_id, min_widths, ladder)
-    if reason is None:
-        return SLICE_LAW, AUTO_SLICE
-    return DEFAULT_LAW, (
-        f"auto: {DEFAULT_LAW}, as {reason}; where a grid gives the ladder its γ, auto fits {SLICE_LAW}, "
-        f"which extrapolated the CPU ladders on record better ({AUTO_SOURCE})"
+        return law, "asked", None
+    source = _slice_source(session, architecture_id, min_widths, ladder)
+    if not isinstance(source, str):
+        return SLICE_LAW, AUTO_SLICE, source
+    return (
+        DEFAULT_LAW,
+        f"auto: {DEFAULT_LAW}, as {source}; where a grid gives the ladder its γ, auto fits {SLICE_LAW}, "
+        f"which extrapolated the CPU ladders on record better ({AUTO_SOURCE})",
+        None,
     )
 
 
@@ -568,8 +584,8 @@ def current_fit(
     # Both ladder laws pool the same runs (fit_points distinguishes only a grid law), so `auto` reads
     # the ladder once, to choose its law and to fit it.
     points = fit_points(session, architecture_id, SLICE_LAW if law == AUTO_LAW else law)
-    law, why = choose_law(session, architecture_id, min_widths, law, points)
-    fit = refresh_fit(session, architecture_id, min_widths, law, points)
+    law, why, grid = choose_law(session, architecture_id, min_widths, law, points)
+    fit = refresh_fit(session, architecture_id, min_widths, law, points, grid)
     if fit is None:
         counts = run_counts(session, architecture_id, points.recipe) if points.recipe else {}
         budgets = (

@@ -2,8 +2,9 @@
 
 One key identifies an architecture's current fit: `FitKey` = (architecture id, law, results version),
 where the version (`results_version`) changes whenever a run of the architecture succeeds, a tuning
-changes or a sweep is created. The memo of current fits, the single flight that loads one, and the memo
-of serialized answers are all keyed by it, so nothing here can outlive the data it was made from. The
+changes or a sweep is created. The memo of current fits, the single flight that loads one, the memo of
+serialized answers and that of `auto`'s choice for a comparison are all keyed by it, so nothing here can
+outlive the data it was made from. The
 stored fits themselves (keyed by the hash of their points) are app/fits.py's; the answers' content is
 app/answers.py's.
 
@@ -112,6 +113,9 @@ class PredictionService:
         self._fits: OrderedDict[FitKey, CurrentFit] = OrderedDict()
         self._answers: OrderedDict[tuple[FitKey, Hashable], bytes] = OrderedDict()
         self._flights: dict[FitKey, threading.Lock] = {}
+        # Why `auto` cannot fit an architecture the slice (None: it can), under its results version: a
+        # comparison asks it of every candidate, and the answer reads the ladder and the grid.
+        self._slice_lacks: OrderedDict[tuple[int, Version], str | None] = OrderedDict()
         self._lock = threading.Lock()
         # Each architecture's results_version, read once for all the requests that ask at the same time.
         self._versions: CoalescedReads[Version] = CoalescedReads()
@@ -189,7 +193,7 @@ class PredictionService:
         law. The slice where every candidate's grid gives its γ, else the default law for all."""
         mw = self.settings.min_runs_for_fit
         ids = list(dict.fromkeys(architecture_ids))
-        lacking = [(i, slice_unavailable(session, i, mw)) for i in ids]
+        lacking = [(i, self._slice_lacking(session, i, mw)) for i in ids]
         named = [f"architecture {i}: {why}" for i, why in lacking if why]
         if not named:
             return SLICE_LAW, AUTO_SLICE
@@ -197,6 +201,18 @@ class PredictionService:
             f"auto: {DEFAULT_LAW} for every candidate, as one law ranks them all and {SLICE_LAW} needs a "
             f"token-horizon grid that gives each ladder its γ ({'; '.join(named)})"
         )
+
+    def _slice_lacking(self, session: Session, architecture_id: int, min_widths: int) -> str | None:
+        """slice_unavailable, memoised under the architecture's results version (which a grid's runs
+        finishing moves too)."""
+        key = (architecture_id, results_version(session, architecture_id))
+        with self._lock:
+            if key in self._slice_lacks:
+                return self._slice_lacks[key]
+        why = slice_unavailable(session, architecture_id, min_widths)
+        with self._lock:
+            _remember(self._slice_lacks, key, why, self.max_entries)
+        return why
 
     def current(self, session: Session, architecture_id: int, law: str = DEFAULT_LAW) -> CurrentFit:
         """The architecture's current fit as of `session`'s snapshot (the whole-run ladder's, or with

@@ -14,7 +14,7 @@ import numpy as np
 import pytest
 from fastapi.testclient import TestClient
 
-from app import queue
+from app import fits, queue
 from app.api import create_app
 from app.client import Client
 from app.settings import Settings
@@ -257,3 +257,37 @@ def test_auto_keeps_the_shape_aware_law_for_a_ladder_over_several_depths(api: Te
     assert p["law"] == "mu_scaling" and "several depths" in p["law_choice"]
     fit = api.get(f"/v1/architectures/{arch_id}/fit").json()
     assert fit["law"] == "mu_scaling" and fit["shape"] is not None  # the shape test comes with it
+
+
+def test_auto_reads_the_grid_once_a_fit_and_a_repeated_comparison_reads_nothing(
+    api: TestClient, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    first, spec = _architecture(api)
+    second = _tied(api, "slice-tied")
+    loss = noisy(19, 0.002)
+    _sweep(api, second, loss, seeds=[0, 1], token_budgets=BUDGETS)
+    _sweep(api, second, loss, seeds=[0, 1, 2])
+    reads: list[tuple[int, str]] = []
+    read_points = fits.fit_points
+
+    def counted(session: object, architecture_id: int, law: str = fits.DEFAULT_LAW) -> fits.FitPoints:
+        reads.append((architecture_id, law))
+        return read_points(session, architecture_id, law)  # type: ignore[arg-type]
+
+    monkeypatch.setattr(fits, "fit_points", counted)
+    n_target = float(count_params(spec, 512)[1])
+    # A prediction under auto reads the ladder once and the grid once, to choose the slice and to fit it.
+    assert _predict(api, architecture_id=first, n_params=n_target, law="auto")["law"] == "kaplan_slice"
+    assert sorted(reads) == [(first, fits.GRID_LAW), (first, fits.SLICE_LAW)]
+    body = {"architecture_ids": [first, second], "n_params": n_target, "law": "auto"}
+    ranked = api.post("/v1/compare", json=body)
+    assert ranked.status_code == 200 and ranked.json()["law"] == "kaplan_slice", ranked.text
+    # Asked again with no new result, the choice of law and both fits come from the service's memos.
+    reads.clear()
+    again = api.post("/v1/compare", json=body)
+    assert again.status_code == 200 and again.json() == ranked.json()
+    assert reads == []
+    # A finished run moves the second design's results version: its choice is made again, the first's not.
+    _sweep(api, second, loss, seeds=[3])
+    assert api.post("/v1/compare", json=body).json()["law"] == "kaplan_slice"
+    assert {a for a, _ in reads} == {second}
