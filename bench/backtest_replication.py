@@ -286,6 +286,27 @@ def noise_floor(
     11) the runs are redrawn on that many seeds per width instead of the ladder's own. Returns σ, the share
     of draws whose median |error| at ≥ 4× is ≤ 1 %, the median and 90th percentile of those medians, and
     the share whose far errors all share a sign."""
+    sigma, errors = floor_errors(rows, rng, gamma, draws, design)
+    medians = [float(np.median(np.abs(e))) for e in errors]
+    one_signed = [all(x < 0 for x in e) or all(x > 0 for x in e) for e in errors]
+    return {
+        "sigma": sigma,
+        "pass": float(np.mean(np.array(medians) <= 0.01)),
+        "median": float(np.median(medians)),
+        "q90": float(np.quantile(medians, 0.9)),
+        "one_signed": float(np.mean(one_signed)),
+    }
+
+
+def floor_errors(
+    rows: list[dict[str, Any]],
+    rng: np.random.Generator,
+    gamma: float | None = None,
+    draws: int = NULL_DRAWS,
+    design: tuple[int, int] | None = None,
+) -> tuple[float, list[list[float]]]:
+    """noise_floor's simulation: the ladder's pooled seed σ and, per draw, the signed errors at ≥ 4×
+    (prediction / mean of the redrawn runs − 1), in the backtest's order."""
     truth = fit_rows(rows) if gamma is None else slice_fit(rows, {"gamma": gamma})
     if design is not None:
         rows = replicated(rows, design)
@@ -296,7 +317,7 @@ def noise_floor(
     sigma = float(np.sqrt(truth.noise.pure_error))
     mean = np.asarray(truth.predict(x).mean, dtype=float)
     widths = np.unique(n)
-    medians, one_signed = [], []
+    per_draw = []
     for _ in range(draws):
         drawn = mean * np.exp(sigma * rng.standard_normal(len(n)))
         errors = []
@@ -309,15 +330,8 @@ def noise_floor(
             for target in far:
                 at = float(x[n == target][0])
                 errors.append(float(fit.predict(at).mean) / float(drawn[n == target].mean()) - 1)
-        medians.append(float(np.median(np.abs(errors))))
-        one_signed.append(all(e < 0 for e in errors) or all(e > 0 for e in errors))
-    return {
-        "sigma": sigma,
-        "pass": float(np.mean(np.array(medians) <= 0.01)),
-        "median": float(np.median(medians)),
-        "q90": float(np.quantile(medians, 0.9)),
-        "one_signed": float(np.mean(one_signed)),
-    }
+        per_draw.append(errors)
+    return sigma, per_draw
 
 
 def slice_power(out: Path, started: float) -> int:
