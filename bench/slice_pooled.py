@@ -57,7 +57,7 @@ LADDERS = tuple(
     )
     for i, first in enumerate((110, 120, 130))
 )
-K: int | None = None  # set by the design check's rule (bench/PROTOCOL.md, amendment 12), before any run
+K: int | None = 3  # by the design check's rule (bench/PROTOCOL.md, amendment 12), before any run
 
 
 def pooled_pass(errors: list[list[float]], count: int, miss: float) -> tuple[float, float]:
