@@ -4,9 +4,8 @@ One key identifies an architecture's current fit: `FitKey` = (architecture id, l
 where the version (`results_version`) changes whenever a run of the architecture succeeds, a tuning
 changes or a sweep is created. The memo of current fits, the single flight that loads one, the memo of
 serialized answers and that of `auto`'s choice for a comparison are all keyed by it, so nothing here can
-outlive the data it was made from. The
-stored fits themselves (keyed by the hash of their points) are app/fits.py's; the answers' content is
-app/answers.py's.
+outlive the data it was made from. The stored fits themselves (keyed by the hash of their points) are
+app/fits.py's; the answers' content is app/answers.py's.
 
 A repeated prediction costs one aggregate query, shared by every concurrent request for the same
 architecture (app.coalesce), and a dictionary lookup; only a miss goes to a thread to build the answer.
