@@ -181,18 +181,23 @@ class PredictionService:
         law: str = GRID_LAW if request.in_tokens else request.law
         why = "asked"
         with self.sessions() as session:
+            # Each candidate's version, read once: it keys both `auto`'s choice and the fit loaded.
+            versions = {i: results_version(session, i) for i in dict.fromkeys(request.architecture_ids)}
             if law == AUTO_LAW:
-                law, why = self._common_law(session, request.architecture_ids)
+                law, why = self._common_law(session, versions)
             return answers.comparison(
-                session, self.settings, request, lambda s, arch_id: self.current(s, arch_id, law), why
+                session,
+                self.settings,
+                request,
+                lambda s, arch_id: self._load(s, (arch_id, law, versions[arch_id])),
+                why,
             )
 
-    def _common_law(self, session: Session, architecture_ids: list[int]) -> tuple[str, str]:
+    def _common_law(self, session: Session, versions: dict[int, Version]) -> tuple[str, str]:
         """`auto` for a comparison: one law for every candidate, so that no design's rank rides on its
         law. The slice where every candidate's grid gives its γ, else the default law for all."""
         mw = self.settings.min_runs_for_fit
-        ids = list(dict.fromkeys(architecture_ids))
-        lacking = [(i, self._slice_lacking(session, i, mw)) for i in ids]
+        lacking = [(i, self._slice_lacking(session, i, v, mw)) for i, v in versions.items()]
         named = [f"architecture {i}: {why}" for i, why in lacking if why]
         if not named:
             return SLICE_LAW, AUTO_SLICE
@@ -201,10 +206,12 @@ class PredictionService:
             f"token-horizon grid that gives each ladder its γ ({'; '.join(named)})"
         )
 
-    def _slice_lacking(self, session: Session, architecture_id: int, min_widths: int) -> str | None:
+    def _slice_lacking(
+        self, session: Session, architecture_id: int, version: Version, min_widths: int
+    ) -> str | None:
         """slice_unavailable, memoised under the architecture's results version (which a grid's runs
         finishing moves too)."""
-        key = (architecture_id, results_version(session, architecture_id))
+        key = (architecture_id, version)
         with self._lock:
             if key in self._slice_lacks:
                 return self._slice_lacks[key]
