@@ -446,6 +446,11 @@ def horizon_fit() -> predictor.FitResult:
     return predictor.fit(x, y, law="kaplan", seeds=np.array([int(r["seed"]) for r in rows]))
 
 
+def slice_gamma(grid: predictor.FitResult) -> dict[str, Any]:
+    """The kaplan grid fit's γ with its standard error and dof, as predictor.fit's kaplan_slice options."""
+    return {"gamma": grid.params["gamma"], "gamma_sd": grid.stderr["gamma"], "gamma_dof": grid.sigma_dof}
+
+
 def slice_fit(rows: list[dict[str, Any]], gamma: dict[str, Any]) -> predictor.FitResult:
     """The fixed-D slice of Kaplan et al. 2020's L(N, D) (§4, Eq. (4.1)), L(N) = (A·N^−α + C)^γ at fixed γ,
     fitted to `rows` in total parameters by least squares on log loss: the predictor's kaplan_slice law.
@@ -639,7 +644,7 @@ def short_depth_ladder(tuner: CachedTuner, out: Path, started: float, profile: s
         f"(c) predictor's kaplan_slice, γ = {grid.params['gamma']:.4f} ± {grid.stderr['gamma']:.4f} "
         f"({grid.sigma_dof} dof) from the horizon grid (bench/results/horizon_cpu-long-r, total parameters)"
     )
-    gamma = {"gamma": grid.params["gamma"], "gamma_sd": grid.stderr["gamma"], "gamma_dof": grid.sigma_dof}
+    gamma = slice_gamma(grid)
     part, far, covered = slice_backtest(ladders[0][0], ladders[0][1], gamma, intervals=True)
     lines += [*part, "", "    for reference, not held out (the ladders on record before this one):"]
     for name, rows in on_record(record):

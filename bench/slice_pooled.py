@@ -16,7 +16,6 @@ from __future__ import annotations
 import sys
 import time
 from pathlib import Path
-from typing import Any
 
 import numpy as np
 
@@ -33,8 +32,10 @@ from bench.backtest_replication import (  # noqa: E402
     finish,
     floor_errors,
     horizon_fit,
+    horizon_gamma,
     on_record,
     slice_backtest,
+    slice_gamma,
     slice_lack_of_fit,
     train,
 )
@@ -57,7 +58,7 @@ LADDERS = tuple(
     )
     for i, first in enumerate((110, 120, 130))
 )
-K: int | None = 3  # by the design check's rule (bench/PROTOCOL.md, amendment 12), before any run
+K = 3  # by the design check's rule (bench/PROTOCOL.md, amendment 12), committed before any run
 
 
 def pooled_pass(errors: list[list[float]], count: int, miss: float) -> tuple[float, float]:
@@ -73,7 +74,7 @@ def pooled_pass(errors: list[list[float]], count: int, miss: float) -> tuple[flo
 
 def power(out: Path, started: float) -> int:
     """The design check: per template ladder, P(pooled median |error| ≤ 1 %) by ladders pooled and miss."""
-    gamma = float(horizon_fit().params["gamma"])
+    gamma = horizon_gamma()
     tuner = CachedTuner(out.with_suffix(".runs.jsonl"), "cpu", 1, cached_only=True)  # trains nothing
     lines = [
         f"amendment 12's design check (python bench/slice_pooled.py --profile power), "
@@ -98,22 +99,15 @@ def power(out: Path, started: float) -> int:
             for miss in MISSES:
                 share, median = pooled_pass(errors, count, miss)
                 cells.append(f"b {miss:.1%}: {share:.0%} [{median:.2%}]")
-            lines.append(f"      {count} ladder(s), {6 * count} far errors: " + "; ".join(cells))
+            lines.append(f"      {count} ladder(s), {len(errors[0]) * count} far errors: " + "; ".join(cells))
     return finish(out, lines, tuner, started)
 
 
 def test(tuner: CachedTuner, out: Path, started: float) -> int:
     """Amendment 12's test: the fresh ladders, each backtested with the product's slice, then criterion W
     on all their far errors pooled."""
-    if K is None:
-        raise SystemExit("K is not set: run --profile power and apply amendment 12's rule first")
     ladders = train(tuner, LADDERS[:K], None, DEPTH4, SEEDS8_FAR)
-    grid = horizon_fit()
-    gamma: dict[str, Any] = {
-        "gamma": grid.params["gamma"],
-        "gamma_sd": grid.stderr["gamma"],
-        "gamma_dof": grid.sigma_dof,
-    }
+    gamma = slice_gamma(horizon_fit())
     lines = [
         "criterion 3 pooled over fresh ladders (python bench/slice_pooled.py), "
         + time.strftime("%Y-%m-%d %H:%M"),
